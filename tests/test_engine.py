@@ -179,9 +179,12 @@ def test_sampling_is_reproducible_with_a_seed(tokenizer):
     assert a == b and a != c
 
 
-def test_logprobs_and_kv_cache_with_holes_match_a_full_forward(tokenizer):
+@pytest.mark.parametrize("growing", [False, True], ids=["dynamic-cache", "growing-cache"])
+def test_logprobs_and_kv_cache_with_holes_match_a_full_forward(tokenizer, growing):
     """Feed rows pending blocks of different widths (with holes) and check each row's last
-    logits against an unpadded forward of its real tokens."""
+    logits against an unpadded forward of its real tokens (with transformers' cache and with
+    ours, grown in chunks of 2 so that most steps reallocate)."""
+    from autocoa.agent.cache import GrowingCache
     from autocoa.agent.state import Rollout, Row
 
     model = tiny_llama(tokenizer)
@@ -195,7 +198,7 @@ def test_logprobs_and_kv_cache_with_holes_match_a_full_forward(tokenizer):
         [[21], [22, 23], [24]],
     ]
     seen = [[] for _ in rows]
-    cache = attn = None
+    cache, attn = (GrowingCache(model.config, chunk=2) if growing else None), None
     positions = [0, 0, 0]
     last = [None] * 3
     with torch.inference_mode():

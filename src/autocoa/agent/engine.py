@@ -37,6 +37,7 @@ from typing import Any
 
 import torch
 
+from autocoa.agent.cache import GrowingCache
 from autocoa.agent.config import AgentConfig
 from autocoa.agent.state import Rollout, Row, Status, TagIds
 from autocoa.tags import DEFAULT_TAGS, Tags
@@ -59,6 +60,11 @@ class EngineStats:
     tool_calls: int = 0
     malformed_actions: int = 0
     seconds: float = 0.0
+    # host-side wall time of the model's forward calls: decoding steps (every row fed at most
+    # one token) and prefill steps (prompts, observations); on CUDA the host may not wait for
+    # the kernels, so the rest of the step absorbs their time
+    decode_seconds: float = 0.0
+    prefill_seconds: float = 0.0
 
     def add(self, other: EngineStats) -> None:
         for k, v in vars(other).items():
@@ -155,7 +161,7 @@ class Engine:
     ) -> None:
         """Decode rows (their prompt and any replayed prefix pending) until all are done."""
         live = list(rows)  # rows that still occupy a slot in the cache
-        cache, attn, positions = None, None, [0] * len(live)
+        cache, attn, positions = self._new_cache(), None, [0] * len(live)
         logits = None
         while True:
             # 1. feed every live row its pending tokens; rows with none leave a hole
@@ -199,21 +205,26 @@ class Engine:
                 cache.batch_select_indices(idx)
                 attn, logits = attn[idx], logits[idx]
 
+    def _new_cache(self) -> Any:
+        """A :class:`GrowingCache` (no per-step copy of the cache); ``None`` (transformers'
+        default) for models whose config does not describe its layers."""
+        try:
+            return GrowingCache(self.model.config)
+        except (AttributeError, KeyError, TypeError):
+            return None
+
     def _forward(self, live: list[Row], cache: Any, attn: torch.Tensor | None, positions: list[int]):
         """Feed each row's pending tokens right-aligned in one ``[B, L]`` block."""
         width = max(len(r.pending) for r in live)
-        b = len(live)
-        ids = torch.full((b, width), self.pad_id, dtype=torch.long)
-        block_mask = torch.zeros((b, width), dtype=torch.long)
-        pos = torch.zeros((b, width), dtype=torch.long)
-        for i, r in enumerate(live):
-            k = len(r.pending)
-            if k:
-                ids[i, width - k :] = torch.tensor(r.pending)
-                block_mask[i, width - k :] = 1
-                pos[i, width - k :] = torch.arange(positions[i], positions[i] + k)
-        ids, block_mask, pos = ids.to(self.device), block_mask.to(self.device), pos.to(self.device)
+        ids, mask, pos = [], [], []
+        for r, p in zip(live, positions, strict=True):
+            k, hole = len(r.pending), width - len(r.pending)
+            ids.append([self.pad_id] * hole + r.pending)
+            mask.append([0] * hole + [1] * k)
+            pos.append([0] * hole + list(range(p, p + k)))
+        ids, block_mask, pos = (torch.tensor(x, dtype=torch.long, device=self.device) for x in (ids, mask, pos))
         attn = block_mask if attn is None else torch.cat([attn, block_mask], dim=1)
+        t0 = time.perf_counter()
         out = self.model(
             input_ids=ids,
             attention_mask=attn,
@@ -222,11 +233,16 @@ class Engine:
             use_cache=True,
             logits_to_keep=1,
         )
-        n_real = int(block_mask.sum())
+        logits = out.logits[:, -1, :].float()
+        if width == 1:
+            self.stats.decode_seconds += time.perf_counter() - t0
+        else:
+            self.stats.prefill_seconds += time.perf_counter() - t0
+        n_real = sum(len(r.pending) for r in live)
         self.stats.forward_steps += 1
         self.stats.fed_tokens += n_real
-        self.stats.padded_tokens += b * width - n_real
-        return out.past_key_values, attn, out.logits[:, -1, :].float()
+        self.stats.padded_tokens += len(live) * width - n_real
+        return out.past_key_values, attn, logits
 
     @staticmethod
     def _sample(logits: torch.Tensor, cfg: AgentConfig, gen: torch.Generator) -> tuple[list[int], list[float]]:

@@ -1,0 +1,89 @@
+"""A key/value cache that grows in place instead of by concatenation.
+
+transformers' ``DynamicLayer`` appends with ``torch.cat``: every decoding step copies the
+whole cache, so a step reads the cache twice (copy + attention) and the copy grows with the
+context. The engine keeps one cache for a whole multi-turn rollout (hundreds of tokens per
+row, 32+ rows), where that copy is a large share of a step on CPU. ``GrowingLayer`` keeps
+keys/values in a preallocated buffer with room for ``chunk`` more tokens and exposes views of
+its filled part; it reallocates (one copy) only every ``chunk`` tokens, so it over-allocates
+at most ``chunk`` positions per row.
+
+Written here because transformers has no such layer: ``StaticLayer`` needs the final length
+up front and attends over all of it every step. Only full-attention layers are replaced;
+sliding-window, linear-attention and other layers keep transformers' own classes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from transformers.cache_utils import DYNAMIC_LAYER_TYPE_MAPPING, DynamicCache, DynamicLayer, get_layer_types_and_kwargs
+
+CHUNK = 256
+
+
+class GrowingLayer(DynamicLayer):
+    """A ``DynamicLayer`` whose ``keys``/``values`` are views of a buffer grown by chunks."""
+
+    def __init__(self, chunk: int = CHUNK, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.chunk = chunk
+        self._k: torch.Tensor | None = None  # [batch, heads, capacity, head_dim]
+        self._v: torch.Tensor | None = None
+        self._n = 0
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any, **kwargs: Any):
+        if not self.is_initialized:
+            self.lazy_initialization(key_states, value_states)
+        n = self._n + key_states.shape[-2]
+        if self._k is None or n > self._k.shape[-2]:
+            self._k = self._grow(self._k, key_states, n)
+            self._v = self._grow(self._v, value_states, n)
+        self._k[:, :, self._n : n] = key_states
+        self._v[:, :, self._n : n] = value_states
+        self._n = n
+        self.keys, self.values = self._k[:, :, :n], self._v[:, :, :n]
+        return self.keys, self.values
+
+    def _grow(self, buf: torch.Tensor | None, new: torch.Tensor, n: int) -> torch.Tensor:
+        b, h, _, d = new.shape
+        out = new.new_empty((b, h, n + self.chunk, d))
+        if buf is not None and self._n:
+            out[:, :, : self._n] = buf[:, :, : self._n]
+        return out
+
+    def batch_select_indices(self, indices: torch.Tensor) -> None:
+        if self._n:
+            self._k, self._v = self._k[indices], self._v[indices]
+            self.keys, self.values = self._k[:, :, : self._n], self._v[:, :, : self._n]
+
+    def reorder_cache(self, beam_idx: torch.LongTensor) -> None:
+        self.batch_select_indices(beam_idx)
+
+    def batch_repeat_interleave(self, repeats: int) -> None:
+        if self._n:
+            self._k, self._v = self._k.repeat_interleave(repeats, 0), self._v.repeat_interleave(repeats, 0)
+            self.keys, self.values = self._k[:, :, : self._n], self._v[:, :, : self._n]
+
+    def crop(self, tokens_to_remove: int) -> None:
+        super().crop(tokens_to_remove)
+        if self.is_initialized and self.keys is not None and self.keys.numel():
+            self._n = self.keys.shape[-2]
+
+    def reset(self) -> None:
+        self._k = self._v = None
+        self._n = 0
+        super().reset()
+
+
+class GrowingCache(DynamicCache):
+    """``DynamicCache`` with :class:`GrowingLayer` for its full-attention layers."""
+
+    def __init__(self, config: Any, chunk: int = CHUNK):
+        types, kwargs = get_layer_types_and_kwargs(config.get_text_config(decoder=True))
+        layers = [
+            GrowingLayer(chunk=chunk) if t == "full_attention" else DYNAMIC_LAYER_TYPE_MAPPING[t](**kw)
+            for t, kw in zip(types, kwargs, strict=True)
+        ]
+        super(DynamicCache, self).__init__(layers=layers)
