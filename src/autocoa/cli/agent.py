@@ -8,6 +8,17 @@ from typing import Annotated
 import typer
 
 from autocoa.cli.app import CLIError, app
+from autocoa.cli.options import (
+    AgentConfigFile,
+    Device,
+    IndexDir,
+    MaxActions,
+    ModelDir,
+    RetrieverURL,
+    Seed,
+    Temperature,
+    TopK,
+)
 
 
 def agent_options_to_config(config: Path | None, **overrides):
@@ -33,17 +44,17 @@ def toolbox_from_options(index: Path | None, retriever: str | None, k: int, env:
 
 @app.command("run")
 def run_cmd(
-    model: Annotated[Path, typer.Option(help="model directory (save_pretrained layout)")],
+    model: ModelDir,
     question: Annotated[list[str], typer.Option(help="question to answer (repeatable: answered as one batch)")],
-    index: Annotated[Path | None, typer.Option(help="local search index directory")] = None,
-    retriever: Annotated[str | None, typer.Option(help="retrieval server URL (Search-R1 /retrieve protocol)")] = None,
+    index: IndexDir = None,
+    retriever: RetrieverURL = None,
     env: Annotated[str, typer.Option(help="real: tools run; simulated: the model imagines results")] = "real",
-    topk: Annotated[int, typer.Option(help="documents per search")] = 3,
-    config: Annotated[Path | None, typer.Option(help="AgentConfig YAML (budget, sampling)")] = None,
-    temperature: Annotated[float | None, typer.Option(help="sampling temperature (0 = greedy)")] = None,
-    seed: Annotated[int | None, typer.Option(help="sampling seed")] = None,
-    max_actions: Annotated[int | None, typer.Option(help="action budget")] = None,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1 ...")] = "auto",
+    topk: TopK = 3,
+    config: AgentConfigFile = None,
+    temperature: Temperature = None,
+    seed: Seed = None,
+    max_actions: MaxActions = None,
+    device: Device = "auto",
     json_out: Annotated[bool, typer.Option("--json", help="print rollouts as JSON lines instead of colours")] = False,
 ) -> None:
     """Answer questions with the agent loop and print each trajectory in colour."""

@@ -9,15 +9,16 @@ from typing import Annotated
 import typer
 
 from autocoa.cli.app import CLIError, app
+from autocoa.cli.options import AgentConfigFile, Device, IndexDir, ModelDir, RetrieverURL, Seed, Temperature, TopK
 
 
 @app.command("eval")
 def eval_cmd(
-    model: Annotated[Path, typer.Option(help="model directory (save_pretrained layout)")],
+    model: ModelDir,
     data: Annotated[Path, typer.Option(help="QA file in any format `autocoa data inspect` reads")],
     out: Annotated[Path, typer.Option(help="output directory: predictions.jsonl, metrics.json, report")],
-    index: Annotated[Path | None, typer.Option(help="local search index directory")] = None,
-    retriever: Annotated[str | None, typer.Option(help="retrieval server URL (Search-R1 /retrieve protocol)")] = None,
+    index: IndexDir = None,
+    retriever: RetrieverURL = None,
     method: Annotated[
         list[str] | None,
         typer.Option(help="agent, direct, rag or react (repeatable: all on the same data, side by side)"),
@@ -27,11 +28,11 @@ def eval_cmd(
         int | None,
         typer.Option(help="shuffle the questions with this seed before --limit (world splits are sorted by hops)"),
     ] = None,
-    config: Annotated[Path | None, typer.Option(help="AgentConfig YAML (budget, sampling)")] = None,
+    config: AgentConfigFile = None,
     env: Annotated[str | None, typer.Option(help="real: tools run; simulated: the model imagines results")] = None,
-    topk: Annotated[int, typer.Option(help="documents per search")] = 3,
-    temperature: Annotated[float | None, typer.Option(help="sampling temperature (0 = greedy)")] = None,
-    seed: Annotated[int | None, typer.Option(help="sampling seed")] = None,
+    topk: TopK = 3,
+    temperature: Temperature = None,
+    seed: Seed = None,
     max_actions: Annotated[int | None, typer.Option(help="action budget of agent/rag/direct")] = None,
     batch_size: Annotated[int | None, typer.Option(help="rows decoded together")] = None,
     react_steps: Annotated[
@@ -43,7 +44,7 @@ def eval_cmd(
     train_real_calls: Annotated[
         int | None, typer.Option(help="real tool calls spent training this model (default: its run.json)")
     ] = None,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1 ...")] = "auto",
+    device: Device = "auto",
     report: Annotated[bool, typer.Option(help="also write report.md and plots into --out")] = True,
 ) -> None:
     """Evaluate a model (and baselines) on a QA set: EM/F1/cover-EM, by hops and #actions."""

@@ -9,6 +9,17 @@ import typer
 
 from autocoa.cli.agent import agent_options_to_config, toolbox_from_options
 from autocoa.cli.app import CLIError, app
+from autocoa.cli.options import (
+    AgentConfigFile,
+    Device,
+    IndexDir,
+    MaxActions,
+    ModelDir,
+    RetrieverURL,
+    Seed,
+    Temperature,
+    TopK,
+)
 
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
@@ -24,19 +35,19 @@ def _engine(model: Path, index: Path | None, retriever: str | None, topk: int, e
 
 @app.command("chat")
 def chat_cmd(
-    model: Annotated[Path, typer.Option(help="model directory (save_pretrained layout)")],
-    index: Annotated[Path | None, typer.Option(help="local search index directory")] = None,
-    retriever: Annotated[str | None, typer.Option(help="retrieval server URL (Search-R1 /retrieve protocol)")] = None,
+    model: ModelDir,
+    index: IndexDir = None,
+    retriever: RetrieverURL = None,
     question: Annotated[str | None, typer.Option(help="answer this one question and exit")] = None,
     env: Annotated[
         str, typer.Option(help="real: tools run; simulated: the model imagines results; both: side by side")
     ] = "real",
-    topk: Annotated[int, typer.Option(help="documents per search")] = 3,
-    config: Annotated[Path | None, typer.Option(help="AgentConfig YAML (budget, sampling)")] = None,
-    temperature: Annotated[float | None, typer.Option(help="sampling temperature (0 = greedy)")] = None,
-    seed: Annotated[int | None, typer.Option(help="sampling seed")] = None,
-    max_actions: Annotated[int | None, typer.Option(help="action budget")] = None,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1 ...")] = "auto",
+    topk: TopK = 3,
+    config: AgentConfigFile = None,
+    temperature: Temperature = None,
+    seed: Seed = None,
+    max_actions: MaxActions = None,
+    device: Device = "auto",
 ) -> None:
     """Ask the agent questions in the terminal and watch it reason, search and answer."""
     from autocoa.serve.chat import ENVS, ChatSession
@@ -54,9 +65,9 @@ def chat_cmd(
 
 @app.command("serve")
 def serve_cmd(
-    model: Annotated[Path, typer.Option(help="model directory (save_pretrained layout)")],
-    index: Annotated[Path | None, typer.Option(help="local search index directory")] = None,
-    retriever: Annotated[str | None, typer.Option(help="retrieval server URL (Search-R1 /retrieve protocol)")] = None,
+    model: ModelDir,
+    index: IndexDir = None,
+    retriever: RetrieverURL = None,
     env: Annotated[
         str, typer.Option(help="default environment of requests: real (tools) or simulated (no tools needed)")
     ] = "real",
@@ -65,13 +76,13 @@ def serve_cmd(
     served_model_name: Annotated[
         str | None, typer.Option(help="the model name clients send (default: the model directory's name)")
     ] = None,
-    topk: Annotated[int, typer.Option(help="documents per search")] = 3,
+    topk: TopK = 3,
     config: Annotated[Path | None, typer.Option(help="AgentConfig YAML: the defaults that requests override")] = None,
     limits: Annotated[Path | None, typer.Option(help="ServeLimits YAML (request and batching limits)")] = None,
     max_tokens: Annotated[int | None, typer.Option(help="largest max_tokens a request may ask for")] = None,
     max_batch_rows: Annotated[int | None, typer.Option(help="most rollouts decoded together")] = None,
     batch_wait_ms: Annotated[float | None, typer.Option(help="how long to collect requests into a batch")] = None,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1 ...")] = "auto",
+    device: Device = "auto",
 ) -> None:
     """Serve the agent with an OpenAI-compatible API: POST /v1/chat/completions, GET /v1/models."""
     import uvicorn

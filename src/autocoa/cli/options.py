@@ -1,0 +1,21 @@
+"""Options that several commands share (one declaration, one help text): the model to load,
+its tools, and the agent loop's sampling and budget."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+ModelDir = Annotated[Path, typer.Option("--model", help="model directory (save_pretrained layout)")]
+IndexDir = Annotated[Path | None, typer.Option("--index", help="local search index directory")]
+RetrieverURL = Annotated[
+    str | None, typer.Option("--retriever", help="retrieval server URL (Search-R1 /retrieve protocol)")
+]
+TopK = Annotated[int, typer.Option("--topk", help="documents per search")]
+AgentConfigFile = Annotated[Path | None, typer.Option("--config", help="AgentConfig YAML (budget, sampling)")]
+Temperature = Annotated[float | None, typer.Option("--temperature", help="sampling temperature (0 = greedy)")]
+Seed = Annotated[int | None, typer.Option("--seed", help="sampling seed")]
+MaxActions = Annotated[int | None, typer.Option("--max-actions", help="action budget")]
+Device = Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:1 ...")]
