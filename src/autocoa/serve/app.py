@@ -34,6 +34,7 @@ from autocoa.agent.config import AgentConfig
 from autocoa.agent.engine import Engine
 from autocoa.agent.prompts import format_prompt
 from autocoa.config import Config
+from autocoa.httpbody import BodyError, read_json
 from autocoa.serve import schemas
 from autocoa.serve.batcher import Batcher, QueueFull
 from autocoa.serve.stream import Piece
@@ -146,18 +147,10 @@ def create_app(
 
 
 async def _read(request, limits: ServeLimits) -> schemas.ChatRequest:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limits.max_body_bytes:
-        raise RequestError(413, f"request body of {declared} bytes; at most {limits.max_body_bytes}")
-    body = bytearray()
-    async for part in request.stream():
-        body += part
-        if len(body) > limits.max_body_bytes:
-            raise RequestError(413, f"request body over {limits.max_body_bytes} bytes")
     try:
-        data = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise RequestError(400, f"We could not parse the JSON body of your request: {e}") from None
+        data = await read_json(request, limits.max_body_bytes, "We could not parse the JSON body of your request")
+    except BodyError as e:
+        raise RequestError(e.status, e.message) from None
     if not isinstance(data, dict):
         raise RequestError(400, "the request body must be a JSON object")
     try:

@@ -21,12 +21,12 @@ Run: ``autocoa serve-retriever --index index/ --port 8000``.
 
 # No `from __future__ import annotations`: FastAPI reads the endpoint annotations at runtime.
 
-import json
 import threading
 
 from pydantic import Field
 
 from autocoa.config import Config
+from autocoa.httpbody import BodyError, read_json
 from autocoa.tools.index import Retriever
 
 
@@ -61,18 +61,10 @@ def create_app(index: Retriever, limits: ServerLimits | None = None):
 
     @app.post("/retrieve")
     async def retrieve(request: Request):
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limits.max_body_bytes:
-            return error(413, f"request body of {declared} bytes; at most {limits.max_body_bytes}")
-        body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > limits.max_body_bytes:
-                return error(413, f"request body over {limits.max_body_bytes} bytes")
         try:
-            req = json.loads(body)
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            return error(400, f"malformed JSON: {e}")
+            req = await read_json(request, limits.max_body_bytes)
+        except BodyError as e:
+            return error(e.status, e.message)
         problem = _check(req, limits)
         if problem:
             return error(*problem)

@@ -1,0 +1,32 @@
+"""Reading a JSON request body with a size limit: shared by the retrieval server and the
+OpenAI-compatible agent server."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+
+class BodyError(Exception):
+    """A request body that cannot be taken: ``status`` (413 or 400) and a message for the client."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+async def read_json(request: Any, max_bytes: int, parse_error: str = "malformed JSON") -> Any:
+    """The parsed body of a Starlette ``request``; refuses a declared or streamed body over
+    ``max_bytes`` (413, without reading the rest) and unparsable JSON (400: ``parse_error: why``)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+        raise BodyError(413, f"request body of {declared} bytes; at most {max_bytes}")
+    body = bytearray()
+    async for part in request.stream():
+        body += part
+        if len(body) > max_bytes:
+            raise BodyError(413, f"request body over {max_bytes} bytes")
+    try:
+        return json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise BodyError(400, f"{parse_error}: {e}") from None
