@@ -71,3 +71,41 @@ def test_only_full_attention_layers_are_replaced():
 def test_engine_falls_back_for_models_without_a_layer_config(tokenizer):
     assert Engine(ScriptedLM(len(tokenizer), lambda h: 0), tokenizer)._new_cache() is None
     assert isinstance(Engine(tiny_llama(tokenizer), tokenizer)._new_cache(), GrowingCache)
+
+
+def test_compact_drops_holes_and_changes_no_logits(tokenizer):
+    model = tiny_llama(tokenizer)
+    g = torch.Generator().manual_seed(2)
+    ids = torch.randint(5, len(tokenizer), (3, 10), generator=g)
+    mask = torch.ones(3, 10, dtype=torch.long)
+    mask[0, :4] = 0  # left padding
+    mask[1, 3:8] = 0  # a hole in the middle (a row that waited)
+    mask[2, [1, 5, 9]] = 0
+    pos = (mask.cumsum(1) - 1).clamp(min=0)
+    nxt, nxt_pos = torch.tensor([[11], [12], [13]]), mask.sum(1, keepdim=True)
+    with torch.inference_mode():
+        cache = GrowingCache(model.config, chunk=4)
+        model(input_ids=ids, attention_mask=mask, position_ids=pos, past_key_values=cache, use_cache=True)
+        ref_cache = GrowingCache(model.config, chunk=4)
+        model(input_ids=ids, attention_mask=mask, position_ids=pos, past_key_values=ref_cache, use_cache=True)
+        compacted = cache.compact(mask)
+        assert compacted.shape == (3, 7) and compacted.sum(1).tolist() == mask.sum(1).tolist()
+        assert compacted[:, -1].all() and cache.get_seq_length() == 7  # right-aligned
+        one = torch.ones(3, 1, dtype=torch.long)
+        a = model(
+            input_ids=nxt, attention_mask=torch.cat([mask, one], 1), position_ids=nxt_pos, past_key_values=ref_cache
+        ).logits
+        b = model(
+            input_ids=nxt, attention_mask=torch.cat([compacted, one], 1), position_ids=nxt_pos, past_key_values=cache
+        ).logits
+    assert torch.allclose(a, b, atol=1e-5)
+
+
+def test_a_cache_with_sliding_layers_is_not_compacted():
+    cfg = MistralConfig(
+        hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, sliding_window=16
+    )
+    cache = GrowingCache(cfg)
+    assert not cache.compactable
+    with pytest.raises(TypeError, match="GrowingLayers"):
+        cache.compact(torch.ones(1, 3, dtype=torch.long))

@@ -257,3 +257,78 @@ def test_long_real_observation_is_cut_with_a_visible_marker(tokenizer):
     assert long_doc.startswith(obs.text.split(" ...[truncated")[0]) and "tokens]" in obs.text
     assert r.ids == tokenizer(r.trajectory.response, add_special_tokens=False)["input_ids"]
     assert r.trajectory.answer == "Osmira"
+
+
+def _staggered_stop(tokenizer):
+    """A hook that ends each row with EOS after a length set by its first token (3..19), so
+    that rows of one batch finish at different steps."""
+    eos = tokenizer.eos_token_id
+
+    def hook(histories, logits):
+        logits = logits.clone()
+        for row, h in enumerate(histories):
+            if h and len(h) >= 3 + h[0] % 17:
+                logits[row] = -1e9
+                logits[row, eos] = 0.0
+        return logits
+
+    return hook
+
+
+PROMPTS = [f"Question: who founded firm number {i}{' again' * (i % 4)}?\n" for i in range(11)]
+
+
+def chaotic(tokenizer, arch="llama"):
+    """A tiny Llama (rotary positions) or GPT-2 (absolute positions) with large random
+    weights: greedy outputs differ from prompt to prompt (the default init writes one token
+    forever) and have no near-ties."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    if arch == "llama":
+        model = tiny_llama(tokenizer)
+    else:
+        model = GPT2LMHeadModel(GPT2Config(vocab_size=len(tokenizer), n_embd=64, n_layer=2, n_head=4)).eval()
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "norm" not in name:
+                p.copy_(torch.randn(p.shape, generator=g) * 0.3)
+    return model
+
+
+@pytest.mark.parametrize("arch", ["llama", "gpt2"])
+def test_continuous_batching_equals_batch_by_batch_and_one_by_one(tokenizer, arch):
+    """Refilled slots, compactions and rows leaving change nothing a row decodes (greedy),
+    with rotary and with absolute positions (a refilled row starts again at position 0)."""
+    model = chaotic(tokenizer, arch)
+    eng = Engine(model, tokenizer, logits_hook=_staggered_stop(tokenizer))
+    cfg = AgentConfig(env="simulated", max_new_tokens=40, max_answer_tokens=4, batch_size=4)
+    cont = eng.generate(PROMPTS, cfg)
+    assert eng.stats.refills >= 5 and eng.stats.compactions >= 1
+    seen = []
+    batched = eng.generate(PROMPTS, cfg.model_copy(update={"continuous_batching": False}), on_batch=seen.extend)
+    assert eng.stats.refills == 0
+    alone = eng.generate(PROMPTS, cfg.model_copy(update={"batch_size": 1}))
+    lengths = {len(r.ids) for r in cont}
+    assert len(lengths) >= 4, lengths  # the rows really finish at different steps
+    for a, b, c in zip(cont, batched, alone, strict=True):
+        assert a.ids == b.ids == c.ids
+        assert a.logprobs == pytest.approx(c.logprobs, abs=1e-4)
+        assert a.trajectory is not None and a.trajectory.response == b.trajectory.response
+    assert sorted(r.index for r in seen) == list(range(len(PROMPTS)))  # on_batch saw each once
+
+
+def test_continuous_batching_with_tools_and_groups(tokenizer):
+    """Real tools, GRPO groups (n=2) and a queue longer than the batch: every rollout runs its
+    own script, in its own group slot, whatever slot it decoded in."""
+    scripts = {
+        f"Q{i}\n": [f"<think>step {i}</think><search>q{i}</search>"] * (i % 3) + [f"<answer>a{i}</answer>"]
+        for i in range(7)
+    }
+    model = ScriptedLM(len(tokenizer), turn_policy(tokenizer, scripts))
+    eng = Engine(model, tokenizer, Toolbox([FakeSearch()]))
+    rs = eng.generate(list(scripts), AgentConfig(n=2, batch_size=3))
+    assert [r.index for r in rs] == list(range(14))
+    for i, r in enumerate(rs):
+        k = i // 2
+        assert r.trajectory.answer == f"a{k}" and r.n_tool_calls == k % 3

@@ -58,6 +58,22 @@ class GrowingLayer(DynamicLayer):
             self._k, self._v = self._k[indices], self._v[indices]
             self.keys, self.values = self._k[:, :, : self._n], self._v[:, :, : self._n]
 
+    def select_positions(self, index: torch.Tensor) -> None:
+        """Keep, for each row ``b``, the positions ``index[b]`` (``[batch, width]``), in that
+        order; room for ``chunk`` more positions follows."""
+        if not self._n:
+            return
+        kept = []
+        for buf in (self._k, self._v):
+            b, h, _, d = buf.shape
+            part = buf[:, :, : self._n].gather(2, index[:, None, :, None].expand(b, h, index.shape[1], d))
+            out = part.new_empty((b, h, part.shape[2] + self.chunk, d))
+            out[:, :, : part.shape[2]] = part
+            kept.append(out)
+        self._k, self._v = kept
+        self._n = index.shape[1]
+        self.keys, self.values = self._k[:, :, : self._n], self._v[:, :, : self._n]
+
     def reorder_cache(self, beam_idx: torch.LongTensor) -> None:
         self.batch_select_indices(beam_idx)
 
@@ -87,3 +103,25 @@ class GrowingCache(DynamicCache):
             for t, kw in zip(types, kwargs, strict=True)
         ]
         super(DynamicCache, self).__init__(layers=layers)
+
+    @property
+    def compactable(self) -> bool:
+        return all(isinstance(layer, GrowingLayer) for layer in self.layers)
+
+    def compact(self, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Drop the positions that ``attention_mask`` (``[batch, length]``, 1 = attended) hides
+        from every row: each row keeps its attended positions in order, right-aligned, in a
+        cache as wide as the row with the most. Returns the mask of the compacted cache.
+        Keys carry their rotary position already, so moving them changes no attention score.
+        """
+        if not self.compactable:
+            raise TypeError("only a cache of GrowingLayers can be compacted")
+        keep = attention_mask.bool()
+        length = keep.shape[1]
+        width = int(keep.sum(1).max())
+        # hidden positions sort first, attended ones last, each in their original order
+        key = keep.long() * length + torch.arange(length, device=keep.device)
+        index = key.argsort(dim=1)[:, length - width :]
+        for layer in self.layers:
+            layer.select_positions(index)
+        return keep.gather(1, index).to(attention_mask.dtype)

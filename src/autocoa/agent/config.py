@@ -27,7 +27,12 @@ class AgentConfig(Config):
     top_p: float = Field(1.0, gt=0.0, le=1.0, description="nucleus sampling mass")
     seed: int | None = Field(None, description="seed of the sampler's generator (reproducible sampling)")
     n: int = Field(1, ge=1, description="rollouts per prompt (a GRPO group)")
-    batch_size: int = Field(64, ge=1, description="rows decoded together (prompts x n are cut into such batches)")
+    batch_size: int = Field(64, ge=1, description="rows decoded together (slots in the KV cache)")
+    continuous_batching: bool = Field(
+        True,
+        description="refill finished rows' slots with queued prompts while the others decode (false: a new "
+        "batch starts only when every row of the current one is done)",
+    )
     tool_flush_fraction: float = Field(
         0.5,
         gt=0.0,

@@ -31,6 +31,7 @@ response (observations included) and reserves room for the forced answer.
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -46,6 +47,7 @@ from autocoa.trajectory import encode_prompt, parse
 
 MALFORMED_ACTION = "[error] malformed action: a closing tag without its opening tag"
 BUDGET_SPENT = "[budget] no actions left; answer now"
+COMPACT_MIN = 64  # cache length below which holes are left alone
 
 
 @dataclass
@@ -59,6 +61,8 @@ class EngineStats:
     tool_flushes: int = 0
     tool_calls: int = 0
     malformed_actions: int = 0
+    compactions: int = 0  # times the KV cache's holes were dropped
+    refills: int = 0  # finished rows' slots given to queued rows (continuous batching)
     seconds: float = 0.0
     # host-side wall time of the model's forward calls: decoding steps (every row fed at most
     # one token) and prefill steps (prompts, observations); on CUDA the host may not wait for
@@ -111,7 +115,8 @@ class Engine:
         on_step: Callable[[list[Rollout]], None] | None = None,
     ) -> list[Rollout]:
         """One rollout per prompt and sample (``cfg.n``), grouped: rows ``i*n .. i*n+n-1``
-        belong to prompt ``i``. ``on_batch`` is called after each decoded batch (progress).
+        belong to prompt ``i``. ``on_batch`` is called with rollouts as they finish (progress;
+        their ``trajectory`` is set).
         ``prefixes[i]``, if given, are response tokens that prompt i's rollouts start with
         (see :meth:`Row.replay`). ``on_step``, if given, is called with the batch's rollouts
         after every decoding step (tools included): the tokens appended to ``r.ids`` since
@@ -130,40 +135,48 @@ class Engine:
             if not ids:
                 raise ValueError(f"prompt {i} is empty")
             rollouts += [Rollout(index=i * cfg.n + j, prompt=p, prompt_ids=ids) for j in range(cfg.n)]
+        rows = [Row(r, self.tag_ids, cfg) for r in rollouts]
+        for row in rows:
+            row.pending = list(row.r.prompt_ids)
+            if prefixes is not None:
+                row.replay(prefixes[row.r.index // cfg.n])
         was_training = self.model.training
         self.model.eval()
+        t0 = time.perf_counter()
         try:
-            for start in range(0, len(rollouts), cfg.batch_size):
-                batch = rollouts[start : start + cfg.batch_size]
-                t0 = time.perf_counter()
-                rows = [Row(r, self.tag_ids, cfg) for r in batch]
-                for row in rows:
-                    row.pending = list(row.r.prompt_ids)
-                    if prefixes is not None:
-                        row.replay(prefixes[row.r.index // cfg.n])
-                self._run_batch(rows, cfg, gen, on_step)
-                self.stats.seconds += time.perf_counter() - t0
-                for r in batch:
-                    r.trajectory = parse(self.decode(r.ids), prompt=r.prompt, tags=self.tags)
-                if on_batch is not None:
-                    on_batch(batch)
+            self._run(rows, cfg, gen, on_step, on_batch)
         finally:
+            self.stats.seconds += time.perf_counter() - t0
             self.model.train(was_training)
         return rollouts
 
-    # -- one batch ---------------------------------------------------------------------
-    def _run_batch(
+    # -- the decoding loop ---------------------------------------------------------------
+    def _run(
         self,
         rows: list[Row],
         cfg: AgentConfig,
         gen: torch.Generator,
         on_step: Callable[[list[Rollout]], None] | None = None,
+        on_done: Callable[[list[Rollout]], None] | None = None,
     ) -> None:
-        """Decode rows (their prompt and any replayed prefix pending) until all are done."""
-        live = list(rows)  # rows that still occupy a slot in the cache
-        cache, attn, positions = self._new_cache(), None, [0] * len(live)
-        logits = None
+        """Decode ``rows`` (their prompt and any replayed prefix pending), ``cfg.batch_size``
+        slots at a time, until all are done. With ``cfg.continuous_batching``, finished rows'
+        slots are refilled from the queue as soon as an eighth of the slots are free;
+        otherwise (or for caches that cannot be compacted) a new batch starts when the last
+        row of the current one finishes."""
+        queue = deque(rows)
+        live: list[Row] = []  # rows that occupy a slot in the cache
+        started: list[Row] = []  # every row that has entered a slot (what on_step sees)
+        cache = attn = logits = None
+        positions: list[int] = []
         while True:
+            active = [r for r in live if r.status is not Status.DONE]
+            if not active:
+                if not queue:
+                    return
+                live = [queue.popleft() for _ in range(min(cfg.batch_size, len(queue)))]
+                started += live
+                cache, attn, logits, positions = self._new_cache(), None, None, [0] * len(live)
             # 1. feed every live row its pending tokens; rows with none leave a hole
             if any(r.pending for r in live):
                 cache, attn, step_logits = self._forward(live, cache, attn, positions)
@@ -192,18 +205,37 @@ class Engine:
             if waiting and (len(waiting) == len(active) or len(waiting) >= cfg.tool_flush_fraction * len(active)):
                 self._run_tools(waiting)
             if on_step is not None:
-                on_step([r.r for r in rows])
-            if not active:
-                return
-            # 4. finished rows leave the batch when they are many (copying the cache costs)
+                on_step([r.r for r in started])
+            # 4. finished rows get their trajectory, then give up their slot
             done = [i for i, r in enumerate(live) if r.status is Status.DONE]
-            if done and len(done) * 4 >= len(live):
+            finished = [live[i].r for i in done if live[i].r.trajectory is None]
+            for r in finished:
+                r.trajectory = parse(self.decode(r.ids), prompt=r.prompt, tags=self.tags)
+            if finished and on_done is not None:
+                on_done(finished)
+            if not active:
+                live = []
+                continue
+            if cfg.continuous_batching and queue and getattr(cache, "compactable", False):
+                if len(done) * 8 >= len(live):
+                    for i in done[: len(queue)]:  # the new row sees none of the old row's keys
+                        live[i] = queue.popleft()
+                        started.append(live[i])
+                        positions[i] = 0
+                        attn[i] = 0
+                        self.stats.refills += 1
+            elif done and len(done) * 4 >= len(live):
+                # rows leave the batch when they are many (copying the cache costs)
                 keep = [i for i, r in enumerate(live) if r.status is not Status.DONE]
                 live = [live[i] for i in keep]
                 positions = [positions[i] for i in keep]
                 idx = torch.tensor(keep, device=self.device)
                 cache.batch_select_indices(idx)
                 attn, logits = attn[idx], logits[idx]
+            # 5. drop the cache's holes once they are most of it
+            if getattr(cache, "compactable", False) and attn.shape[1] >= COMPACT_MIN and attn.sum() * 2 < attn.numel():
+                attn = cache.compact(attn)
+                self.stats.compactions += 1
 
     def _new_cache(self) -> Any:
         """A :class:`GrowingCache` (no per-step copy of the cache); ``None`` (transformers'
