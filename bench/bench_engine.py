@@ -98,6 +98,33 @@ class Script:
         return logits
 
 
+class VariedScript(Script):
+    """The queue workload's script: a row's number of tool calls (0-3) and the lengths of its
+    thoughts (8-80 tokens) follow from the first token the model picks, so the rows of a batch
+    finish at different steps. Every turn starts with a thought; the last ends in the answer."""
+
+    def __init__(self, tok):
+        super().__init__(tok)
+        i = tok.convert_tokens_to_ids
+        self.think = [i("<think>"), i("</think>")]
+        self.search = [i("<search>"), *[None] * QUERY, i("</search>")]
+        self.answer = [i("<answer>"), *[None] * ANSWER, i("</answer>")]
+        self._turns: dict[tuple[int, bool], list[int | None]] = {}
+
+    def want(self, response: list[int]) -> int | None:
+        if len(response) < 2:  # <think>, then the model's first pick
+            return None if response else self.think[0]
+        seed = response[1]
+        k = response.count(self.res_close)
+        pos = response[::-1].index(self.res_close) if k else len(response)
+        length, last = 8 + (seed * (k + 1) * 7919) % 73, k >= seed % 4
+        turn = self._turns.get((length, last))
+        if turn is None:
+            turn = [self.think[0], *[None] * length, self.think[1], *(self.answer if last else self.search)]
+            self._turns[length, last] = turn
+        return turn[pos] if pos < len(turn) else None
+
+
 class ScriptProcessor(LogitsProcessor):
     """The same script for `generate`: the response starts after each row's prompt."""
 
@@ -116,6 +143,21 @@ def run_engine(model, tok, prompts, script):
     dt = time.perf_counter() - t0
     assert all(r.trajectory.well_formed and r.n_tool_calls == TURNS for r in rs), rs[0].trajectory.problems
     return sum(len(r.ids) for r in rs), dt, eng.stats
+
+
+def run_queue(model, tok, prompts, script, batch, continuous):
+    """The varied workload over a queue of prompts, ``batch`` slots, with or without refilling."""
+    eng = Engine(model, tok, Toolbox([Obs(tok)], max_chars=10_000), logits_hook=script.apply)
+    cfg = AgentConfig(
+        max_new_tokens=2048, max_obs_tokens=512, batch_size=batch, max_actions=TURNS, continuous_batching=continuous
+    )
+    t0 = time.perf_counter()
+    rs = eng.generate(prompts, cfg)
+    dt = time.perf_counter() - t0
+    assert all(r.trajectory.well_formed for r in rs), next(
+        r.trajectory.problems for r in rs if not r.trajectory.well_formed
+    )
+    return [r.ids for r in rs], dt
 
 
 @torch.inference_mode()
@@ -210,6 +252,38 @@ def main() -> None:
         f"{statistics.median(ceilings):.2f}x"
     )
     print(f"engine / plain single-turn generate: {med['engine'] / med['plain']:.2f}x  (target >= 0.8)")
+
+    # a queue of 4 batches of varied rollouts: continuous batching vs one batch at a time. The
+    # weights are re-drawn larger so that greedy picks differ from prompt to prompt (the init
+    # writes one token everywhere, and the rows' lengths follow from their first pick); a
+    # step's cost does not depend on the weights' values.
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "norm" not in name:
+                p.copy_(torch.randn(p.shape, generator=g) * 0.3)
+    varied = VariedScript(tok)
+    queue = [
+        f"Question: who founded {SYL[i % 16]}{SYL[(5 * i) % 16]}{SYL[(7 * i) % 16]}?\n" for i in range(4 * args.batch)
+    ]
+    times = {True: [], False: []}
+    for _ in range(args.repeats):
+        for continuous in (True, False):
+            ids, dt = run_queue(model, tok, queue, varied, args.batch, continuous)
+            times[continuous].append(dt)
+            if continuous:
+                first = ids
+            assert ids == first, "continuous batching changed what a rollout decodes"
+    n = sum(len(x) for x in first)
+    cont, by_batch = statistics.median(times[True]), statistics.median(times[False])
+    calls = [x.count(tok.convert_tokens_to_ids("</search>")) for x in first]
+    print(
+        f"queue: {len(queue)} prompts, {args.batch} slots, 0-3 tool calls (mean {statistics.mean(calls):.1f}), "
+        f"{min(map(len, first))}-{max(map(len, first))} response tokens"
+    )
+    print(
+        f"  continuous batching {n / cont:8.0f} tok/s, batch by batch {n / by_batch:8.0f} tok/s: {by_batch / cont:.2f}x"
+    )
 
 
 if __name__ == "__main__":
