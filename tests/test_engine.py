@@ -332,3 +332,24 @@ def test_continuous_batching_with_tools_and_groups(tokenizer):
     for i, r in enumerate(rs):
         k = i // 2
         assert r.trajectory.answer == f"a{k}" and r.n_tool_calls == k % 3
+
+
+def test_admitted_prompts_join_a_running_batch(tokenizer):
+    """``admit`` hands in prompts while others decode (a server's new requests): they take new
+    and finished slots, come back in order after the first ones, and decode as if alone."""
+    eng = Engine(chaotic(tokenizer), tokenizer, logits_hook=_staggered_stop(tokenizer))
+    cfg = AgentConfig(env="simulated", max_new_tokens=40, max_answer_tokens=4, batch_size=4)
+    arriving, asked = list(PROMPTS[1:]), []
+
+    def admit(k):
+        asked.append(k)
+        take = arriving[: min(k, 2)]  # two requests arrive at a time
+        del arriving[: len(take)]
+        return take
+
+    rs = eng.generate(PROMPTS[:1], cfg, admit=admit)
+    assert not arriving and max(asked) <= 4
+    assert [r.prompt for r in rs] == PROMPTS and [r.index for r in rs] == list(range(len(PROMPTS)))
+    assert eng.stats.refills >= len(PROMPTS) - 1  # every admitted row took a slot mid-batch
+    alone = eng.generate(PROMPTS, cfg.model_copy(update={"batch_size": 1}))
+    assert [r.ids for r in rs] == [r.ids for r in alone]

@@ -116,7 +116,7 @@ def test_queue_full_is_raised_by_submit(tokenizer):
         def decode(self, ids):
             return ""
 
-        def generate(self, prompts, cfg, on_step=None):
+        def generate(self, prompts, cfg, on_step=None, admit=None):
             release.wait(10)
             raise RuntimeError("boom")
 
@@ -137,3 +137,27 @@ def test_queue_full_is_raised_by_submit(tokenizer):
     finally:
         release.set()
         batcher.close()
+
+
+def test_a_request_joins_the_batch_that_is_decoding(tokenizer):
+    """A request that arrives while another decodes is admitted into the running generate
+    call (a new slot), not queued behind it, and decodes exactly as it would alone."""
+    from tests.test_engine import chaotic
+
+    eng = Engine(chaotic(tokenizer), tokenizer)
+    cfg = AgentConfig(env="simulated", max_new_tokens=200, max_answer_tokens=4)
+    alone = eng.generate([prompt("Kesh")], cfg)[0].ids
+    started = threading.Event()
+    batcher = Batcher(eng, max_wait_s=0)
+    try:
+        long = batcher.submit(prompt("Varnelo"), cfg, on_pieces=lambda j, pieces: started.set())
+        assert started.wait(30)
+        short = batcher.submit(prompt("Kesh"), cfg)
+        got = short.result(timeout=60)[0]
+        first = long.result(timeout=60)[0]
+    finally:
+        batcher.close()
+    assert batcher.stats.batches == 1 and batcher.stats.largest_batch == 2
+    assert eng.stats.refills == 1  # it took a new slot while the first row decoded
+    assert got.ids == alone
+    assert len(first.ids) > 150  # (greedy, so always) long enough to still decode when the second arrives

@@ -74,6 +74,13 @@ class GrowingLayer(DynamicLayer):
         self._n = index.shape[1]
         self.keys, self.values = self._k[:, :, : self._n], self._v[:, :, : self._n]
 
+    def add_rows(self, n: int) -> None:
+        """Append ``n`` rows whose every position is empty (to be hidden by the mask)."""
+        if self._n:
+            self._k = torch.cat([self._k, self._k.new_zeros((n, *self._k.shape[1:]))])
+            self._v = torch.cat([self._v, self._v.new_zeros((n, *self._v.shape[1:]))])
+            self.keys, self.values = self._k[:, :, : self._n], self._v[:, :, : self._n]
+
     def reorder_cache(self, beam_idx: torch.LongTensor) -> None:
         self.batch_select_indices(beam_idx)
 
@@ -107,6 +114,13 @@ class GrowingCache(DynamicCache):
     @property
     def compactable(self) -> bool:
         return all(isinstance(layer, GrowingLayer) for layer in self.layers)
+
+    def add_rows(self, n: int) -> None:
+        """``n`` more rows (new slots) with nothing in them yet: their mask hides every position."""
+        if not self.compactable:
+            raise TypeError("only a cache of GrowingLayers can take new rows")
+        for layer in self.layers:
+            layer.add_rows(n)
 
     def compact(self, attention_mask: torch.Tensor) -> torch.Tensor:
         """Drop the positions that ``attention_mask`` (``[batch, length]``, 1 = attended) hides

@@ -113,6 +113,7 @@ class Engine:
         on_batch: Callable[[list[Rollout]], None] | None = None,
         prefixes: Sequence[Sequence[int]] | None = None,
         on_step: Callable[[list[Rollout]], None] | None = None,
+        admit: Callable[[int], Sequence[str]] | None = None,
     ) -> list[Rollout]:
         """One rollout per prompt and sample (``cfg.n``), grouped: rows ``i*n .. i*n+n-1``
         belong to prompt ``i``. ``on_batch`` is called with rollouts as they finish (progress;
@@ -120,7 +121,10 @@ class Engine:
         ``prefixes[i]``, if given, are response tokens that prompt i's rollouts start with
         (see :meth:`Row.replay`). ``on_step``, if given, is called with the batch's rollouts
         after every decoding step (tools included): the tokens appended to ``r.ids`` since
-        the last call are the new ones (streaming)."""
+        the last call are the new ones (streaming).
+        ``admit(k)``, if given, is asked for up to ``k`` more prompts whenever slots are free
+        and nothing is queued (a server's newly arrived requests); it must not block. Their
+        rollouts follow the others' in the returned list and share ``cfg``."""
         if prefixes is not None and len(prefixes) != len(prompts):
             raise ValueError(f"{len(prefixes)} prefixes for {len(prompts)} prompts")
         cfg = cfg or AgentConfig()
@@ -129,22 +133,31 @@ class Engine:
         self.stats = EngineStats()
         gen = torch.Generator(device=self.device)
         gen.manual_seed(cfg.seed if cfg.seed is not None else torch.seed())
-        rollouts = []
-        for i, p in enumerate(prompts):
-            ids = encode_prompt(self.tokenizer, p)
-            if not ids:
-                raise ValueError(f"prompt {i} is empty")
-            rollouts += [Rollout(index=i * cfg.n + j, prompt=p, prompt_ids=ids) for j in range(cfg.n)]
-        rows = [Row(r, self.tag_ids, cfg) for r in rollouts]
-        for row in rows:
-            row.pending = list(row.r.prompt_ids)
-            if prefixes is not None:
-                row.replay(prefixes[row.r.index // cfg.n])
+        rollouts: list[Rollout] = []
+
+        def rows_for(new_prompts: Sequence[str], new_prefixes: Sequence[Sequence[int]] | None = None) -> list[Row]:
+            rows = []
+            for k, p in enumerate(new_prompts):
+                i = len(rollouts) // cfg.n
+                ids = encode_prompt(self.tokenizer, p)
+                if not ids:
+                    raise ValueError(f"prompt {i} is empty")
+                for j in range(cfg.n):
+                    rollouts.append(Rollout(index=i * cfg.n + j, prompt=p, prompt_ids=ids))
+                    row = Row(rollouts[-1], self.tag_ids, cfg)
+                    row.pending = list(ids)
+                    if new_prefixes is not None:
+                        row.replay(new_prefixes[k])
+                    rows.append(row)
+            return rows
+
+        rows = rows_for(prompts, prefixes)
+        more = None if admit is None else (lambda k: rows_for(admit(max(1, k // cfg.n))))
         was_training = self.model.training
         self.model.eval()
         t0 = time.perf_counter()
         try:
-            self._run(rows, cfg, gen, on_step, on_batch)
+            self._run(rows, cfg, gen, on_step, on_batch, more)
         finally:
             self.stats.seconds += time.perf_counter() - t0
             self.model.train(was_training)
@@ -158,12 +171,15 @@ class Engine:
         gen: torch.Generator,
         on_step: Callable[[list[Rollout]], None] | None = None,
         on_done: Callable[[list[Rollout]], None] | None = None,
+        more: Callable[[int], list[Row]] | None = None,
     ) -> None:
         """Decode ``rows`` (their prompt and any replayed prefix pending), ``cfg.batch_size``
         slots at a time, until all are done. With ``cfg.continuous_batching``, finished rows'
-        slots are refilled from the queue as soon as an eighth of the slots are free;
-        otherwise (or for caches that cannot be compacted) a new batch starts when the last
-        row of the current one finishes."""
+        slots are refilled from the queue as soon as an eighth of the slots are free, and
+        queued rows take new slots while the batch has fewer than ``batch_size``; otherwise
+        (or for caches that cannot be compacted) a new batch starts when the last row of the
+        current one finishes. ``more(k)`` (admission) is asked for rows when the queue is
+        empty and slots are free."""
         queue = deque(rows)
         live: list[Row] = []  # rows that occupy a slot in the cache
         started: list[Row] = []  # every row that has entered a slot (what on_step sees)
@@ -172,6 +188,8 @@ class Engine:
         while True:
             active = [r for r in live if r.status is not Status.DONE]
             if not active:
+                if not queue and more is not None:
+                    queue.extend(more(cfg.batch_size))
                 if not queue:
                     return
                 live = [queue.popleft() for _ in range(min(cfg.batch_size, len(queue)))]
@@ -216,14 +234,26 @@ class Engine:
             if not active:
                 live = []
                 continue
-            if cfg.continuous_batching and queue and getattr(cache, "compactable", False):
-                if len(done) * 8 >= len(live):
-                    for i in done[: len(queue)]:  # the new row sees none of the old row's keys
-                        live[i] = queue.popleft()
-                        started.append(live[i])
-                        positions[i] = 0
-                        attn[i] = 0
-                        self.stats.refills += 1
+            refill = cfg.continuous_batching and getattr(cache, "compactable", False)
+            free = len(done) + cfg.batch_size - len(live)
+            if refill and not queue and free and more is not None:
+                queue.extend(more(free))
+            if refill and queue and (len(done) * 8 >= len(live) or len(live) < cfg.batch_size):
+                for i in done[: len(queue)]:  # the new row sees none of the old row's keys
+                    live[i] = queue.popleft()
+                    positions[i] = 0
+                    attn[i] = 0
+                    started.append(live[i])
+                    self.stats.refills += 1
+                added = [queue.popleft() for _ in range(min(len(queue), cfg.batch_size - len(live)))]
+                if added:  # new slots, empty so far
+                    cache.add_rows(len(added))
+                    attn = torch.cat([attn, attn.new_zeros((len(added), attn.shape[1]))])
+                    logits = torch.cat([logits, logits.new_zeros((len(added), logits.shape[1]))])
+                    live += added
+                    positions += [0] * len(added)
+                    started += added
+                    self.stats.refills += len(added)
             elif done and len(done) * 4 >= len(live):
                 # rows leave the batch when they are many (copying the cache costs)
                 keep = [i for i, r in enumerate(live) if r.status is not Status.DONE]

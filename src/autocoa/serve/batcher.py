@@ -13,12 +13,15 @@ Trade-offs, frankly:
   (apart from ``n``) share a batch; the common case of clients with equal settings batches
   fully. A seeded request that samples (temperature > 0) runs in a batch of its own, so that
   its seed reproduces its output whatever else is being served.
-- Static batching: requests that arrive while a batch decodes wait for the next one (adding
-  rows to a running batch would need the engine to admit rows mid-loop).
+- Requests that arrive while a batch decodes join it (the engine's ``admit``: they take
+  free or finished rows' slots) when their config matches; the first one that does not
+  match ends admission, so the running call drains and that request goes next, and no
+  config waits behind an endless stream of another.
 """
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import logging
 import queue
@@ -63,7 +66,7 @@ class BatcherStats:
     requests: int = 0
     batches: int = 0  # generate calls
     rows: int = 0
-    largest_batch: int = 0  # most rows in one generate call
+    largest_batch: int = 0  # most rows in one generate call (admitted ones included)
 
     def as_dict(self) -> dict[str, int]:
         return dataclasses.asdict(self)
@@ -76,6 +79,7 @@ class Batcher:
     def __init__(self, engine: Engine, max_batch_rows: int = 64, max_wait_s: float = 0.005, max_queue: int = 256):
         self.engine, self.max_batch_rows, self.max_wait_s = engine, max_batch_rows, max_wait_s
         self._q: queue.Queue[Job | None] = queue.Queue(maxsize=max_queue)
+        self._held: collections.deque[Job | None] = collections.deque()  # taken from _q, not yet run
         self.stats = BatcherStats()
         self._thread = threading.Thread(target=self._work, name="autocoa-batcher", daemon=True)
         self._thread.start()
@@ -97,14 +101,18 @@ class Batcher:
     def _work(self) -> None:
         stopping = False
         while not stopping:
-            first = self._q.get()
+            first = self._held.popleft() if self._held else self._q.get()
             if first is None:
                 return
             jobs, rows = [first], first.cfg.n
             deadline = time.monotonic() + self.max_wait_s
             while rows < self.max_batch_rows:
                 try:
-                    nxt = self._q.get(timeout=max(0.0, deadline - time.monotonic()))
+                    nxt = (
+                        self._held.popleft()
+                        if self._held
+                        else self._q.get(timeout=max(0.0, deadline - time.monotonic()))
+                    )
                 except queue.Empty:
                     break
                 if nxt is None:
@@ -122,10 +130,30 @@ class Batcher:
         """One ``generate`` call for jobs with one config; each job's ``n`` samples become
         ``n`` rows (so that jobs with different ``n`` share the call)."""
         owners = [(job, j) for job in jobs for j in range(job.cfg.n)]
-        cfg = jobs[0].cfg.model_copy(update={"n": 1, "batch_size": min(len(owners), self.max_batch_rows)})
+        cfg = jobs[0].cfg.model_copy(update={"n": 1, "batch_size": self.max_batch_rows})
         stream = TokenStream(self.engine.decode)
         left = {id(job): job.cfg.n for job in jobs}
         engine = self.engine
+        key = jobs[0].key()
+
+        def admit(k: int) -> list[str]:
+            """Waiting requests with this call's config, up to ``k`` rows, without blocking."""
+            prompts: list[str] = []
+            while not self._held:
+                try:
+                    job = self._q.get_nowait()
+                except queue.Empty:
+                    break
+                if job is None or job.key() != key or len(prompts) + job.cfg.n > max(k, job.cfg.n):
+                    self._held.append(job)  # runs next; admission stops here
+                    break
+                jobs.append(job)
+                owners.extend((job, j) for j in range(job.cfg.n))
+                left[id(job)] = job.cfg.n
+                prompts += [job.prompt] * job.cfg.n
+                self.stats.requests += 1
+                self.stats.rows += job.cfg.n
+            return prompts
 
         def on_step(rollouts: list[Rollout]) -> None:
             streamed = [r for r in rollouts if owners[r.index][0].on_pieces is not None]
@@ -146,9 +174,9 @@ class Batcher:
         self.stats.requests += len(jobs)
         self.stats.batches += 1
         self.stats.rows += len(owners)
-        self.stats.largest_batch = max(self.stats.largest_batch, cfg.batch_size)
         try:
-            engine.generate([job.prompt for job, _ in owners], cfg, on_step=on_step)
+            engine.generate([job.prompt for job, _ in owners], cfg, on_step=on_step, admit=admit)
+            self.stats.largest_batch = max(self.stats.largest_batch, len(owners))
         except Exception as e:  # a model failure fails the requests of this batch, not the server
             log.exception("generate failed for a batch of %d rows", len(owners))
             for job in jobs:
