@@ -302,7 +302,7 @@ def test_continuous_batching_equals_batch_by_batch_and_one_by_one(tokenizer, arc
     with rotary and with absolute positions (a refilled row starts again at position 0)."""
     model = chaotic(tokenizer, arch)
     eng = Engine(model, tokenizer, logits_hook=_staggered_stop(tokenizer))
-    cfg = AgentConfig(env="simulated", max_new_tokens=40, max_answer_tokens=4, batch_size=4)
+    cfg = AgentConfig(env="simulated", max_new_tokens=40, max_answer_tokens=4, batch_size=4, continuous_batching=True)
     cont = eng.generate(PROMPTS, cfg)
     assert eng.stats.refills >= 5 and eng.stats.compactions >= 1
     seen = []
@@ -338,7 +338,7 @@ def test_admitted_prompts_join_a_running_batch(tokenizer):
     """``admit`` hands in prompts while others decode (a server's new requests): they take new
     and finished slots, come back in order after the first ones, and decode as if alone."""
     eng = Engine(chaotic(tokenizer), tokenizer, logits_hook=_staggered_stop(tokenizer))
-    cfg = AgentConfig(env="simulated", max_new_tokens=40, max_answer_tokens=4, batch_size=4)
+    cfg = AgentConfig(env="simulated", max_new_tokens=40, max_answer_tokens=4, batch_size=4, continuous_batching=True)
     arriving, asked = list(PROMPTS[1:]), []
 
     def admit(k):
@@ -353,3 +353,19 @@ def test_admitted_prompts_join_a_running_batch(tokenizer):
     assert eng.stats.refills >= len(PROMPTS) - 1  # every admitted row took a slot mid-batch
     alone = eng.generate(PROMPTS, cfg.model_copy(update={"batch_size": 1}))
     assert [r.ids for r in rs] == [r.ids for r in alone]
+    # batch by batch, admitted prompts wait for the running batch, then start a new one
+    arriving[:] = PROMPTS[1:]
+    rs = eng.generate(PROMPTS[:1], cfg.model_copy(update={"continuous_batching": False}), admit=admit)
+    assert eng.stats.refills == 0 and [r.ids for r in rs] == [r.ids for r in alone]
+
+
+def test_continuous_batching_is_on_by_default_on_cuda_only(tokenizer):
+    eng = Engine(tiny_llama(tokenizer), tokenizer)
+    assert not eng.continuous(AgentConfig())  # the model is on the CPU
+    assert eng.continuous(AgentConfig(continuous_batching=True))
+
+    class OnCuda(Engine):
+        device = torch.device("cuda")
+
+    cuda = OnCuda(tiny_llama(tokenizer), tokenizer)
+    assert cuda.continuous(AgentConfig()) and not cuda.continuous(AgentConfig(continuous_batching=False))

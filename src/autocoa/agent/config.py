@@ -28,10 +28,11 @@ class AgentConfig(Config):
     seed: int | None = Field(None, description="seed of the sampler's generator (reproducible sampling)")
     n: int = Field(1, ge=1, description="rollouts per prompt (a GRPO group)")
     batch_size: int = Field(64, ge=1, description="rows decoded together (slots in the KV cache)")
-    continuous_batching: bool = Field(
-        True,
-        description="refill finished rows' slots with queued prompts while the others decode (false: a new "
-        "batch starts only when every row of the current one is done)",
+    continuous_batching: bool | None = Field(
+        None,
+        description="refill finished rows' slots with queued prompts while the others decode (false: a new batch "
+        "starts when every row of the current one is done; unset: on CUDA only, where a step costs about the same "
+        "for few rows as for many; on CPU batch by batch is faster)",
     )
     tool_flush_fraction: float = Field(
         0.5,

@@ -174,8 +174,9 @@ class Engine:
         more: Callable[[int], list[Row]] | None = None,
     ) -> None:
         """Decode ``rows`` (their prompt and any replayed prefix pending), ``cfg.batch_size``
-        slots at a time, until all are done. With ``cfg.continuous_batching``, finished rows'
-        slots are refilled from the queue as soon as an eighth of the slots are free, and
+        slots at a time, until all are done. With continuous batching (see
+        :meth:`continuous`), finished rows' slots are refilled from the queue as soon as a
+        quarter of the slots are free, and
         queued rows take new slots while the batch has fewer than ``batch_size``; otherwise
         (or for caches that cannot be compacted) a new batch starts when the last row of the
         current one finishes. ``more(k)`` (admission) is asked for rows when the queue is
@@ -234,11 +235,11 @@ class Engine:
             if not active:
                 live = []
                 continue
-            refill = cfg.continuous_batching and getattr(cache, "compactable", False)
+            refill = self.continuous(cfg) and getattr(cache, "compactable", False)
             free = len(done) + cfg.batch_size - len(live)
             if refill and not queue and free and more is not None:
                 queue.extend(more(free))
-            if refill and queue and (len(done) * 8 >= len(live) or len(live) < cfg.batch_size):
+            if refill and queue and (len(done) * 4 >= len(live) or len(live) < cfg.batch_size):
                 for i in done[: len(queue)]:  # the new row sees none of the old row's keys
                     live[i] = queue.popleft()
                     positions[i] = 0
@@ -262,10 +263,26 @@ class Engine:
                 idx = torch.tensor(keep, device=self.device)
                 cache.batch_select_indices(idx)
                 attn, logits = attn[idx], logits[idx]
-            # 5. drop the cache's holes once they are most of it
-            if getattr(cache, "compactable", False) and attn.shape[1] >= COMPACT_MIN and attn.sum() * 2 < attn.numel():
+            # 5. drop the cache's holes once that halves it (the longest row sets its width)
+            if (
+                getattr(cache, "compactable", False)
+                and attn.shape[1] >= COMPACT_MIN
+                and int(attn.sum(1).max()) * 2 <= attn.shape[1]
+            ):
                 attn = cache.compact(attn)
                 self.stats.compactions += 1
+
+    def continuous(self, cfg: AgentConfig) -> bool:
+        """Whether finished rows' slots are refilled while others decode: ``cfg.continuous_batching``,
+        or when unset, on CUDA only. The cache is rectangular, so refilled slots cost padding
+        (a new row's prompt is fed beside one-token decoding steps; short rows sit beside the
+        longest); on CPU a step's cost grows with its rows and padding, and batch by batch,
+        with finished rows leaving, measured as fast or faster (bench/bench_engine.py:
+        continuous 0.78-0.93x); on a GPU a step costs about the same for 8 rows as for 32 and fewer
+        steps win."""
+        if cfg.continuous_batching is not None:
+            return cfg.continuous_batching
+        return self.device.type == "cuda"
 
     def _new_cache(self) -> Any:
         """A :class:`GrowingCache` (no per-step copy of the cache); ``None`` (transformers'
