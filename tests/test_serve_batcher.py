@@ -145,7 +145,7 @@ def test_a_request_joins_the_batch_that_is_decoding(tokenizer):
     from tests.test_engine import chaotic
 
     eng = Engine(chaotic(tokenizer), tokenizer)
-    cfg = AgentConfig(env="simulated", max_new_tokens=200, max_answer_tokens=4, continuous_batching=True)
+    cfg = AgentConfig(env="simulated", max_new_tokens=200, max_answer_tokens=4)  # on CPU: on for a server
     alone = eng.generate([prompt("Kesh")], cfg)[0].ids
     started = threading.Event()
     batcher = Batcher(eng, max_wait_s=0)

@@ -14,7 +14,8 @@ Trade-offs, frankly:
   fully. A seeded request that samples (temperature > 0) runs in a batch of its own, so that
   its seed reproduces its output whatever else is being served.
 - Requests that arrive while a batch decodes join it (the engine's ``admit``: they take
-  free or finished rows' slots) when their config matches; the first one that does not
+  free or finished rows' slots; continuous batching is on unless the config turns it off,
+  also on CPU where it costs some throughput) when their config matches; the first one that does not
   match ends admission, so the running call drains and that request goes next, and no
   config waits behind an endless stream of another.
 """
@@ -131,6 +132,8 @@ class Batcher:
         ``n`` rows (so that jobs with different ``n`` share the call)."""
         owners = [(job, j) for job in jobs for j in range(job.cfg.n)]
         cfg = jobs[0].cfg.model_copy(update={"n": 1, "batch_size": self.max_batch_rows})
+        if cfg.continuous_batching is None:  # a server favours the waiting request's latency
+            cfg.continuous_batching = True
         stream = TokenStream(self.engine.decode)
         left = {id(job): job.cfg.n for job in jobs}
         engine = self.engine
