@@ -139,25 +139,54 @@ def test_queue_full_is_raised_by_submit(tokenizer):
         batcher.close()
 
 
-def test_a_request_joins_the_batch_that_is_decoding(tokenizer):
-    """A request that arrives while another decodes is admitted into the running generate
-    call (a new slot), not queued behind it, and decodes exactly as it would alone."""
+def _while_one_decodes(tokenizer, words, max_batch_rows=64, cancel_first=False, max_rows_per_call=None):
+    """Submit a long request, then (once it streams) one request per word; return the
+    batcher, the engine, the results and each word's result when decoded alone."""
     from tests.test_engine import chaotic
 
     eng = Engine(chaotic(tokenizer), tokenizer)
     cfg = AgentConfig(env="simulated", max_new_tokens=200, max_answer_tokens=4)  # on CPU: on for a server
-    alone = eng.generate([prompt("Kesh")], cfg)[0].ids
+    alone = [r.ids for r in eng.generate([prompt(w) for w in words], cfg.model_copy(update={"batch_size": 1}))]
     started = threading.Event()
-    batcher = Batcher(eng, max_wait_s=0)
+    batcher = Batcher(eng, max_batch_rows=max_batch_rows, max_wait_s=0)
+    if max_rows_per_call is not None:
+        batcher.max_rows_per_call = max_rows_per_call
     try:
         long = batcher.submit(prompt("Varnelo"), cfg, on_pieces=lambda j, pieces: started.set())
         assert started.wait(30)
-        short = batcher.submit(prompt("Kesh"), cfg)
-        got = short.result(timeout=60)[0]
+        later = [batcher.submit(prompt(w), cfg) for w in words]
+        if cancel_first:
+            assert later[0].cancel()
+            later = later[1:]
+        results = [f.result(timeout=60)[0] for f in later]
         first = long.result(timeout=60)[0]
     finally:
         batcher.close()
+    assert len(first.ids) > 150  # (greedy, so always) long enough to still decode when the others arrive
+    return batcher, eng, results, alone
+
+
+def test_a_request_joins_the_batch_that_is_decoding(tokenizer):
+    """A request that arrives while another decodes is admitted into the running generate
+    call (a new slot), not queued behind it, and decodes exactly as it would alone."""
+    batcher, eng, (got,), (alone,) = _while_one_decodes(tokenizer, ["Kesh"])
     assert batcher.stats.batches == 1 and batcher.stats.largest_batch == 2
     assert eng.stats.refills == 1  # it took a new slot while the first row decoded
     assert got.ids == alone
-    assert len(first.ids) > 150  # (greedy, so always) long enough to still decode when the second arrives
+
+
+def test_requests_beyond_the_free_slots_wait_for_one_in_the_same_call(tokenizer):
+    batcher, _, got, alone = _while_one_decodes(tokenizer, ["Kesh", "Osmira", "Lumora"], max_batch_rows=2)
+    assert batcher.stats.batches == 1 and batcher.stats.largest_batch == 4
+    assert [r.ids for r in got] == alone
+
+
+def test_a_call_admits_a_bounded_number_of_rows_then_drains(tokenizer):
+    batcher, _, got, alone = _while_one_decodes(tokenizer, ["Kesh", "Osmira"], max_rows_per_call=2)
+    assert batcher.stats.batches == 2 and batcher.stats.largest_batch == 2
+    assert [r.ids for r in got] == alone
+
+
+def test_a_cancelled_request_does_not_fail_the_others(tokenizer):
+    _, _, got, alone = _while_one_decodes(tokenizer, ["Kesh", "Osmira"], cancel_first=True)
+    assert [r.ids for r in got] == alone[1:]

@@ -55,6 +55,7 @@ class GrowingLayer(DynamicLayer):
 
     def batch_select_indices(self, indices: torch.Tensor) -> None:
         if self._n:
+            indices = indices.to(self._k.device)
             self._k, self._v = self._k[indices], self._v[indices]
             self.keys, self.values = self._k[:, :, : self._n], self._v[:, :, : self._n]
 
@@ -91,7 +92,7 @@ class GrowingLayer(DynamicLayer):
 
     def crop(self, tokens_to_remove: int) -> None:
         super().crop(tokens_to_remove)
-        if self.is_initialized and self.keys is not None and self.keys.numel():
+        if self.is_initialized and self.keys is not None and self.keys.dim() == 4:
             self._n = self.keys.shape[-2]
 
     def reset(self) -> None:

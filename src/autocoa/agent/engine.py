@@ -119,9 +119,10 @@ class Engine:
         belong to prompt ``i``. ``on_batch`` is called with rollouts as they finish (progress;
         their ``trajectory`` is set).
         ``prefixes[i]``, if given, are response tokens that prompt i's rollouts start with
-        (see :meth:`Row.replay`). ``on_step``, if given, is called with the batch's rollouts
-        after every decoding step (tools included): the tokens appended to ``r.ids`` since
-        the last call are the new ones (streaming).
+        (see :meth:`Row.replay`). ``on_step``, if given, is called with the rollouts in the
+        batch's slots after every decoding step (tools included; a rollout that finished in
+        the step is among them): the tokens appended to ``r.ids`` since the last call are the
+        new ones (streaming).
         ``admit(k)``, if given, is asked for up to ``k`` more prompts whenever slots are free
         and nothing is queued (a server's newly arrived requests); it must not block. Their
         rollouts follow the others' in the returned list and share ``cfg``."""
@@ -182,8 +183,7 @@ class Engine:
         current one finishes. ``more(k)`` (admission) is asked for rows when the queue is
         empty and slots are free."""
         queue = deque(rows)
-        live: list[Row] = []  # rows that occupy a slot in the cache
-        started: list[Row] = []  # every row that has entered a slot (what on_step sees)
+        live: list[Row] = []  # rows that occupy a slot in the cache (what on_step sees)
         cache = attn = logits = None
         positions: list[int] = []
         while True:
@@ -194,7 +194,6 @@ class Engine:
                 if not queue:
                     return
                 live = [queue.popleft() for _ in range(min(cfg.batch_size, len(queue)))]
-                started += live
                 cache, attn, logits, positions = self._new_cache(), None, None, [0] * len(live)
             # 1. feed every live row its pending tokens; rows with none leave a hole
             if any(r.pending for r in live):
@@ -224,7 +223,7 @@ class Engine:
             if waiting and (len(waiting) == len(active) or len(waiting) >= cfg.tool_flush_fraction * len(active)):
                 self._run_tools(waiting)
             if on_step is not None:
-                on_step([r.r for r in started])
+                on_step([r.r for r in live])
             # 4. finished rows get their trajectory, then give up their slot
             done = [i for i, r in enumerate(live) if r.status is Status.DONE]
             finished = [live[i].r for i in done if live[i].r.trajectory is None]
@@ -244,7 +243,6 @@ class Engine:
                     live[i] = queue.popleft()
                     positions[i] = 0
                     attn[i] = 0
-                    started.append(live[i])
                     self.stats.refills += 1
                 added = [queue.popleft() for _ in range(min(len(queue), cfg.batch_size - len(live)))]
                 if added:  # new slots, empty so far
@@ -253,7 +251,6 @@ class Engine:
                     logits = torch.cat([logits, logits.new_zeros((len(added), logits.shape[1]))])
                     live += added
                     positions += [0] * len(added)
-                    started += added
                     self.stats.refills += len(added)
             elif done and len(done) * 4 >= len(live):
                 # rows leave the batch when they are many (copying the cache costs)

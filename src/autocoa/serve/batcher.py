@@ -14,10 +14,12 @@ Trade-offs, frankly:
   fully. A seeded request that samples (temperature > 0) runs in a batch of its own, so that
   its seed reproduces its output whatever else is being served.
 - Requests that arrive while a batch decodes join it (the engine's ``admit``: they take
-  free or finished rows' slots; continuous batching is on unless the config turns it off,
-  also on CPU where it costs some throughput) when their config matches; the first one that does not
-  match ends admission, so the running call drains and that request goes next, and no
-  config waits behind an endless stream of another.
+  free or finished rows' slots) when their config matches; continuous batching is on unless
+  the config turns it off, also on CPU where it costs some throughput. The first request
+  whose config does not match ends admission: the running call drains and that request goes
+  next, so no config waits behind an endless stream of another. A matching request that
+  finds no free slot waits at the head of the line for one. A call admits at most
+  ``16 x max_batch_rows`` rows, then drains, so its bookkeeping stays bounded.
 """
 
 from __future__ import annotations
@@ -79,6 +81,7 @@ class Batcher:
 
     def __init__(self, engine: Engine, max_batch_rows: int = 64, max_wait_s: float = 0.005, max_queue: int = 256):
         self.engine, self.max_batch_rows, self.max_wait_s = engine, max_batch_rows, max_wait_s
+        self.max_rows_per_call = 16 * max_batch_rows  # admission stops there; the call drains
         self._q: queue.Queue[Job | None] = queue.Queue(maxsize=max_queue)
         self._held: collections.deque[Job | None] = collections.deque()  # taken from _q, not yet run
         self.stats = BatcherStats()
@@ -140,16 +143,21 @@ class Batcher:
         key = jobs[0].key()
 
         def admit(k: int) -> list[str]:
-            """Waiting requests with this call's config, up to ``k`` rows, without blocking."""
+            """Waiting requests with this call's config, up to ``k`` rows, without blocking. A
+            request with another config (or the shutdown mark) ends admission: it is held and
+            runs next. One that only lacks room is held and taken first when slots free up. A
+            call admits rows up to ``max_rows_per_call``, then drains (no call runs forever)."""
             prompts: list[str] = []
-            while not self._held:
-                try:
-                    job = self._q.get_nowait()
-                except queue.Empty:
-                    break
+            while len(owners) < self.max_rows_per_call:
+                if not self._held:
+                    try:
+                        self._held.append(self._q.get_nowait())
+                    except queue.Empty:
+                        break
+                job = self._held[0]
                 if job is None or job.key() != key or len(prompts) + job.cfg.n > max(k, job.cfg.n):
-                    self._held.append(job)  # runs next; admission stops here
                     break
+                self._held.popleft()
                 jobs.append(job)
                 owners.extend((job, j) for j in range(job.cfg.n))
                 left[id(job)] = job.cfg.n
@@ -171,7 +179,7 @@ class Batcher:
                     traj = parse(engine.decode(r.ids), prompt=r.prompt, tags=engine.tags)
                     job.rollouts[j] = dataclasses.replace(r, index=j, trajectory=traj)
                     left[id(job)] -= 1
-                    if left[id(job)] == 0:
+                    if left[id(job)] == 0 and not job.future.done():  # (a client may have cancelled)
                         job.future.set_result(list(job.rollouts))
 
         self.stats.requests += len(jobs)
