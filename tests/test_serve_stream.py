@@ -20,14 +20,16 @@ def test_on_step_streams_every_token_by_kind(tokenizer):
     steps = []
 
     def on_step(rollouts: list[Rollout]) -> None:
-        steps.append([len(r.ids) for r in rollouts])
+        steps.append({r.index: len(r.ids) for r in rollouts})
         for i, pieces in stream.update(rollouts).items():
             got[i] += pieces
 
     rollouts = eng.generate(PROMPTS, AgentConfig(), on_step=on_step)
     plain = eng.generate(PROMPTS, AgentConfig())
     assert [r.ids for r in rollouts] == [r.ids for r in plain]  # the callback changes nothing
-    assert len(steps) > 10 and steps[-1] == [len(r.ids) for r in rollouts]
+    assert len(steps) > 10
+    for r in rollouts:  # every rollout is seen in the step it finished (it may leave the batch after)
+        assert any(step.get(r.index) == len(r.ids) for step in steps)
     for r in rollouts:
         pieces = got[r.index]
         assert "".join(t for _, t in pieces) == eng.decode(r.ids) == r.trajectory.response
