@@ -369,3 +369,16 @@ def test_continuous_batching_is_on_by_default_on_cuda_only(tokenizer):
 
     cuda = OnCuda(tiny_llama(tokenizer), tokenizer)
     assert cuda.continuous(AgentConfig()) and not cuda.continuous(AgentConfig(continuous_batching=False))
+
+
+def test_rows_keep_their_own_budget_and_environment_in_one_call(tokenizer):
+    eng = Engine(chaotic(tokenizer), tokenizer, Toolbox([FakeSearch()]))
+    base = AgentConfig(env="simulated", max_new_tokens=40, max_answer_tokens=4, batch_size=8)
+    own = [base.model_copy(update={"max_new_tokens": 12 + 9 * i, "max_actions": i % 3}) for i in range(4)]
+    own[3] = own[3].model_copy(update={"env": "real"})
+    together = eng.generate(PROMPTS[:4], base, row_configs=own)
+    for p, c, r in zip(PROMPTS, own, together, strict=False):
+        (alone,) = eng.generate([p], c)
+        assert r.ids == alone.ids and len(r.ids) <= c.max_new_tokens
+    with pytest.raises(ValueError, match="prompt 1: its sampling differs from the call's in temperature"):
+        eng.generate(PROMPTS[:2], base, row_configs=[base, base.model_copy(update={"temperature": 1.0})])

@@ -116,7 +116,7 @@ def test_queue_full_is_raised_by_submit(tokenizer):
         def decode(self, ids):
             return ""
 
-        def generate(self, prompts, cfg, on_step=None, admit=None):
+        def generate(self, prompts, cfg, on_step=None, admit=None, row_configs=None):
             release.wait(10)
             raise RuntimeError("boom")
 
@@ -185,6 +185,27 @@ def test_a_call_admits_a_bounded_number_of_rows_then_drains(tokenizer):
     batcher, _, got, alone = _while_one_decodes(tokenizer, ["Kesh", "Osmira"], max_rows_per_call=2)
     assert batcher.stats.batches == 2 and batcher.stats.largest_batch == 2
     assert [r.ids for r in got] == alone
+
+
+def test_requests_with_other_budgets_share_the_running_call(tokenizer):
+    """max_tokens is a row's own budget: a short request joins a long one's call and stops at
+    its own budget, exactly as alone."""
+    from tests.test_engine import chaotic
+
+    eng = Engine(chaotic(tokenizer), tokenizer)
+    long_cfg = AgentConfig(env="simulated", max_new_tokens=200, max_answer_tokens=4)
+    short_cfg = long_cfg.model_copy(update={"max_new_tokens": 20})
+    (alone,) = eng.generate([prompt("Kesh")], short_cfg)
+    started = threading.Event()
+    batcher = Batcher(eng, max_wait_s=0)
+    try:
+        long = batcher.submit(prompt("Varnelo"), long_cfg, on_pieces=lambda j, pieces: started.set())
+        assert started.wait(30)
+        short = batcher.submit(prompt("Kesh"), short_cfg).result(timeout=60)[0]
+        assert len(long.result(timeout=60)[0].ids) > 150
+    finally:
+        batcher.close()
+    assert batcher.stats.batches == 1 and short.ids == alone.ids and len(short.ids) <= 20
 
 
 def test_a_cancelled_request_does_not_fail_the_others(tokenizer):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
@@ -10,6 +10,16 @@ from autocoa.config import Config
 
 
 class AgentConfig(Config):
+    # fields each rollout may set for itself (its budget and environment); the others are the
+    # decoding call's: sampling (rows of one call must agree) and batching
+    ROW_FIELDS: ClassVar[tuple[str, ...]] = (
+        "env",
+        "max_actions",
+        "max_new_tokens",
+        "max_obs_tokens",
+        "max_answer_tokens",
+    )
+
     env: Literal["real", "simulated"] = Field(
         "real",
         description="real: tools run and their output is inserted; simulated: the model writes its own "
@@ -41,6 +51,10 @@ class AgentConfig(Config):
         description="run the waiting tool calls once this share of the active rows waits for a tool "
         "(1.0 = only when every row waits; smaller = less waiting, more padding in the KV cache)",
     )
+
+    def sampling(self) -> dict[str, Any]:
+        """The sampling settings, which all rows of one decoding call share."""
+        return {"temperature": self.temperature, "top_p": self.top_p, "seed": self.seed}
 
     @model_validator(mode="after")
     def _answer_fits(self) -> AgentConfig:

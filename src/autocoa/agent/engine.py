@@ -113,7 +113,8 @@ class Engine:
         on_batch: Callable[[list[Rollout]], None] | None = None,
         prefixes: Sequence[Sequence[int]] | None = None,
         on_step: Callable[[list[Rollout]], None] | None = None,
-        admit: Callable[[int], Sequence[str]] | None = None,
+        admit: Callable[[int], Sequence[str | tuple[str, AgentConfig]]] | None = None,
+        row_configs: Sequence[AgentConfig] | None = None,
     ) -> list[Rollout]:
         """One rollout per prompt and sample (``cfg.n``), grouped: rows ``i*n .. i*n+n-1``
         belong to prompt ``i``. ``on_batch`` is called with rollouts as they finish (progress;
@@ -123,36 +124,51 @@ class Engine:
         batch's slots after every decoding step (tools included; a rollout that finished in
         the step is among them): the tokens appended to ``r.ids`` since the last call are the
         new ones (streaming).
+        ``row_configs[i]``, if given, is prompt i's own config for what a rollout may set for
+        itself (:attr:`AgentConfig.ROW_FIELDS`: budget, environment); its sampling must
+        equal ``cfg``'s, its batching settings are ignored.
         ``admit(k)``, if given, is asked for up to ``k`` more prompts whenever slots are free
-        and nothing is queued (a server's newly arrived requests); it must not block. Their
-        rollouts follow the others' in the returned list and share ``cfg``."""
+        and nothing is queued (a server's newly arrived requests); it must not block. It
+        returns prompts, or ``(prompt, row_config)`` pairs; their rollouts follow the others'
+        in the returned list."""
         if prefixes is not None and len(prefixes) != len(prompts):
             raise ValueError(f"{len(prefixes)} prefixes for {len(prompts)} prompts")
+        if row_configs is not None and len(row_configs) != len(prompts):
+            raise ValueError(f"{len(row_configs)} row configs for {len(prompts)} prompts")
         cfg = cfg or AgentConfig()
-        if cfg.env == "real" and self.toolbox is None:
-            raise ValueError("env='real' needs a toolbox; use env='simulated' to run without tools")
         self.stats = EngineStats()
         gen = torch.Generator(device=self.device)
         gen.manual_seed(cfg.seed if cfg.seed is not None else torch.seed())
         rollouts: list[Rollout] = []
+        call = cfg.sampling()
 
-        def rows_for(new_prompts: Sequence[str], new_prefixes: Sequence[Sequence[int]] | None = None) -> list[Row]:
+        def rows_for(
+            new_prompts: Sequence[str | tuple[str, AgentConfig]],
+            new_prefixes: Sequence[Sequence[int]] | None = None,
+        ) -> list[Row]:
             rows = []
-            for k, p in enumerate(new_prompts):
+            for k, item in enumerate(new_prompts):
                 i = len(rollouts) // cfg.n
+                p, row_cfg = item if isinstance(item, tuple) else (item, cfg)
+                if row_cfg is not cfg and row_cfg.sampling() != call:
+                    other = row_cfg.sampling()
+                    diff = sorted(f for f in call if call[f] != other[f])
+                    raise ValueError(f"prompt {i}: its sampling differs from the call's in {', '.join(diff)}")
+                if row_cfg.env == "real" and self.toolbox is None:
+                    raise ValueError("env='real' needs a toolbox; use env='simulated' to run without tools")
                 ids = encode_prompt(self.tokenizer, p)
                 if not ids:
                     raise ValueError(f"prompt {i} is empty")
                 for j in range(cfg.n):
                     rollouts.append(Rollout(index=i * cfg.n + j, prompt=p, prompt_ids=ids))
-                    row = Row(rollouts[-1], self.tag_ids, cfg)
+                    row = Row(rollouts[-1], self.tag_ids, row_cfg)
                     row.pending = list(ids)
                     if new_prefixes is not None:
                         row.replay(new_prefixes[k])
                     rows.append(row)
             return rows
 
-        rows = rows_for(prompts, prefixes)
+        rows = rows_for(prompts if row_configs is None else list(zip(prompts, row_configs, strict=True)), prefixes)
         more = None if admit is None else (lambda k: rows_for(admit(max(1, k // cfg.n))))
         was_training = self.model.training
         self.model.eval()

@@ -9,9 +9,10 @@ is not held back by a long one in the same batch.
 
 Trade-offs, frankly:
 
-- One ``generate`` call samples with one config, so only requests whose configs agree
-  (apart from ``n``) share a batch; the common case of clients with equal settings batches
-  fully. A seeded request that samples (temperature > 0) runs in a batch of its own, so that
+- One ``generate`` call samples with one setting, so only requests whose sampling
+  settings agree share a batch; each row keeps its own budget and environment
+  (``max_tokens``, ``env``: :attr:`AgentConfig.ROW_FIELDS`), so clients that differ only
+  there batch fully. A seeded request that samples (temperature > 0) runs in a batch of its own, so that
   its seed reproduces its output whatever else is being served.
 - Requests that arrive while a batch decodes join it (the engine's ``admit``: they take
   free or finished rows' slots) when their config matches; continuous batching is on unless
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import json
 import logging
 import queue
 import threading
@@ -61,7 +63,8 @@ class Job:
         """Jobs with equal keys can share one ``generate`` call."""
         if self.cfg.temperature > 0 and self.cfg.seed is not None:
             return f"alone-{id(self)}"
-        return self.cfg.model_copy(update={"n": 1, "batch_size": 1}).model_dump_json()
+        call = self.cfg.model_dump(exclude={*AgentConfig.ROW_FIELDS, "n", "batch_size"})  # sampling, batching
+        return json.dumps(call, sort_keys=True)
 
 
 @dataclass
@@ -142,12 +145,12 @@ class Batcher:
         engine = self.engine
         key = jobs[0].key()
 
-        def admit(k: int) -> list[str]:
+        def admit(k: int) -> list[tuple[str, AgentConfig]]:
             """Waiting requests with this call's config, up to ``k`` rows, without blocking. A
             request with another config (or the shutdown mark) ends admission: it is held and
             runs next. One that only lacks room is held and taken first when slots free up. A
             call admits rows up to ``max_rows_per_call``, then drains (no call runs forever)."""
-            prompts: list[str] = []
+            prompts: list[tuple[str, AgentConfig]] = []
             while len(owners) < self.max_rows_per_call:
                 if not self._held:
                     try:
@@ -161,7 +164,7 @@ class Batcher:
                 jobs.append(job)
                 owners.extend((job, j) for j in range(job.cfg.n))
                 left[id(job)] = job.cfg.n
-                prompts += [job.prompt] * job.cfg.n
+                prompts += [(job.prompt, job.cfg)] * job.cfg.n
                 self.stats.requests += 1
                 self.stats.rows += job.cfg.n
             return prompts
@@ -186,7 +189,13 @@ class Batcher:
         self.stats.batches += 1
         self.stats.rows += len(owners)
         try:
-            engine.generate([job.prompt for job, _ in owners], cfg, on_step=on_step, admit=admit)
+            engine.generate(
+                [job.prompt for job, _ in owners],
+                cfg,
+                on_step=on_step,
+                admit=admit,
+                row_configs=[job.cfg for job, _ in owners],
+            )
             self.stats.largest_batch = max(self.stats.largest_batch, len(owners))
         except Exception as e:  # a model failure fails the requests of this batch, not the server
             log.exception("generate failed for a batch of %d rows", len(owners))
