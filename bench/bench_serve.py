@@ -10,6 +10,10 @@ generates exactly ``--max-tokens`` tokens (the budget forces and closes the answ
 simulated environment, with no tool calls. Numbers are for this fixed workload, not for a
 trained agent.
 
+Then a late arrival: one 16-token request sent while 8 requests of 256 tokens decode, on a
+server with continuous batching (its default: the request joins the running batch) and one
+without (it waits until that batch is done); its latency in each, and the ratio.
+
 The server runs in a child process (uvicorn on 127.0.0.1, a free port); the clients are
 asyncio tasks in this process, each sending its requests one after another. The child is
 stopped at the end.
@@ -33,7 +37,7 @@ def percentile(xs: list[float], p: float) -> float:
     return xs[min(len(xs) - 1, round(p / 100 * (len(xs) - 1)))]
 
 
-def serve(port: int, max_tokens: int, threads: int) -> None:
+def serve(port: int, max_tokens: int, threads: int, continuous: bool | None = None) -> None:
     """The child process: build the tokenizer and model, serve them."""
     import torch
     import uvicorn
@@ -70,7 +74,7 @@ def serve(port: int, max_tokens: int, threads: int) -> None:
         return logits
 
     engine = Engine(model, tok, None, logits_hook=no_tags)
-    agent = AgentConfig(env="simulated", max_new_tokens=max_tokens, max_answer_tokens=8)
+    agent = AgentConfig(env="simulated", max_new_tokens=max_tokens, max_answer_tokens=8, continuous_batching=continuous)
     app = create_app(engine, agent, ServeLimits(max_batch_rows=64, batch_wait_ms=5), model_name="tiny")
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
 
@@ -110,6 +114,43 @@ async def level(base: str, concurrency: int, per_client: int) -> dict:
     }
 
 
+async def late_arrival(base: str, busy: int, long_tokens: int, short_tokens: int) -> float:
+    """Seconds for one short request sent while ``busy`` long requests decode."""
+    url = base + "/v1/chat/completions"
+
+    def body(i: int, n: int) -> dict:
+        return {"model": "tiny", "messages": [{"role": "user", "content": f"Where was {i} born?"}], "max_tokens": n}
+
+    async with httpx.AsyncClient(timeout=300, limits=httpx.Limits(max_connections=busy + 4)) as http:
+        longs = [asyncio.create_task(http.post(url, json=body(i, long_tokens))) for i in range(busy)]
+        await asyncio.sleep(0.3)  # the long ones are decoding
+        t = time.perf_counter()
+        (await http.post(url, json=body(-1, short_tokens))).raise_for_status()
+        took = time.perf_counter() - t
+        for r in await asyncio.gather(*longs):
+            r.raise_for_status()
+    return took
+
+
+def start_server(max_tokens: int, threads: int, continuous: bool | None = None):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = mp.get_context("spawn").Process(target=serve, args=(port, max_tokens, threads, continuous), daemon=True)
+    proc.start()
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            httpx.get(base + "/health", timeout=1).raise_for_status()
+            return proc, base
+        except httpx.TransportError:
+            if time.monotonic() > deadline or not proc.is_alive():
+                proc.terminate()
+                raise RuntimeError("the server did not start") from None
+            time.sleep(0.2)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
@@ -118,22 +159,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1), help="torch threads of the server")
     args = ap.parse_args()
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = mp.get_context("spawn").Process(target=serve, args=(port, args.max_tokens, args.threads), daemon=True)
-    proc.start()
-    base = f"http://127.0.0.1:{port}"
+    proc, base = start_server(args.max_tokens, args.threads)
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                httpx.get(base + "/health", timeout=1).raise_for_status()
-                break
-            except httpx.TransportError:
-                if time.monotonic() > deadline or not proc.is_alive():
-                    raise RuntimeError("the server did not start") from None
-                time.sleep(0.2)
         asyncio.run(level(base, 2, 2))  # warm up
         print(
             f"tiny random-weight Llama (hidden 128, 4 layers), tags and EOS banned: every request generates "
@@ -152,6 +179,23 @@ def main() -> None:
     finally:
         proc.terminate()
         proc.join(timeout=10)
+
+    # a short request (16 tokens) that arrives while 8 long ones (256 tokens) decode: it joins
+    # the running batch (continuous batching, the server's default) or waits for it to finish
+    took = {}
+    for continuous in (True, False):
+        proc, base = start_server(256, args.threads, continuous)
+        try:
+            asyncio.run(level(base, 2, 1))  # warm up
+            took[continuous] = statistics.median(asyncio.run(late_arrival(base, 8, 256, 16)) for _ in range(3))
+        finally:
+            proc.terminate()
+            proc.join(timeout=10)
+    print(
+        f"a 16-token request arriving while 8 x 256-token requests decode (median of 3): "
+        f"{1000 * took[True]:.0f} ms when it joins the running batch, {1000 * took[False]:.0f} ms when it waits "
+        f"for the batch to finish ({took[False] / took[True]:.1f}x)"
+    )
 
 
 if __name__ == "__main__":
