@@ -380,5 +380,29 @@ def test_rows_keep_their_own_budget_and_environment_in_one_call(tokenizer):
     for p, c, r in zip(PROMPTS, own, together, strict=False):
         (alone,) = eng.generate([p], c)
         assert r.ids == alone.ids and len(r.ids) <= c.max_new_tokens
-    with pytest.raises(ValueError, match="prompt 1: its sampling differs from the call's in temperature"):
-        eng.generate(PROMPTS[:2], base, row_configs=[base, base.model_copy(update={"temperature": 1.0})])
+    with pytest.raises(ValueError, match="prompt 1: its seed differs from the call's"):
+        eng.generate(PROMPTS[:2], base, row_configs=[base, base.model_copy(update={"seed": 3})])
+
+
+def test_rows_sample_with_their_own_temperature(tokenizer):
+    """Greedy and sampling rows share a call: greedy rows decode as alone, sampled rows are
+    reproducible with the call's seed and log-probs follow each row's temperature."""
+    eng = Engine(chaotic(tokenizer), tokenizer)
+    base = AgentConfig(env="simulated", max_new_tokens=30, max_answer_tokens=4, seed=5)
+    own = [
+        base,
+        base.model_copy(update={"temperature": 1.5, "top_p": 0.9}),
+        base,
+        base.model_copy(update={"temperature": 0.7}),
+    ]
+    a = eng.generate(PROMPTS[:4], base, row_configs=own)
+    b = eng.generate(PROMPTS[:4], base, row_configs=own)
+    assert [r.ids for r in a] == [r.ids for r in b]  # seeded: reproducible
+    greedy = eng.generate(PROMPTS[:4], base)
+    assert a[0].ids == greedy[0].ids and a[2].ids == greedy[2].ids
+    assert a[1].ids != greedy[1].ids and a[3].ids != greedy[3].ids
+    # a sampled token's log-prob is under its row's temperature: recompute one from the model
+    r = a[1]
+    with torch.inference_mode():
+        logits = eng.model(torch.tensor([r.prompt_ids + r.ids[:1]])).logits[0, -2]
+    assert r.logprobs[0] == pytest.approx(torch.log_softmax(logits / 1.5, -1)[r.ids[0]].item(), abs=1e-4)

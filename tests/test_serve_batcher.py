@@ -31,7 +31,7 @@ def prompt(word: str) -> str:
     return f"Question: Where is {word}?\n"
 
 
-def test_equal_configs_share_a_call_and_seeded_samplers_run_alone(tokenizer):
+def test_greedy_and_sampling_requests_share_a_call_and_seeded_samplers_run_alone(tokenizer):
     eng = CountingEngine(ScriptedLM(len(tokenizer), echo_policy(tokenizer)), tokenizer, Toolbox([FakeSearch()]))
     batcher = Batcher(eng, max_wait_s=0.3)
     try:
@@ -46,12 +46,12 @@ def test_equal_configs_share_a_call_and_seeded_samplers_run_alone(tokenizer):
         results = [f.result(timeout=30) for f in futures]
     finally:
         batcher.close()
-    assert sorted(eng.calls) == [(1, 1.0), (1, 1.0), (1, 1.0), (3, 0.0)]
+    assert sorted(eng.calls) == [(1, 1.0), (1, 1.0), (4, 0.0)]  # temperature is each row's own
     assert [len(r) for r in results] == [1, 2, 1, 1, 1]
     assert [r.trajectory.answer for r in results[1]] == ["Osmira", "Osmira"]
     assert [r.index for r in results[1]] == [0, 1]  # choice indices, not batch rows
     assert results[0][0].trajectory.answer == "Varnelo"
-    assert batcher.stats.as_dict() == {"requests": 5, "batches": 4, "rows": 6, "largest_batch": 3}
+    assert batcher.stats.as_dict() == {"requests": 5, "batches": 3, "rows": 6, "largest_batch": 4}
 
 
 def test_a_short_request_is_not_held_back_by_a_long_one(tokenizer):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 
@@ -10,14 +10,16 @@ from autocoa.config import Config
 
 
 class AgentConfig(Config):
-    # fields each rollout may set for itself (its budget and environment); the others are the
-    # decoding call's: sampling (rows of one call must agree) and batching
+    # fields each rollout may set for itself (budget, environment, sampling); the others are
+    # the decoding call's (its seed and batching)
     ROW_FIELDS: ClassVar[tuple[str, ...]] = (
         "env",
         "max_actions",
         "max_new_tokens",
         "max_obs_tokens",
         "max_answer_tokens",
+        "temperature",
+        "top_p",
     )
 
     env: Literal["real", "simulated"] = Field(
@@ -51,10 +53,6 @@ class AgentConfig(Config):
         description="run the waiting tool calls once this share of the active rows waits for a tool "
         "(1.0 = only when every row waits; smaller = less waiting, more padding in the KV cache)",
     )
-
-    def sampling(self) -> dict[str, Any]:
-        """The sampling settings, which all rows of one decoding call share."""
-        return {"temperature": self.temperature, "top_p": self.top_p, "seed": self.seed}
 
     @model_validator(mode="after")
     def _answer_fits(self) -> AgentConfig:

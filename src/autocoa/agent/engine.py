@@ -125,8 +125,8 @@ class Engine:
         the step is among them): the tokens appended to ``r.ids`` since the last call are the
         new ones (streaming).
         ``row_configs[i]``, if given, is prompt i's own config for what a rollout may set for
-        itself (:attr:`AgentConfig.ROW_FIELDS`: budget, environment); its sampling must
-        equal ``cfg``'s, its batching settings are ignored.
+        itself (:attr:`AgentConfig.ROW_FIELDS`: budget, environment, temperature, top-p); its
+        seed must equal ``cfg``'s (one generator per call), its batching settings are ignored.
         ``admit(k)``, if given, is asked for up to ``k`` more prompts whenever slots are free
         and nothing is queued (a server's newly arrived requests); it must not block. It
         returns prompts, or ``(prompt, row_config)`` pairs; their rollouts follow the others'
@@ -140,7 +140,6 @@ class Engine:
         gen = torch.Generator(device=self.device)
         gen.manual_seed(cfg.seed if cfg.seed is not None else torch.seed())
         rollouts: list[Rollout] = []
-        call = cfg.sampling()
 
         def rows_for(
             new_prompts: Sequence[str | tuple[str, AgentConfig]],
@@ -150,10 +149,8 @@ class Engine:
             for k, item in enumerate(new_prompts):
                 i = len(rollouts) // cfg.n
                 p, row_cfg = item if isinstance(item, tuple) else (item, cfg)
-                if row_cfg is not cfg and row_cfg.sampling() != call:
-                    other = row_cfg.sampling()
-                    diff = sorted(f for f in call if call[f] != other[f])
-                    raise ValueError(f"prompt {i}: its sampling differs from the call's in {', '.join(diff)}")
+                if row_cfg is not cfg and row_cfg.seed != cfg.seed:
+                    raise ValueError(f"prompt {i}: its seed differs from the call's (one generator per call)")
                 if row_cfg.env == "real" and self.toolbox is None:
                     raise ValueError("env='real' needs a toolbox; use env='simulated' to run without tools")
                 ids = encode_prompt(self.tokenizer, p)
@@ -229,7 +226,7 @@ class Engine:
                 step_logits = logits[gen_idx]
                 if self.logits_hook is not None:
                     step_logits = self.logits_hook([live[i].r.ids for i in gen_idx], step_logits)
-                toks, lps = self._sample(step_logits, cfg, gen)
+                toks, lps = self._sample(step_logits, [live[i].cfg for i in gen_idx], gen)
                 self.stats.sampled_tokens += len(gen_idx)
                 for i, tok, lp in zip(gen_idx, toks, lps, strict=True):
                     live[i].push(tok, lp, sampled=True)
@@ -337,21 +334,25 @@ class Engine:
         return out.past_key_values, attn, logits
 
     @staticmethod
-    def _sample(logits: torch.Tensor, cfg: AgentConfig, gen: torch.Generator) -> tuple[list[int], list[float]]:
-        """Sample one token per row; return ids and their log-probs under the sampling
-        distribution (temperature-scaled, before top-p)."""
-        if cfg.temperature == 0.0:
-            logp = torch.log_softmax(logits, dim=-1)
-            toks = logits.argmax(dim=-1)
-        else:
-            logp = torch.log_softmax(logits / cfg.temperature, dim=-1)
+    def _sample(
+        logits: torch.Tensor, cfgs: Sequence[AgentConfig], gen: torch.Generator
+    ) -> tuple[list[int], list[float]]:
+        """Sample one token per row with that row's temperature and top-p (temperature 0 =
+        greedy); return ids and their log-probs under the sampling distribution
+        (temperature-scaled, before top-p; at temperature 1 for greedy rows). The generator
+        draws for every row whenever any row samples, so a seeded call is reproducible."""
+        temps = torch.tensor([c.temperature for c in cfgs], device=logits.device)
+        greedy = temps == 0
+        logp = torch.log_softmax(logits / torch.where(greedy, 1.0, temps)[:, None], dim=-1)
+        toks = logits.argmax(dim=-1)
+        if not bool(greedy.all()):
             probs = logp.exp()
-            if cfg.top_p < 1.0:
+            top_p = torch.tensor([c.top_p for c in cfgs], device=logits.device)
+            if bool((top_p < 1.0).any()):
                 sorted_p, order = probs.sort(dim=-1, descending=True)
-                keep = sorted_p.cumsum(dim=-1) - sorted_p < cfg.top_p  # always keeps the top token
-                sorted_p = sorted_p * keep
-                probs = torch.zeros_like(probs).scatter(-1, order, sorted_p)
-            toks = torch.multinomial(probs, 1, generator=gen).squeeze(-1)
+                keep = sorted_p.cumsum(dim=-1) - sorted_p < top_p[:, None]  # always keeps the top token
+                probs = torch.zeros_like(probs).scatter(-1, order, sorted_p * keep)
+            toks = torch.where(greedy, toks, torch.multinomial(probs, 1, generator=gen).squeeze(-1))
         lps = logp.gather(-1, toks[:, None]).squeeze(-1)
         return toks.tolist(), lps.tolist()
 

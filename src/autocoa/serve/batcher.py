@@ -9,18 +9,18 @@ is not held back by a long one in the same batch.
 
 Trade-offs, frankly:
 
-- One ``generate`` call samples with one setting, so only requests whose sampling
-  settings agree share a batch; each row keeps its own budget and environment
-  (``max_tokens``, ``env``: :attr:`AgentConfig.ROW_FIELDS`), so clients that differ only
-  there batch fully. A seeded request that samples (temperature > 0) runs in a batch of its own, so that
-  its seed reproduces its output whatever else is being served.
+- Each row keeps its own budget, environment and sampling (``max_tokens``, ``env``,
+  ``temperature``, ``top_p``: :attr:`AgentConfig.ROW_FIELDS`), so requests that differ only
+  there share a call. A seeded request that samples (temperature > 0) runs in a call of its
+  own, so that its seed reproduces its output whatever else is being served.
 - Requests that arrive while a batch decodes join it (the engine's ``admit``: they take
-  free or finished rows' slots) when their config matches; continuous batching is on unless
+  free or finished rows' slots) when their key matches; continuous batching is on unless
   the config turns it off, also on CPU where it costs some throughput. The first request
-  whose config does not match ends admission: the running call drains and that request goes
-  next, so no config waits behind an endless stream of another. A matching request that
-  finds no free slot waits at the head of the line for one. A call admits at most
-  ``16 x max_batch_rows`` rows, then drains, so its bookkeeping stays bounded.
+  whose key does not match (a seeded sampler, other batching settings) ends admission: the
+  running call drains and that request goes next, so none waits behind an endless stream
+  of others. A matching request that finds no free slot waits at the head of the line for
+  one. A call admits at most ``16 x max_batch_rows`` rows, then drains, so its bookkeeping
+  stays bounded.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ class Job:
         """Jobs with equal keys can share one ``generate`` call."""
         if self.cfg.temperature > 0 and self.cfg.seed is not None:
             return f"alone-{id(self)}"
-        call = self.cfg.model_dump(exclude={*AgentConfig.ROW_FIELDS, "n", "batch_size"})  # sampling, batching
+        call = self.cfg.model_dump(exclude={*AgentConfig.ROW_FIELDS, "n", "batch_size"})  # seed, batching
         return json.dumps(call, sort_keys=True)
 
 
