@@ -341,11 +341,13 @@ class Engine:
         greedy); return ids and their log-probs under the sampling distribution
         (temperature-scaled, before top-p; at temperature 1 for greedy rows). The generator
         draws for every row whenever any row samples, so a seeded call is reproducible."""
-        temps = torch.tensor([c.temperature for c in cfgs], device=logits.device)
-        greedy = temps == 0
-        logp = torch.log_softmax(logits / torch.where(greedy, 1.0, temps)[:, None], dim=-1)
         toks = logits.argmax(dim=-1)
-        if not bool(greedy.all()):
+        if not any(c.temperature for c in cfgs):  # all greedy
+            logp = torch.log_softmax(logits, dim=-1)
+        else:
+            temps = torch.tensor([c.temperature for c in cfgs], device=logits.device)
+            greedy = temps == 0
+            logp = torch.log_softmax(logits / torch.where(greedy, 1.0, temps)[:, None], dim=-1)
             probs = logp.exp()
             top_p = torch.tensor([c.top_p for c in cfgs], device=logits.device)
             if bool((top_p < 1.0).any()):
