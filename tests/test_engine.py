@@ -286,6 +286,19 @@ def chaotic(tokenizer, arch="llama"):
 
     if arch == "llama":
         model = tiny_llama(tokenizer)
+    elif arch == "qwen2":  # the AutoCoA paper's family: q/k/v biases, grouped-query attention
+        from transformers import Qwen2Config, Qwen2ForCausalLM
+
+        qcfg = Qwen2Config(
+            vocab_size=len(tokenizer),
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=4096,
+        )
+        model = Qwen2ForCausalLM(qcfg).eval()
     else:
         model = GPT2LMHeadModel(GPT2Config(vocab_size=len(tokenizer), n_embd=64, n_layer=2, n_head=4)).eval()
     g = torch.Generator().manual_seed(0)
@@ -296,7 +309,7 @@ def chaotic(tokenizer, arch="llama"):
     return model
 
 
-@pytest.mark.parametrize("arch", ["llama", "gpt2"])
+@pytest.mark.parametrize("arch", ["llama", "qwen2", "gpt2"])
 def test_continuous_batching_equals_batch_by_batch_and_one_by_one(tokenizer, arch):
     """Refilled slots, compactions and rows leaving change nothing a row decodes (greedy),
     with rotary and with absolute positions (a refilled row starts again at position 0)."""
