@@ -15,6 +15,7 @@ sliding-window, linear-attention and other layers keep transformers' own classes
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -36,59 +37,56 @@ class GrowingLayer(DynamicLayer):
     def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any, **kwargs: Any):
         if not self.is_initialized:
             self.lazy_initialization(key_states, value_states)
-        n = self._n + key_states.shape[-2]
-        if self._k is None or n > self._k.shape[-2]:
-            self._k = self._grow(self._k, key_states, n)
-            self._v = self._grow(self._v, value_states, n)
-        self._k[:, :, self._n : n] = key_states
-        self._v[:, :, self._n : n] = value_states
-        self._n = n
-        self.keys, self.values = self._k[:, :, :n], self._v[:, :, :n]
+        new = key_states.shape[-2]
+        if self._k is None or self._n + new > self._k.shape[-2]:  # one copy every chunk tokens
+            filled = (self.keys, self.values) if self._n else (key_states[:, :, :0], value_states[:, :, :0])
+            self._k, self._v = (self._room(part, new + self.chunk) for part in filled)
+        self._k[:, :, self._n : self._n + new] = key_states
+        self._v[:, :, self._n : self._n + new] = value_states
+        self._set_n(self._n + new)
         return self.keys, self.values
 
-    def _grow(self, buf: torch.Tensor | None, new: torch.Tensor, n: int) -> torch.Tensor:
-        b, h, _, d = new.shape
-        out = new.new_empty((b, h, n + self.chunk, d))
-        if buf is not None and self._n:
-            out[:, :, : self._n] = buf[:, :, : self._n]
+    @staticmethod
+    def _room(part: torch.Tensor, extra: int) -> torch.Tensor:
+        """A new buffer holding ``part`` with room for ``extra`` more positions."""
+        b, h, n, d = part.shape
+        out = part.new_empty((b, h, n + extra, d))
+        out[:, :, :n] = part
         return out
 
-    def batch_select_indices(self, indices: torch.Tensor) -> None:
+    def _set_n(self, n: int) -> None:
+        """``n`` positions are filled: ``keys``/``values`` are views of them."""
+        self._n = n
+        self.keys, self.values = self._k[:, :, :n], self._v[:, :, :n]
+
+    def _rows(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> None:
+        """Apply ``fn`` to both buffers along the batch dimension (rows leave, repeat, join)."""
         if self._n:
-            indices = indices.to(self._k.device)
-            self._k, self._v = self._k[indices], self._v[indices]
-            self.keys, self.values = self._k[:, :, : self._n], self._v[:, :, : self._n]
+            self._k, self._v = fn(self._k), fn(self._v)
+            self._set_n(self._n)
+
+    def batch_select_indices(self, indices: torch.Tensor) -> None:
+        self._rows(lambda buf: buf[indices.to(buf.device)])
 
     def select_positions(self, index: torch.Tensor) -> None:
         """Keep, for each row ``b``, the positions ``index[b]`` (``[batch, width]``), in that
         order; room for ``chunk`` more positions follows."""
         if not self._n:
             return
-        kept = []
-        for buf in (self._k, self._v):
-            b, h, _, d = buf.shape
-            part = buf[:, :, : self._n].gather(2, index[:, None, :, None].expand(b, h, index.shape[1], d))
-            out = part.new_empty((b, h, part.shape[2] + self.chunk, d))
-            out[:, :, : part.shape[2]] = part
-            kept.append(out)
-        self._k, self._v = kept
-        self._n = index.shape[1]
-        self.keys, self.values = self._k[:, :, : self._n], self._v[:, :, : self._n]
+        b, h, _, d = self._k.shape
+        gather = index[:, None, :, None].expand(b, h, index.shape[1], d)
+        self._k, self._v = (self._room(part.gather(2, gather), self.chunk) for part in (self.keys, self.values))
+        self._set_n(index.shape[1])
 
     def add_rows(self, n: int) -> None:
         """Append ``n`` rows whose every position is empty (to be hidden by the mask)."""
-        if self._n:
-            self._k = torch.cat([self._k, self._k.new_zeros((n, *self._k.shape[1:]))])
-            self._v = torch.cat([self._v, self._v.new_zeros((n, *self._v.shape[1:]))])
-            self.keys, self.values = self._k[:, :, : self._n], self._v[:, :, : self._n]
+        self._rows(lambda buf: torch.cat([buf, buf.new_zeros((n, *buf.shape[1:]))]))
 
     def reorder_cache(self, beam_idx: torch.LongTensor) -> None:
         self.batch_select_indices(beam_idx)
 
     def batch_repeat_interleave(self, repeats: int) -> None:
-        if self._n:
-            self._k, self._v = self._k.repeat_interleave(repeats, 0), self._v.repeat_interleave(repeats, 0)
-            self.keys, self.values = self._k[:, :, : self._n], self._v[:, :, : self._n]
+        self._rows(lambda buf: buf.repeat_interleave(repeats, 0))
 
     def crop(self, tokens_to_remove: int) -> None:
         super().crop(tokens_to_remove)
