@@ -8,7 +8,8 @@ prompts (``n`` rollouts each) it decodes all rows together with one KV cache and
 - runs the waiting tool calls together (one batched index lookup) and appends each
   observation's token ids to its row (model-sampled ids are never decoded and re-encoded);
 - keeps the cache across turns, so an observation costs its own prefill, not a re-encode of
-  the prefix; finished rows leave the batch;
+  the prefix; finished rows leave the batch, or their slots take queued prompts (continuous
+  batching, :meth:`Engine.continuous`);
 - enforces the budget (``max_actions``, ``max_new_tokens``) and then forces an answer;
 - ``env="simulated"``: after an action the model writes its own ``<result>`` (its world
   model), masked like a real observation; no tool is called.
@@ -18,10 +19,11 @@ How the cache stays rectangular: every forward step feeds each row its *pending*
 padding on the left that the attention mask hides. Rows waiting for a tool, or with nothing
 to feed, leave masked holes. Position ids count each row's real tokens only, so holes never
 shift positions. Tools run when ``tool_flush_fraction`` of the active rows wait (by default
-half), which bounds both the waiting and the holes.
+half), which bounds both the waiting and the holes; the cache drops its holes once that
+halves it (:meth:`GrowingCache.compact`).
 
-Log-probs are those of the sampling distribution, ``log_softmax(logits / temperature)``
-(temperature 0 = greedy, log-probs at temperature 1), before top-p truncation, as TRL's
+Log-probs are those of the sampling distribution, ``log_softmax(logits / temperature)`` with
+each row's own temperature (0 = greedy, log-probs at temperature 1), before top-p truncation, as TRL's
 GRPO recomputes them.
 
 Where this departs from the paper's Algorithm 1: the budget of N tokens counts the whole
@@ -188,10 +190,9 @@ class Engine:
         more: Callable[[int], list[Row]] | None = None,
     ) -> None:
         """Decode ``rows`` (their prompt and any replayed prefix pending), ``cfg.batch_size``
-        slots at a time, until all are done. With continuous batching (see
-        :meth:`continuous`), finished rows' slots are refilled from the queue as soon as a
-        quarter of the slots are free, and
-        queued rows take new slots while the batch has fewer than ``batch_size``; otherwise
+        slots at a time, until all are done. With continuous batching (see :meth:`continuous`),
+        finished rows' slots are refilled from the queue once a quarter of the slots are free,
+        and queued rows take new slots while the batch has fewer than ``batch_size``; otherwise
         (or for caches that cannot be compacted) a new batch starts when the last row of the
         current one finishes. ``more(k)`` (admission) is asked for rows when the queue is
         empty and slots are free."""
@@ -199,6 +200,7 @@ class Engine:
         live: list[Row] = []  # rows that occupy a slot in the cache (what on_step sees)
         cache = attn = logits = None
         positions: list[int] = []
+        compactable = refill = False
         while True:
             active = [r for r in live if r.status is not Status.DONE]
             if not active:
@@ -208,6 +210,8 @@ class Engine:
                     return
                 live = [queue.popleft() for _ in range(min(cfg.batch_size, len(queue)))]
                 cache, attn, logits, positions = self._new_cache(), None, None, [0] * len(live)
+                compactable = getattr(cache, "compactable", False)
+                refill = compactable and self.continuous(cfg)
             # 1. feed every live row its pending tokens; rows with none leave a hole
             if any(r.pending for r in live):
                 cache, attn, step_logits = self._forward(live, cache, attn, positions)
@@ -235,19 +239,18 @@ class Engine:
             active = [r for r in live if r.status is not Status.DONE]
             if waiting and (len(waiting) == len(active) or len(waiting) >= cfg.tool_flush_fraction * len(active)):
                 self._run_tools(waiting)
-            if on_step is not None:
-                on_step([r.r for r in live])
-            # 4. finished rows get their trajectory, then give up their slot
+            # 4. finished rows get their trajectory (before on_step sees them), then give up their slot
             done = [i for i, r in enumerate(live) if r.status is Status.DONE]
             finished = [live[i].r for i in done if live[i].r.trajectory is None]
             for r in finished:
                 r.trajectory = parse(self.decode(r.ids), prompt=r.prompt, tags=self.tags)
+            if on_step is not None:
+                on_step([r.r for r in live])
             if finished and on_done is not None:
                 on_done(finished)
             if not active:
                 live = []
                 continue
-            refill = self.continuous(cfg) and getattr(cache, "compactable", False)
             free = len(done) + cfg.batch_size - len(live)
             if refill and not queue and free and more is not None:
                 queue.extend(more(free))
@@ -274,22 +277,18 @@ class Engine:
                 cache.batch_select_indices(idx)
                 attn, logits = attn[idx], logits[idx]
             # 5. drop the cache's holes once that halves it (the longest row sets its width)
-            if (
-                getattr(cache, "compactable", False)
-                and attn.shape[1] >= COMPACT_MIN
-                and int(attn.sum(1).max()) * 2 <= attn.shape[1]
-            ):
+            if compactable and attn.shape[1] >= COMPACT_MIN and int(attn.sum(1).max()) * 2 <= attn.shape[1]:
                 attn = cache.compact(attn)
                 self.stats.compactions += 1
 
     def continuous(self, cfg: AgentConfig) -> bool:
-        """Whether finished rows' slots are refilled while others decode: ``cfg.continuous_batching``,
-        or when unset, on CUDA only. The cache is rectangular, so refilled slots cost padding
-        (a new row's prompt is fed beside one-token decoding steps; short rows sit beside the
-        longest); on CPU a step's cost grows with its rows and padding, and batch by batch,
-        with finished rows leaving, measured as fast or faster (bench/bench_engine.py:
-        continuous 0.78-0.93x); on a GPU a step costs about the same for 8 rows as for 32 and fewer
-        steps win."""
+        """Whether finished rows' slots are refilled while others decode:
+        ``cfg.continuous_batching``, or when unset, on CUDA only. The cache is rectangular, so
+        refilled slots cost padding (a new row's prompt is fed beside one-token decoding steps;
+        short rows sit beside the longest); on CPU a step's cost grows with its rows and
+        padding, and batch by batch, with finished rows leaving, measured as fast or faster
+        (bench/bench_engine.py: continuous 0.78-0.93x); on a GPU a step costs about the same
+        for 8 rows as for 32, and fewer steps win."""
         if cfg.continuous_batching is not None:
             return cfg.continuous_batching
         return self.device.type == "cuda"
@@ -306,11 +305,13 @@ class Engine:
         """Feed each row's pending tokens right-aligned in one ``[B, L]`` block."""
         width = max(len(r.pending) for r in live)
         ids, mask, pos = [], [], []
+        n_real = 0
         for r, p in zip(live, positions, strict=True):
             k, hole = len(r.pending), width - len(r.pending)
             ids.append([self.pad_id] * hole + r.pending)
             mask.append([0] * hole + [1] * k)
             pos.append([0] * hole + list(range(p, p + k)))
+            n_real += k
         ids, block_mask, pos = (torch.tensor(x, dtype=torch.long, device=self.device) for x in (ids, mask, pos))
         attn = block_mask if attn is None else torch.cat([attn, block_mask], dim=1)
         t0 = time.perf_counter()
@@ -327,7 +328,6 @@ class Engine:
             self.stats.decode_seconds += time.perf_counter() - t0
         else:
             self.stats.prefill_seconds += time.perf_counter() - t0
-        n_real = sum(len(r.pending) for r in live)
         self.stats.forward_steps += 1
         self.stats.fed_tokens += n_real
         self.stats.padded_tokens += len(live) * width - n_real

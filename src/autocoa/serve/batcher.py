@@ -40,7 +40,6 @@ from autocoa.agent.config import AgentConfig
 from autocoa.agent.engine import Engine
 from autocoa.agent.state import Rollout
 from autocoa.serve.stream import Piece, TokenStream
-from autocoa.trajectory import parse
 
 log = logging.getLogger(__name__)
 
@@ -105,21 +104,22 @@ class Batcher:
             self._thread.join(timeout)
 
     # -- worker thread -----------------------------------------------------------------
+    def _take(self, timeout: float | None = None) -> Job | None:
+        """The next job: one held back by admission first, else from the queue (``queue.Empty``
+        after ``timeout`` seconds; ``None`` waits)."""
+        return self._held.popleft() if self._held else self._q.get(timeout=timeout)
+
     def _work(self) -> None:
         stopping = False
         while not stopping:
-            first = self._held.popleft() if self._held else self._q.get()
+            first = self._take()
             if first is None:
                 return
             jobs, rows = [first], first.cfg.n
             deadline = time.monotonic() + self.max_wait_s
             while rows < self.max_batch_rows:
                 try:
-                    nxt = (
-                        self._held.popleft()
-                        if self._held
-                        else self._q.get(timeout=max(0.0, deadline - time.monotonic()))
-                    )
+                    nxt = self._take(timeout=max(0.0, deadline - time.monotonic()))
                 except queue.Empty:
                     break
                 if nxt is None:
@@ -142,7 +142,6 @@ class Batcher:
             cfg.continuous_batching = True
         stream = TokenStream(self.engine.decode)
         left = {id(job): job.cfg.n for job in jobs}
-        engine = self.engine
         key = jobs[0].key()
 
         def admit(k: int) -> list[tuple[str, AgentConfig]]:
@@ -177,10 +176,8 @@ class Batcher:
                     _safely(job.on_pieces, j, pieces)
             for r in rollouts:
                 job, j = owners[r.index]
-                if r.finish and job.rollouts[j] is None:
-                    # a snapshot: the engine sets its own trajectory when the whole batch ends
-                    traj = parse(engine.decode(r.ids), prompt=r.prompt, tags=engine.tags)
-                    job.rollouts[j] = dataclasses.replace(r, index=j, trajectory=traj)
+                if r.finish and job.rollouts[j] is None:  # the engine has set its trajectory
+                    job.rollouts[j] = dataclasses.replace(r, index=j)
                     left[id(job)] -= 1
                     if left[id(job)] == 0 and not job.future.done():  # (a client may have cancelled)
                         job.future.set_result(list(job.rollouts))
@@ -189,7 +186,7 @@ class Batcher:
         self.stats.batches += 1
         self.stats.rows += len(owners)
         try:
-            engine.generate(
+            self.engine.generate(
                 [job.prompt for job, _ in owners],
                 cfg,
                 on_step=on_step,
