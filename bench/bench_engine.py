@@ -135,29 +135,23 @@ class ScriptProcessor(LogitsProcessor):
         return self.script.apply([row[s:].tolist() for row, s in zip(input_ids, self.starts, strict=True)], scores)
 
 
-def run_engine(model, tok, prompts, script):
-    eng = Engine(model, tok, Toolbox([Obs(tok)], max_chars=10_000), logits_hook=script.apply)
-    cfg = AgentConfig(max_new_tokens=2048, max_obs_tokens=512, batch_size=len(prompts), max_actions=TURNS)
-    t0 = time.perf_counter()
-    rs = eng.generate(prompts, cfg)
-    dt = time.perf_counter() - t0
-    assert all(r.trajectory.well_formed and r.n_tool_calls == TURNS for r in rs), rs[0].trajectory.problems
-    return sum(len(r.ids) for r in rs), dt, eng.stats
-
-
-def run_queue(model, tok, prompts, script, batch, continuous):
-    """The varied workload over a queue of prompts, ``batch`` slots, with or without refilling."""
+def run_engine(model, tok, prompts, script, batch=None, continuous=None):
+    """The engine on ``prompts`` with ``batch`` slots (default: all at once): its rollouts
+    (checked well formed), seconds and counters."""
     eng = Engine(model, tok, Toolbox([Obs(tok)], max_chars=10_000), logits_hook=script.apply)
     cfg = AgentConfig(
-        max_new_tokens=2048, max_obs_tokens=512, batch_size=batch, max_actions=TURNS, continuous_batching=continuous
+        max_new_tokens=2048,
+        max_obs_tokens=512,
+        batch_size=batch or len(prompts),
+        max_actions=TURNS,
+        continuous_batching=continuous,
     )
     t0 = time.perf_counter()
     rs = eng.generate(prompts, cfg)
     dt = time.perf_counter() - t0
-    assert all(r.trajectory.well_formed for r in rs), next(
-        r.trajectory.problems for r in rs if not r.trajectory.well_formed
-    )
-    return [r.ids for r in rs], dt
+    bad = [r.trajectory.problems for r in rs if not r.trajectory.well_formed]
+    assert not bad, bad[0]
+    return rs, dt, eng.stats
 
 
 @torch.inference_mode()
@@ -224,7 +218,9 @@ def main() -> None:
     parts = {"decode forward": [], "prefill forward": [], "the rest": []}
     ceilings = []
     for _ in range(args.repeats):
-        n, dt, stats = run_engine(model, tok, prompts, script)
+        rs, dt, stats = run_engine(model, tok, prompts, script)
+        assert all(r.n_tool_calls == TURNS for r in rs)
+        n = sum(len(r.ids) for r in rs)
         rates["engine"].append(n / dt)
         parts["decode forward"].append(stats.decode_seconds)
         parts["prefill forward"].append(stats.prefill_seconds)
@@ -269,7 +265,8 @@ def main() -> None:
     times = {True: [], False: []}
     for _ in range(args.repeats):
         for continuous in (True, False):
-            ids, dt = run_queue(model, tok, queue, varied, args.batch, continuous)
+            rs, dt, _ = run_engine(model, tok, queue, varied, args.batch, continuous)
+            ids = [r.ids for r in rs]
             times[continuous].append(dt)
             if continuous:
                 first = ids
