@@ -139,14 +139,16 @@ def test_queue_full_is_raised_by_submit(tokenizer):
         batcher.close()
 
 
-def _while_one_decodes(tokenizer, words, max_batch_rows=64, cancel_first=False, max_rows_per_call=None):
-    """Submit a long request, then (once it streams) one request per word; return the
-    batcher, the engine, the results and each word's result when decoded alone."""
+def _while_one_decodes(tokenizer, words, max_batch_rows=64, cancel_first=False, max_rows_per_call=None, later=None):
+    """Submit a long request, then (once it streams) one request per word, with the config
+    changes ``later``; return the batcher, the engine, the results and each word's result
+    when decoded alone."""
     from tests.test_engine import chaotic
 
     eng = Engine(chaotic(tokenizer), tokenizer)
     cfg = AgentConfig(env="simulated", max_new_tokens=200, max_answer_tokens=4)  # on CPU: on for a server
-    alone = [r.ids for r in eng.generate([prompt(w) for w in words], cfg.model_copy(update={"batch_size": 1}))]
+    later_cfg = cfg.model_copy(update=later or {})
+    alone = [r.ids for r in eng.generate([prompt(w) for w in words], later_cfg.model_copy(update={"batch_size": 1}))]
     started = threading.Event()
     batcher = Batcher(eng, max_batch_rows=max_batch_rows, max_wait_s=0)
     if max_rows_per_call is not None:
@@ -154,11 +156,11 @@ def _while_one_decodes(tokenizer, words, max_batch_rows=64, cancel_first=False, 
     try:
         long = batcher.submit(prompt("Varnelo"), cfg, on_pieces=lambda j, pieces: started.set())
         assert started.wait(30)
-        later = [batcher.submit(prompt(w), cfg) for w in words]
+        futures = [batcher.submit(prompt(w), later_cfg) for w in words]
         if cancel_first:
-            assert later[0].cancel()
-            later = later[1:]
-        results = [f.result(timeout=60)[0] for f in later]
+            assert futures[0].cancel()
+            futures = futures[1:]
+        results = [f.result(timeout=60)[0] for f in futures]
         first = long.result(timeout=60)[0]
     finally:
         batcher.close()
@@ -190,22 +192,8 @@ def test_a_call_admits_a_bounded_number_of_rows_then_drains(tokenizer):
 def test_requests_with_other_budgets_share_the_running_call(tokenizer):
     """max_tokens is a row's own budget: a short request joins a long one's call and stops at
     its own budget, exactly as alone."""
-    from tests.test_engine import chaotic
-
-    eng = Engine(chaotic(tokenizer), tokenizer)
-    long_cfg = AgentConfig(env="simulated", max_new_tokens=200, max_answer_tokens=4)
-    short_cfg = long_cfg.model_copy(update={"max_new_tokens": 20})
-    (alone,) = eng.generate([prompt("Kesh")], short_cfg)
-    started = threading.Event()
-    batcher = Batcher(eng, max_wait_s=0)
-    try:
-        long = batcher.submit(prompt("Varnelo"), long_cfg, on_pieces=lambda j, pieces: started.set())
-        assert started.wait(30)
-        short = batcher.submit(prompt("Kesh"), short_cfg).result(timeout=60)[0]
-        assert len(long.result(timeout=60)[0].ids) > 150
-    finally:
-        batcher.close()
-    assert batcher.stats.batches == 1 and short.ids == alone.ids and len(short.ids) <= 20
+    batcher, _, (short,), (alone,) = _while_one_decodes(tokenizer, ["Kesh"], later={"max_new_tokens": 20})
+    assert batcher.stats.batches == 1 and short.ids == alone and len(short.ids) <= 20
 
 
 def test_a_cancelled_request_does_not_fail_the_others(tokenizer):
