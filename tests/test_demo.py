@@ -12,28 +12,59 @@ from typer.testing import CliRunner
 from autocoa.cli import app
 
 
-def test_fast_demo_end_to_end_and_resume(tmp_path):
+def test_fast_demo_end_to_end_resume_and_a_study_on_its_stages(tmp_path):
     torch.set_num_threads(1)
-    out = tmp_path / "demo"
+    root = tmp_path / "study"
+    out = root / "seed0"  # a demo directory is a study's seed directory
     res = CliRunner().invoke(app, ["demo", "--fast", "--out", str(out)], env={"COLUMNS": "200"})
     assert res.exit_code == 0, res.output
     results = json.loads((out / "demo.json").read_text())
-    stages = ["world", "index", "pretrain", "synth", "sft1", "sft2", "sft3", "rl", "eval"]
-    assert list(json.loads((out / "timings.json").read_text())) == stages
+    stages = ["world", "index", "pretrain", "synth", "sft1", "sft2", "sft3", "rl", "main"]
+    timings = json.loads((out / "timings.json").read_text())
+    assert list(timings) == stages
     for st in ("base", "sft1", "sft12", "sft123", "rl"):
         assert (out / st / "model.safetensors").exists()
     assert results["synth"]["coa"] > 0 and results["sft2"]["steps"] == 8
-    assert set(results["eval"]["em"]["rl"]) == {"agent", "direct", "rag", "react"}
-    assert results["rl"]["real_steps_done"] == 1 and results["rl"]["real_calls_total"] >= 0
+    assert results["synth"]["rl_pool"] == 24 and results["sft3"]["pool_rows"] == 48  # the world model's pool, x2
+    assert set(results["main"]["em"]["rl"]) == {"agent", "direct", "rag", "react"}
+    assert set(results["main"]["em"]) >= {"sft123_sim_pool", "sft123_sim_unseen", "sft123_sim_test"}
+    rl = results["rl"]
+    assert (rl["sim_steps_done"], rl["real_steps_done"]) == (2, 1) and rl["reward_sim"] is not None
+    assert rl["real_calls_total"] == sum(
+        r["rl/real_calls"]
+        for r in map(json.loads, (out / "rl" / "metrics.jsonl").read_text().splitlines())
+        if "rl/real_calls" in r
+    )
     report = (out / "report" / "report.md").read_text()
-    assert "rl react" in report and (out / "report" / "em_by_hops.png").stat().st_size > 1000
-    assert "held-out test questions" in res.output  # the final table
-    # a second run skips every finished stage
-    (out / "eval" / "DONE").unlink()
+    assert "rl react" in report and "sft123_sim_pool agent" in report and "fidelity" in report
+    assert (out / "report" / "em_by_hops.png").stat().st_size > 1000
+    assert "held-out test questions" in res.output and "world model" in res.output  # the final tables
+
+    # a second run skips every finished stage; a stage whose marker is gone runs again
+    (out / "eval" / "main" / "DONE").unlink()
     res = CliRunner().invoke(app, ["demo", "--fast", "--out", str(out)])
     assert res.exit_code == 0, res.output
     again = json.loads((out / "demo.json").read_text())
-    assert again["sft2"]["skipped"] == "already done" and "skipped" not in again["eval"]
+    assert all(again[s]["skipped"] == "already done" for s in stages[:-1]) and "skipped" not in again["main"]
+    # another configuration is refused instead of silently reusing (or deleting) finished stages
+    cfg = tmp_path / "other.yaml"
+    cfg.write_text("sft2:\n  lr: 0.5\n")
+    res = CliRunner().invoke(app, ["demo", "--fast", "--out", str(out), "--config", str(cfg)])
+    assert res.exit_code != 0 and "another configuration" in str(res.exception or res.output)
+
+    # the frontier study on that seed: shared stages are reused, only its own schedules run
+    res = CliRunner().invoke(app, ["study", "frontier", "--fast", "--seeds", "0", "--out", str(root)])
+    assert res.exit_code == 0, res.output
+    timings = json.loads((out / "timings.json").read_text())
+    assert set(timings) - set(stages) == {"rl_sft123_s0_r3", "rl_sft123_s3_r0", "study_frontier"}
+    study = json.loads((root / "frontier" / "results.json").read_text())
+    names = [r["name"] for r in study["rows"]]
+    assert names[0] == "SFT-1&2&3 (no RL)" and any(n.startswith("all-real (0 sim + 3 real)") for n in names)
+    for r in study["rows"]:
+        assert r["em"]["n"] == 1
+    all_sim = next(r for r in study["rows"] if r["params"].get("schedule") == "all-sim")
+    assert all_sim["real_calls"]["mean"] == 0
+    assert (root / "frontier" / "report.md").exists() and (root / "frontier" / "accuracy_vs_train_calls.png").exists()
 
 
 @pytest.mark.slow
@@ -43,7 +74,7 @@ def test_fast_demo_with_ablations(tmp_path):
     res = CliRunner().invoke(app, ["demo", "--fast", "--ablations", "--out", str(out)])
     assert res.exit_code == 0, res.output
     results = json.loads((out / "demo.json").read_text())
-    assert set(results["eval_ablations"]["em"]) == {"sft2", "sft12", "sft123_rl1", "sft123_rl2_all_real", "sft12_rl2"}
+    assert set(results["ablations"]["em"]) == {"sft2", "sft12", "sft123_rl1", "sft123_rl2_all_real", "sft12_rl2"}
     # the schedules (the fast model rarely searches, so real calls may be 0 in either)
     assert (results["rl_sim"]["sim_steps_done"], results["rl_sim"]["real_steps_done"]) == (2, 0)
     assert (results["rl_real"]["sim_steps_done"], results["rl_real"]["real_steps_done"]) == (0, 3)

@@ -47,7 +47,11 @@ def test_fidelity_checks_the_searched_hop_object():
         answer("Topa"),
     )
     checks = check_observations(t, CHAIN)
-    assert [(c["hop"], c["states_fact"]) for c in checks] == [(0, True), (1, False), (None, None)]
+    assert [(c["hop"], c["kind"], c["states_fact"], c["states_wrong"]) for c in checks] == [
+        (0, "rare", True, False),
+        (1, "common", False, True),  # names another place: a hallucination
+        (None, None, None, None),
+    ]
     row = analyse(t, CHAIN, n_search=2)
     assert row == {
         "searches": 3,
@@ -55,20 +59,40 @@ def test_fidelity_checks_the_searched_hop_object():
         "missed": 0,
         "obs_checked": 2,
         "obs_fact": 1,
+        "obs_wrong": 1,
         "obs_unmatched": 1,
+        "obs_checked_rare": 1,
+        "obs_fact_rare": 1,
+        "obs_wrong_rare": 0,
+        "obs_checked_common": 1,
+        "obs_fact_common": 0,
+        "obs_wrong_common": 1,
     }
+
+
+def test_an_empty_or_failed_result_is_not_a_hallucination():
+    t = traj(
+        action("search", "Sonaku director"),
+        observation("[no results] search returned nothing"),
+        action("search", "Topa university"),
+        observation("[error] search failed: ConnectError: refused"),
+        answer("x"),
+    )
+    assert [(c["states_fact"], c["states_wrong"]) for c in check_observations(t, CHAIN)] == [
+        (False, False),
+        (False, False),
+    ]
 
 
 def test_action_without_observation_and_parsed_text():
     t = parse("<search>Sonaku</search><answer>x</answer>", prompt="Q\n")
-    assert analyse(t, CHAIN, n_search=2) == {
-        "searches": 1,
-        "unneeded": 0,
-        "missed": 1,
-        "obs_checked": 0,
-        "obs_fact": 0,
-        "obs_unmatched": 0,
-    }
+    row = analyse(t, CHAIN, n_search=2)
+    assert {k: v for k, v in row.items() if k.startswith("obs_")} == dict.fromkeys(
+        ["obs_checked", "obs_fact", "obs_wrong", "obs_unmatched"]
+        + [f"obs_{what}_{kind}" for kind in ("rare", "common") for what in ("checked", "fact", "wrong")],
+        0,
+    )
+    assert (row["searches"], row["unneeded"], row["missed"]) == (1, 0, 1)
     # outside the world: only the search count
     assert analyse(t, None, None) == {"searches": 1}
 
@@ -84,7 +108,14 @@ def test_summarise_means_and_pooled_fidelity():
     assert s["unneeded_searches"] == pytest.approx(2 / 3) and s["missed_searches"] == pytest.approx(1 / 3)
     assert s["exact_searches"] == pytest.approx(1 / 3) and s["n_with_needs"] == 3
     assert s["fidelity"] == pytest.approx(2 / 3) and "retrieval_hit" not in s
-    assert s["observations"] == {"checked": 3, "states_fact": 2, "unmatched": 1, "simulated": True}
+    obs = s["observations"]
+    assert (obs["checked"], obs["states_fact"], obs["unmatched"], obs["simulated"]) == (3, 2, 1, True)
+    assert s["hallucination"] == 0  # these rows carry no obs_wrong counts
+    rows[0].update(obs_checked_rare=2, obs_fact_rare=2, obs_wrong_rare=0)
+    rows[1].update(obs_checked_rare=1, obs_fact_rare=0, obs_wrong_rare=1, obs_wrong=1)
+    s = summarise(rows, simulated=True)
+    assert s["fidelity_rare"] == pytest.approx(2 / 3) and s["hallucination"] == pytest.approx(1 / 3)
+    assert s["fidelity_common"] is None  # no common hop was searched
     real = summarise(rows, simulated=False)
     assert real["retrieval_hit"] == pytest.approx(2 / 3) and "fidelity" not in real
     assert summarise([{"searches": 0}], simulated=False) == {}

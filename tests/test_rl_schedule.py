@@ -105,3 +105,42 @@ def test_cli_options(tmp_path):
     assert res.exit_code != 0 and "needs --index" in str(res.exception)
     res = runner.invoke(app, [*base, "--env", "simulated", "--sim-steps", "2"])
     assert res.exit_code != 0 and "not both" in str(res.exception)
+
+
+def test_fidelity_and_rewards_are_logged_per_environment(tokenizer, tmp_path):
+    """With gold chains, each step logs the share of search results stating the hop's object:
+    the world model's imagined result ("Doc about it") states "it"; the real tool's does not."""
+    model = save_tiny_model(tokenizer, tmp_path / "model")
+    chain = [{"subject": "Varnelo", "relation": "r", "object": "it", "known": False}]
+    questions = tmp_path / "q.jsonl"
+    questions.write_text(
+        "".join(
+            json.dumps({"id": str(i), "question": f"Q{i}?", "golden_answers": ["Varnelo"], "chain": chain}) + "\n"
+            for i in range(4)
+        )
+    )
+    cfg = RLConfig(
+        sim_steps=2,
+        real_steps=1,
+        prompts_per_step=2,
+        num_generations=2,
+        max_new_tokens=64,
+        max_obs_tokens=12,
+        max_answer_tokens=8,
+        save_every=10,
+        eval_every=10,
+    )
+    out = tmp_path / "out"
+    summary = train_rl(
+        model,
+        questions,
+        out,
+        cfg,
+        toolbox=Toolbox([FakeSearch()]),
+        progress=False,
+        logits_hook=scripted_hook(tokenizer, TURNS),
+    )
+    rows = read_metrics(out)
+    assert [r["rl/obs_fact"] for r in rows] == [1.0, 1.0, 0.0]
+    assert [r["rl/obs_checked"] for r in rows] == [4, 4, 4]
+    assert (summary["fidelity_sim"], summary["reward_sim"], summary["reward_real"]) == (1.0, 1.0, 1.0)

@@ -150,6 +150,56 @@ def test_cot_mix_ratio(tokenizer, tmp_path):
     assert (stats["rows"], stats["cot_rows"], stats["examples"]) == (4, 2, 6)
 
 
+def test_pool_rows_are_added_pool_repeats_times(tokenizer, tmp_path):
+    data = write_data(tmp_path)
+    cfg = MaskedSFTConfig(cot_ratio=0.0, pool_repeats=3)
+    examples, stats = sft_examples(data["coa"], tokenizer, cfg, False, pool_path=data["coa"])
+    assert (stats["rows"], stats["pool_rows"], stats["cot_rows"], stats["examples"]) == (4, 12, 0, 16)
+    # the pool's copies are the same rendered examples as its rows
+    assert examples[4:8] == examples[:4] and examples[4:8] * 3 == examples[4:]
+
+
+def test_observations_trained_in_the_pool_rows_only(tokenizer, tmp_path):
+    data = write_data(tmp_path)
+    cfg = MaskedSFTConfig(cot_ratio=0.0, pool_repeats=1, observations_in="pool")
+    examples, _ = sft_examples(data["coa"], tokenizer, cfg, False, pool_path=data["coa"])
+    rest, pool = examples[:4], examples[4:]
+
+    def trained(ex):
+        return sum(t != -100 for t in ex["labels"])
+
+    assert [r["input_ids"] for r in rest] == [p["input_ids"] for p in pool]
+    assert all(trained(p) > trained(r) for r, p in zip(rest, pool, strict=True))  # observations: pool rows only
+    sft2_like, _ = sft_examples(data["coa"], tokenizer, MaskedSFTConfig(cot_ratio=0.0), True)
+    assert [e["labels"] for e in sft2_like] == [r["labels"] for r in rest]  # the rest is masked exactly as sft2
+
+
+def test_pool_data_and_pool_repeats_go_together(tokenizer, tmp_path):
+    data = write_data(tmp_path / "data")
+    model_dir = write_model(tokenizer, tmp_path / "init")
+    with pytest.raises(ValueError, match="pool_repeats"):
+        train_sft("sft3", model_dir, data["coa"], tmp_path / "a", MaskedSFTConfig(), pool_path=data["coa"])
+    with pytest.raises(ValueError, match="pool_repeats"):
+        train_sft("sft3", model_dir, data["coa"], tmp_path / "b", MaskedSFTConfig(pool_repeats=2))
+    with pytest.raises(ValueError, match="sft2/sft3"):
+        train_sft("sft1", model_dir, data["pairs"], tmp_path / "c", ContrastiveConfig(), pool_path=data["coa"])
+
+
+def test_sft3_cli_trains_on_the_pool(tokenizer, tmp_path):
+    data = write_data(tmp_path / "data")
+    model_dir = write_model(tokenizer, tmp_path / "init")
+    cfg = config_yaml(tmp_path / "c.yaml", **FAST, max_steps=2, batch_size=4, cot_ratio=0.0)
+    args = ["train", "sft3", "--model", str(model_dir), "--data", str(data["coa"]), "--out", str(tmp_path / "o")]
+    res = CliRunner().invoke(
+        app, [*args, "--pool-data", str(data["coa"]), "--pool-repeats", "2", "--config", str(cfg), "--quiet"]
+    )
+    assert res.exit_code == 0, res.output
+    summary = json.loads((tmp_path / "o" / "sft.json").read_text())
+    assert summary["pool_rows"] == 8 and summary["examples"] == 12
+    run = json.loads((tmp_path / "o" / "run.json").read_text())
+    assert run["config"]["pool_repeats"] == 2
+
+
 def test_sft2_trains_saves_and_refuses_a_finished_out(tokenizer, tmp_path):
     data = write_data(tmp_path / "data")
     model_dir = write_model(tokenizer, tmp_path / "init")
@@ -190,6 +240,34 @@ def test_sft1_logs_pair_metrics(tokenizer, tmp_path):
         assert key in logged[0], key
     assert logged[-1]["rewards/margins"] > logged[0]["rewards/margins"]
     assert summary["last"]["rewards/accuracies"] >= 0.5
+    c = summary["collapse"]  # the collapse monitor reads the same logs (4 logs: windows of 2)
+    assert c["chosen_first"] == pytest.approx(sum(r["logps/chosen"] for r in logged[:2]) / 2, abs=1e-3)
+    assert c["rejected_last"] == pytest.approx(sum(r["logps/rejected"] for r in logged[-2:]) / 2, abs=1e-3)
+    assert c["collapsed"] == (
+        c["chosen_last"] < c["chosen_first"] - 0.02 and c["rejected_last"] < c["rejected_first"] - 0.02
+    )
+
+
+def test_contrastive_collapse_monitor():
+    from autocoa.train.contrastive import contrastive_collapse
+
+    def logs(chosen, rejected):
+        return [{"logps/chosen": c, "logps/rejected": r} for c, r in zip(chosen, rejected, strict=True)]
+
+    # both sink while the margin grows: collapsed
+    assert contrastive_collapse(logs([-1, -1, -1, -2, -2, -2], [-1, -1, -1, -4, -4, -4]))["collapsed"]
+    # chosen rises: healthy, however far rejected falls
+    assert not contrastive_collapse(logs([-2, -2, -2, -1, -1, -1], [-1, -1, -1, -5, -5, -5]))["collapsed"]
+    # a fall inside the tolerance is noise
+    assert not contrastive_collapse(logs([-1, -1.01], [-1, -1.01]), window=1)["collapsed"]
+    assert contrastive_collapse([{"loss": 1.0}]) is None
+    import doctest
+
+    from autocoa.train import contrastive
+
+    assert doctest.run_docstring_examples is not None
+    result = doctest.testmod(contrastive)
+    assert result.attempted > 0 and result.failed == 0
 
 
 def test_unfinished_run_with_other_inputs_is_refused(tokenizer, tmp_path):

@@ -131,3 +131,19 @@ def test_output_is_shuffled_across_hop_counts(synth_out):
     hops = [r["hops"] for r in rows(out / "coa.jsonl")]
     assert hops != sorted(hops)  # the world's split is ordered by hops; a prefix must sample them all
     assert len(set(hops[: len(hops) // 4])) > 1
+
+
+def test_rl_pool_and_unseen_holdout(small_world, tmp_path):
+    full = synthesize(small_world, tmp_path / "a", SynthConfig())
+    s = synthesize(small_world, tmp_path / "b", SynthConfig(rl_pool=5, holdout=4))
+    coa = rows(tmp_path / "b" / "coa.jsonl")
+    pool, unseen = rows(tmp_path / "b" / "rl_pool.jsonl"), rows(tmp_path / "b" / "train_unseen.jsonl")
+    assert (s["rl_pool"], s["train_unseen"], len(pool), len(unseen)) == (5, 4, 5, 4)
+    assert len(coa) == full["coa"] - 4  # the holdout leaves the SFT file; the pool stays in it
+    assert pool == coa[:5]
+    assert not {r["id"] for r in unseen} & {r["id"] for r in coa}
+    # every row carries its gold chain, for the fidelity check
+    train = {r["id"]: r for r in rows(small_world / "train.jsonl")}
+    assert all(r["chain"] == train[r["id"]]["chain"] for r in pool + unseen + coa)
+    with pytest.raises(ValueError, match="exceeds"):
+        synthesize(small_world, tmp_path / "c", SynthConfig(rl_pool=len(coa), holdout=10))

@@ -1,329 +1,77 @@
 """``autocoa demo``: the whole recipe on the embedded default, in one command.
 
-world -> index -> tokenizer + pretrain -> synth -> sft1 -> sft2 -> sft3 -> rl (simulated,
-then real) -> evaluation of the recipe and the baselines -> report.
+world -> index -> tokenizer + pretrain -> synth (with the RL pool) -> sft1 -> sft2 -> sft3 (the
+world model, which also learns the RL pool's documents) -> rl (simulated on the pool, then
+real) -> evaluation of the recipe, the baselines and the world model's fidelity -> report.
 
-Every stage writes into its own folder under ``--out`` and marks it done; running the demo
-again skips finished stages, so a killed demo resumes where it stopped. Stage times go to
-``timings.json`` and the final table to the terminal and ``report.md``.
+The stages are :mod:`autocoa.recipe.stages`'s: each writes into its own folder under ``--out``
+and marks it done with a fingerprint of its configuration; running the demo again skips
+finished stages and resumes the unfinished one from its last checkpoint. Stage times go to
+``timings.json`` and the final tables to the terminal and ``report/report.md``.
 
-Sizes: ``default`` (the README's main job, minutes on 2 CPU cores) and ``fast`` (about two
-minutes, used by the end-to-end test: every stage runs, on a tiny world and a tiny model,
-so its accuracy means nothing).
+Sizes: ``default`` (the README's main job, minutes on 2 CPU cores) and ``fast`` (about a
+minute, used by the end-to-end test: every stage runs, on a tiny world and a tiny model, so its
+accuracy means nothing).
 """
 
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import Field
+from autocoa.recipe.config import RecipeConfig, preset
+from autocoa.recipe.stages import (
+    EvalSpec,
+    Stage,
+    eval_stage,
+    fidelity_specs,
+    recipe_stages,
+    rl_stage,
+    run_stages,
+    sft_stage,
+)
 
-from autocoa.agent.config import AgentConfig
-from autocoa.config import Config
-from autocoa.synth.run import SynthConfig
-from autocoa.train.pretrain import PretrainConfig
-from autocoa.train.rl import RLConfig
-from autocoa.train.stage_config import ContrastiveConfig, MaskedSFTConfig
-from autocoa.world.config import WorldConfig
-
-
-class DemoConfig(Config):
-    size: Literal["default", "fast"] = Field("default", description="preset the other fields start from")
-    world: WorldConfig = Field(default_factory=WorldConfig, description="the synthetic world")
-    pretrain: PretrainConfig = Field(default_factory=PretrainConfig, description="tokenizer and base model")
-    synth: SynthConfig = Field(default_factory=SynthConfig, description="the oracle teacher")
-    topk: int = Field(
-        1,
-        ge=1,
-        description="documents per search, in synthesis, training and evaluation alike (top-1 recall is 0.95 on the "
-        "world's corpus, and shorter observations make every stage faster)",
-    )
-    sft1: ContrastiveConfig = Field(
-        default_factory=lambda: ContrastiveConfig(epochs=1.0, max_examples=2000, save_steps=50),
-        description="SFT-stage1 (pairs)",
-    )
-    sft2: MaskedSFTConfig = Field(
-        # Copying unseen names from the question and the observations emerges abruptly after
-        # ~1200-1500 steps of batch 8 (measured: held-out EM 0.07 after 900 steps, 0.73-0.80
-        # after 1800-2000).
-        default_factory=lambda: MaskedSFTConfig(
-            max_steps=1800,
-            batch_size=8,
-            lr=2e-3,
-            cot_ratio=0.1,
-            max_examples=16000,
-            save_steps=300,
-            logging_steps=50,
-            warmup_ratio=0.01,
-        ),
-        description="SFT-stage2 (observations masked)",
-    )
-    sft3: MaskedSFTConfig = Field(
-        default_factory=lambda: MaskedSFTConfig(
-            max_steps=200, batch_size=8, lr=5e-4, cot_ratio=0.1, max_examples=2000, save_steps=100, logging_steps=25
-        ),
-        description="SFT-stage3 (observations trained: the world model)",
-    )
-    rl: RLConfig = Field(
-        default_factory=lambda: RLConfig(
-            sim_steps=15,
-            real_steps=3,
-            lr=3e-5,
-            entropy_coef=0.0,
-            max_new_tokens=600,
-            max_obs_tokens=160,
-            save_every=6,
-            eval_every=3,
-        ),
-        description="RL: GRPO steps in the simulated environment, then in the real one (paper: 80 + 16)",
-    )
-    agent: AgentConfig = Field(
-        default_factory=lambda: AgentConfig(max_new_tokens=600, max_obs_tokens=160, batch_size=64),
-        description="the agent loop's budget and sampling in evaluation (greedy)",
-    )
-    ablations: bool = Field(
-        False,
-        description="also train and evaluate the paper's ablation rows: SFT-2 alone, +RL-1 (simulated only), "
-        "SFT-1&2&3 + all-real RL, SFT-1&2 + RL-2",
-    )
-    eval_questions: int | None = Field(300, ge=1, description="held-out test questions evaluated (shuffled sample)")
+DemoConfig = RecipeConfig  # the demo runs the recipe's configuration as it is
+__all__ = ["DemoConfig", "build_stages", "preset", "run_demo"]
 
 
-def preset(size: str) -> DemoConfig:
-    if size == "default":
-        return DemoConfig()
-    if size == "fast":
-        return DemoConfig(
-            size="fast",
-            world=WorldConfig(
-                common_countries=4,
-                common_cities=8,
-                common_universities=4,
-                common_people=6,
-                common_companies=4,
-                common_films=4,
-                train_entities=600,
-                dev_entities=60,
-                test_entities=120,
-                train_questions=400,
-                dev_questions=20,
-                test_questions=40,
-                pretrain_repeats=4,
-            ),
-            pretrain=PretrainConfig(
-                hidden_size=48,
-                num_layers=2,
-                num_heads=2,
-                intermediate_size=96,
-                epochs=2.0,
-                vocab_size=500,
-                eval_facts=40,
-            ),
-            synth=SynthConfig(),
-            sft1=ContrastiveConfig(max_steps=4, batch_size=8, save_steps=1000, logging_steps=1),
-            sft2=MaskedSFTConfig(max_steps=8, batch_size=8, save_steps=1000, logging_steps=1),
-            sft3=MaskedSFTConfig(max_steps=4, batch_size=8, save_steps=1000, logging_steps=1),
-            rl=RLConfig(
-                sim_steps=2,
-                real_steps=1,
-                prompts_per_step=2,
-                num_generations=2,
-                max_new_tokens=120,
-                max_obs_tokens=60,
-                max_answer_tokens=8,
-                save_every=100,
-                eval_every=100,
-            ),
-            agent=AgentConfig(max_new_tokens=120, max_obs_tokens=60, max_answer_tokens=8, batch_size=32),
-            eval_questions=20,
-        )
-    raise ValueError(f"unknown demo size {size!r}: default or fast")
-
-
-@dataclass
-class Stage:
-    name: str
-    run: Callable[[], dict[str, Any]]
-    out: Path
-
-
-def _done(path: Path) -> dict[str, Any] | None:
-    marker = path / "DONE"
-    return json.loads(marker.read_text(encoding="utf-8") or "{}") if marker.exists() else None
-
-
-def _mark(path: Path, summary: dict[str, Any]) -> None:
-    path.mkdir(parents=True, exist_ok=True)
-    (path / "DONE").write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
-
-
-def build_stages(cfg: DemoConfig, out: Path) -> list[Stage]:
-    names = (
-        "world",
-        "index",
-        "index_train",
-        "base",
-        "data",
-        "sft1",
-        "sft12",
-        "sft123",
-        "rl",
-        "eval",
-        "report",
-        "sft2_only",
-        "rl_sim",
-        "rl_real",
-        "sft12_rl2",
-        "eval_ablations",
-    )
-    d = {name: out / name for name in names}
-
-    def world() -> dict[str, Any]:
-        from autocoa.world import generate_world, write_world
-
-        w = generate_world(cfg.world)
-        write_world(w, d["world"])
-        return {"entities": len(w.entities), "questions": {k: len(v) for k, v in w.questions.items()}}
-
-    def index() -> dict[str, Any]:
-        from autocoa.data.corpus import read_corpus
-        from autocoa.synth.run import train_corpus_index
-        from autocoa.tools.index import BM25Index
-
-        docs = read_corpus(d["world"] / "corpus.jsonl")
-        BM25Index.build(docs).save(d["index"])  # evaluation: the whole corpus
-        train_index = train_corpus_index(d["world"])  # training (RL): no dev/test entity ever seen
-        train_index.save(d["index_train"])
-        return {"documents": len(docs), "training_documents": len(train_index)}
-
-    def base() -> dict[str, Any]:
-        from autocoa.train.pretrain import pretrain
-
-        s = pretrain(d["world"], d["base"], cfg.pretrain, progress=False, overwrite=True)
-        return {"params": s["params"], "common_facts_known": s["common_facts"].get("accuracy")}
-
-    def data() -> dict[str, Any]:
-        from autocoa.synth.run import synthesize
-
-        s = synthesize(d["world"], d["data"], cfg.synth.model_copy(update={"topk": cfg.topk}))
-        return {k: s[k] for k in ("coa", "cot", "pairs")}
-
-    def sft(stage: str, src: str, dst: str, data_file: str, stage_cfg: Any) -> Callable[[], dict[str, Any]]:
-        def run() -> dict[str, Any]:
-            from autocoa.train.sft import train_sft
-
-            cot = d["data"] / "cot.jsonl" if stage != "sft1" else None
-            s = train_sft(
-                stage, d[src], d["data"] / data_file, d[dst], stage_cfg, cot_path=cot, overwrite=True, progress=False
-            )
-            return {k: s[k] for k in ("examples", "steps", "first", "last", "train_seconds") if k in s}
-
-        return run
-
-    def rl(src: str, dst: str, sim_steps: int, real_steps: int) -> Callable[[], dict[str, Any]]:
-        def run() -> dict[str, Any]:
-            from autocoa.train.rl import train_rl
-
-            rl_cfg = cfg.rl.model_copy(update={"topk": cfg.topk, "sim_steps": sim_steps, "real_steps": real_steps})
-            s = train_rl(
-                d[src],
-                d["world"] / "train.jsonl",
-                d[dst],
-                rl_cfg,
-                index=d["index_train"],
-                progress=False,
-                overwrite=True,
-            )
-            keys = ("sim_steps_done", "real_steps_done", "real_calls_total", "best_window_reward", "stopped")
-            return {k: s.get(k) for k in keys}
-
-        return run
-
-    def evaluation(runs: dict[str, tuple[str, list[str]]], eval_dir: Path) -> Callable[[], dict[str, Any]]:
-        """Evaluate each (checkpoint, methods) on the held-out test sample, then (re)write the
-        report over every evaluated run, main and ablations."""
-
-        def run() -> dict[str, Any]:
-            from autocoa.eval.report import load_run, write_report
-            from autocoa.eval.runner import evaluate_checkpoint
-
-            summary = {}
-            for label, (ckpt, methods) in runs.items():
-                m = evaluate_checkpoint(
-                    d[ckpt],
-                    d["world"] / "test.jsonl",
-                    eval_dir / label,
-                    methods=methods,
-                    index=d["index"],
-                    k=cfg.topk,
-                    cfg=cfg.agent,
-                    limit=cfg.eval_questions,
-                    shuffle_seed=0,
-                    label=label,
-                    progress=False,
-                )
-                summary[label] = {meth: round(mm["em"], 3) for meth, mm in m["methods"].items()}
-            run_dirs = [p.parent for p in sorted(out.glob("eval*/*/metrics.json"))]
-            write_report([load_run(p) for p in run_dirs], d["report"])
-            return {"em": summary, "report": str(d["report"] / "report.md")}
-
-        return run
-
-    total_rl = cfg.rl.sim_steps + cfg.rl.real_steps
-    stages = [
-        Stage("world", world, d["world"]),
-        Stage("index", index, d["index"]),
-        Stage("pretrain", base, d["base"]),
-        Stage("synth", data, d["data"]),
-        Stage("sft1", sft("sft1", "base", "sft1", "pairs.jsonl", cfg.sft1), d["sft1"]),
-        Stage("sft2", sft("sft2", "sft1", "sft12", "coa.jsonl", cfg.sft2), d["sft12"]),
-        Stage("sft3", sft("sft3", "sft12", "sft123", "coa.jsonl", cfg.sft3), d["sft123"]),
-        Stage("rl", rl("sft123", "rl", cfg.rl.sim_steps, cfg.rl.real_steps), d["rl"]),
-        # the paper's rows in miniature: the base model alone, SFT-1&2&3, and the full recipe
-        # (SFT-1&2&3 + RL-1&2) deciding by itself and driven by the three baselines
-        Stage(
-            "eval",
-            evaluation(
-                {
-                    "base": ("base", ["direct"]),
-                    "sft123": ("sft123", ["agent"]),
-                    "rl": ("rl", ["agent", "direct", "rag", "react"]),
-                },
-                d["eval"],
-            ),
-            d["eval"],
-        ),
+def build_stages(cfg: RecipeConfig, out: Path) -> list[Stage]:
+    stages = recipe_stages(cfg, out)
+    sim, real = cfg.rl.sim_steps, cfg.rl.real_steps
+    stages.append(rl_stage("rl", cfg, out, "sft123", "sft3", "rl", sim, real))
+    # the paper's rows in miniature: the base model alone, SFT-1&2&3, and the full recipe
+    # (SFT-1&2&3 + RL-1&2) deciding by itself and driven by the three baselines; and what the
+    # world model knows of what it simulates
+    specs = [
+        EvalSpec("base", "base", ("direct",)),
+        EvalSpec("sft123", "sft123", ("agent",)),
+        EvalSpec("rl", "rl", ("agent", "direct", "rag", "react")),
+        *fidelity_specs("sft123", "sft123", cfg),
     ]
+    stages.append(eval_stage("main", cfg, out, specs, deps=("pretrain", "sft3", "rl")))
     if cfg.ablations:
+        total = sim + real
         stages += [
-            Stage("sft2_only", sft("sft2", "base", "sft2_only", "coa.jsonl", cfg.sft2), d["sft2_only"]),
-            Stage("rl_sim", rl("sft123", "rl_sim", cfg.rl.sim_steps, 0), d["rl_sim"]),
-            Stage("rl_real", rl("sft123", "rl_real", 0, total_rl), d["rl_real"]),
-            Stage("sft12_rl2", rl("sft12", "sft12_rl2", 0, total_rl), d["sft12_rl2"]),
-            Stage(
-                "eval_ablations",
-                evaluation(
-                    {
-                        "sft2": ("sft2_only", ["agent"]),
-                        "sft12": ("sft12", ["agent"]),
-                        "sft123_rl1": ("rl_sim", ["agent"]),
-                        "sft123_rl2_all_real": ("rl_real", ["agent"]),
-                        "sft12_rl2": ("sft12_rl2", ["agent"]),
-                    },
-                    d["eval_ablations"],
-                ),
-                d["eval_ablations"],
-            ),
+            sft_stage("sft2_only", "sft2", "base", "sft2_only", cfg.sft2, out, "pretrain"),
+            rl_stage("rl_sim", cfg, out, "sft123", "sft3", "rl_sim", total, 0),
+            rl_stage("rl_real", cfg, out, "sft123", "sft3", "rl_real", 0, total),
+            rl_stage("sft12_rl2", cfg, out, "sft12", "sft2", "sft12_rl2", 0, total),
         ]
+        specs = [
+            EvalSpec("sft2", "sft2_only"),
+            EvalSpec("sft12", "sft12"),
+            EvalSpec("sft123_rl1", "rl_sim"),
+            EvalSpec("sft123_rl2_all_real", "rl_real"),
+            EvalSpec("sft12_rl2", "sft12_rl2"),
+        ]
+        stages.append(
+            eval_stage("ablations", cfg, out, specs, deps=("sft2_only", "sft2", "rl_sim", "rl_real", "sft12_rl2"))
+        )
     return stages
 
 
-def run_demo(cfg: DemoConfig, out: str | Path, console: Any = None) -> dict[str, Any]:
+def run_demo(cfg: RecipeConfig, out: str | Path, console: Any = None) -> dict[str, Any]:
     """Run (or resume) every stage; return {stage: summary} with seconds per stage."""
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -333,9 +81,6 @@ def run_demo(cfg: DemoConfig, out: str | Path, console: Any = None) -> dict[str,
     out.mkdir(parents=True, exist_ok=True)
     cfg.save(out / "demo_config.yaml")
     stages = build_stages(cfg, out)
-    results: dict[str, Any] = {}
-    timings_path = out / "timings.json"
-    timings = json.loads(timings_path.read_text()) if timings_path.exists() else {}
     columns = (
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -344,25 +89,21 @@ def run_demo(cfg: DemoConfig, out: str | Path, console: Any = None) -> dict[str,
     )
     with Progress(*columns, console=console) as bar:
         task = bar.add_task("demo", total=len(stages))
-        for st in stages:
-            prior = _done(st.out)
-            if prior is not None:
-                results[st.name] = {**prior, "skipped": "already done"}
-                bar.advance(task)
-                continue
+
+        def start(st: Stage) -> None:
             bar.update(task, description=f"demo: {st.name}")
-            t0 = time.perf_counter()
-            summary = st.run()
-            timings[st.name] = round(time.perf_counter() - t0, 1)
-            _mark(st.out, summary)
-            results[st.name] = summary
-            timings_path.write_text(json.dumps(timings, indent=2) + "\n", encoding="utf-8")
-            console.log(f"{st.name}: {json.dumps(summary, default=str)} ({timings[st.name]} s)")
+
+        def end(st: Stage, summary: dict[str, Any], seconds: float | None) -> None:
+            if seconds is not None:
+                console.log(f"{st.name}: {json.dumps(summary, default=str)} ({seconds} s)")
             bar.advance(task)
-    results["timings"] = timings
-    table = results_table(out / "report" / "results.json")
-    if table is not None:
-        console.print(table)
+
+        results = run_stages(stages, out / "timings.json", on_start=start, on_end=end)
+    results["timings"] = json.loads((out / "timings.json").read_text()) if (out / "timings.json").exists() else {}
+    report_rows = out / "report" / "results.json"
+    for table in [results_table(report_rows), *schedule_table(results, report_rows)]:
+        if table is not None:
+            console.print(table)
     return results
 
 
@@ -372,7 +113,9 @@ def results_table(path: Path):
 
     if not path.exists():
         return None
-    rows = json.loads(path.read_text(encoding="utf-8"))
+    rows = [r for r in json.loads(path.read_text(encoding="utf-8")) if r.get("env", "real") == "real"]
+    if not rows:
+        return None
     hops = sorted({h for r in rows for h in r["em_by_hops"]}, key=int)
     table = Table(title="held-out test questions (EM)")
     for col in ("method", *(f"{h}-hop" for h in hops), "avg", "F1", "real calls/q", "unneeded/q", "missed/q"):
@@ -388,3 +131,47 @@ def results_table(path: Path):
             f"{r['missed_searches']:.2f}",
         )
     return table
+
+
+def schedule_table(results: dict[str, Any], report_rows: Path):
+    """The world model and the RL schedule: the fidelity of SFT-1&2&3's imagined results on
+    each question set, and each RL run's mean reward in its simulated and its real steps."""
+    from rich.table import Table
+
+    def f(x: Any) -> str:
+        return "-" if x is None else f"{x:.3f}" if isinstance(x, float) else str(x)
+
+    tables = []
+    rows = json.loads(report_rows.read_text(encoding="utf-8")) if report_rows.exists() else []
+    sim = [r for r in rows if r.get("env") == "simulated"]
+    if sim:
+        t = Table(title="world model (simulated environment, its own imagined results)")
+        for col in ("run", "questions", "EM", "fidelity", "rare", "halluc."):
+            t.add_column(col, justify="left" if col in ("run", "questions") else "right")
+        for r in sim:
+            t.add_row(
+                r["run"],
+                r.get("data") or "-",
+                f(r["em"]),
+                f(r["fidelity"]),
+                f(r["fidelity_rare"]),
+                f(r["hallucination"]),
+            )
+        tables.append(t)
+    rl_runs = {k: v for k, v in results.items() if isinstance(v, dict) and "reward_sim" in v}
+    if rl_runs:
+        t = Table(title="RL: mean reward of the simulated and the real steps")
+        for col in ("run", "sim", "real", "reward sim", "reward real", "fidelity", "real calls"):
+            t.add_column(col, justify="left" if col == "run" else "right")
+        for name, s in rl_runs.items():
+            keys = (
+                "sim_steps_done",
+                "real_steps_done",
+                "reward_sim",
+                "reward_real",
+                "fidelity_sim",
+                "real_calls_total",
+            )
+            t.add_row(name, *(f(s.get(k)) for k in keys))
+        tables.append(t)
+    return tables

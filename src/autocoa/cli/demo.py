@@ -1,48 +1,73 @@
-"""``autocoa demo``: the main job, the whole recipe on the embedded default."""
+"""``autocoa demo`` (the main job: the whole recipe on the embedded default) and ``autocoa study``
+(a grid of recipe variants over several seeds, reported as mean and min-max)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
-from autocoa.cli.app import app
+from autocoa.cli.app import CLIError, app
+
+ConfigFile = Annotated[Path | None, typer.Option(help="recipe YAML (fields of DemoConfig); overrides the preset's")]
+Fast = Annotated[bool, typer.Option(help="tiny world and model (~1-2 min a seed; for smoke tests, not accuracy)")]
 
 
 @app.command("demo")
 def demo_cmd(
     out: Annotated[Path, typer.Option(help="where every stage writes (re-running resumes)")] = Path("runs/demo"),
-    fast: Annotated[bool, typer.Option(help="tiny world and model (~2 min; for smoke tests, not accuracy)")] = False,
+    fast: Fast = False,
     ablations: Annotated[
         bool, typer.Option(help="also the paper's ablation rows (SFT-2, SFT-1&2, +RL-1, all-real RL, SFT-1&2+RL-2)")
     ] = False,
-    config: Annotated[Path | None, typer.Option(help="DemoConfig YAML; its fields override the preset's")] = None,
+    config: ConfigFile = None,
 ) -> None:
     """Run the recipe end to end on a generated synthetic world, on CPU."""
     from rich.console import Console
 
-    from autocoa.demo import DemoConfig, preset, run_demo
+    from autocoa.demo import run_demo
+    from autocoa.recipe.config import load_recipe
+    from autocoa.recipe.stages import StageMismatchError
 
-    cfg = preset("fast" if fast else "default")
-    if config is not None:  # the file's fields override the preset's, nested sections field by field
-        import yaml
-
-        from autocoa.config import ConfigError
-
-        loaded = yaml.safe_load(config.read_text(encoding="utf-8")) or {}
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"{config}: the top level must be a mapping")
-        merged = cfg.model_dump()
-        for key, value in loaded.items():
-            merged[key] = (
-                {**merged[key], **value} if isinstance(value, dict) and isinstance(merged.get(key), dict) else value
-            )
-        cfg = DemoConfig.load(None, **merged)
+    cfg = load_recipe("fast" if fast else "default", config)
     if ablations:
         cfg = cfg.model_copy(update={"ablations": True})
     console = Console()
-    results = run_demo(cfg, out, console=console)
+    try:
+        results = run_demo(cfg, out, console=console)
+    except StageMismatchError as e:
+        raise CLIError(str(e)) from None
     (out / "demo.json").write_text(json.dumps(results, indent=2, default=str) + "\n", encoding="utf-8")
     console.print(f"stage summaries: {out / 'demo.json'}; report: {out / 'report' / 'report.md'}")
+
+
+@app.command("study")
+def study_cmd(
+    name: Annotated[Literal["ablations", "frontier", "fidelity"], typer.Argument(help="which grid")],
+    out: Annotated[Path, typer.Option(help="studies root: seed<s>/ (shared stages) and <name>/ (the report)")] = Path(
+        "runs/study"
+    ),
+    seeds: Annotated[str, typer.Option(help="comma-separated seeds (world and training seed)")] = "0,1,2",
+    fast: Fast = False,
+    config: ConfigFile = None,
+) -> None:
+    """Run a grid of recipe variants over several seeds (resumable); write report.md, results.json, plots."""
+    from rich.console import Console
+
+    from autocoa.recipe.config import load_recipe
+    from autocoa.recipe.stages import StageMismatchError
+    from autocoa.recipe.study_report import run_study
+
+    try:
+        seed_list = [int(s) for s in seeds.split(",") if s.strip()]
+    except ValueError:
+        raise CLIError(f"--seeds {seeds!r}: expected comma-separated integers, e.g. 0,1,2") from None
+    if not seed_list or len(set(seed_list)) != len(seed_list):
+        raise CLIError(f"--seeds {seeds!r}: give distinct seeds")
+    cfg = load_recipe("fast" if fast else "default", config)
+    try:
+        run_study(name, cfg, out, seed_list, console=Console())
+    except (StageMismatchError, ValueError) as e:
+        raise CLIError(str(e)) from None

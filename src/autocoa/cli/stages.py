@@ -44,6 +44,12 @@ def synth_cmd(
     config: Annotated[Path | None, typer.Option(help="SynthConfig YAML (oracle teacher)")] = None,
     topk: Annotated[int | None, typer.Option(help="documents per search")] = None,
     max_questions: Annotated[int | None, typer.Option(help="use at most this many training questions")] = None,
+    rl_pool: Annotated[
+        int | None, typer.Option(help="oracle: CoA rows also written to rl_pool.jsonl (the RL questions)")
+    ] = None,
+    holdout: Annotated[
+        int | None, typer.Option(help="oracle: CoA rows held apart in train_unseen.jsonl (no SFT stage sees them)")
+    ] = None,
     questions: Annotated[Path | None, typer.Option(help="LLM teacher: QA file in any supported format")] = None,
     teacher_model: Annotated[Path | None, typer.Option(help="LLM teacher: a local checkpoint")] = None,
     teacher_url: Annotated[str | None, typer.Option(help="LLM teacher: OpenAI-compatible base URL (…/v1)")] = None,
@@ -69,7 +75,7 @@ def synth_cmd(
         if world is not None:
             from autocoa.synth.run import SynthConfig, synthesize
 
-            cfg = SynthConfig.load(config, topk=topk, max_questions=max_questions)
+            cfg = SynthConfig.load(config, topk=topk, max_questions=max_questions, rl_pool=rl_pool, holdout=holdout)
             if not (world / "train.jsonl").exists():
                 raise FileNotFoundError(f"{world / 'train.jsonl'}: missing; generate the world with `autocoa world`")
             summary = synthesize(world, out, cfg, progress=progress)

@@ -35,6 +35,7 @@ def _run(
     cot_data: Path | None,
     overwrite: bool,
     quiet: bool,
+    pool_data: Path | None = None,
     **overrides,
 ) -> None:
     from autocoa.train.checkpoints import RunMismatchError
@@ -44,8 +45,18 @@ def _run(
 
     cfg = config_for(stage).load(config, **overrides)
     try:
-        summary = train_sft(stage, model, data, out, cfg, cot_path=cot_data, overwrite=overwrite, progress=not quiet)
-    except (OutputExistsError, RunMismatchError) as e:
+        summary = train_sft(
+            stage,
+            model,
+            data,
+            out,
+            cfg,
+            cot_path=cot_data,
+            overwrite=overwrite,
+            progress=not quiet,
+            pool_path=pool_data,
+        )
+    except (OutputExistsError, RunMismatchError, ValueError) as e:
         raise CLIError(str(e)) from None
     typer.echo(json.dumps(summary))
     typer.echo(f"saved to {out}")
@@ -76,13 +87,33 @@ def _masked_stage(stage: str, doc: str) -> None:
         cot_data: Annotated[
             Path | None, typer.Option(help="pure-CoT trajectories (cot.jsonl), mixed in at cot_ratio")
         ] = None,
+        pool_data: Annotated[
+            Path | None,
+            typer.Option(help="rows added --pool-repeats times each (sft3: synth's rl_pool.jsonl, the RL questions)"),
+        ] = None,
+        pool_repeats: Annotated[int | None, typer.Option(help="copies of each --pool-data row")] = None,
         config: ConfigOpt = None,
         max_steps: MaxSteps = None,
         epochs: Epochs = None,
         overwrite: Overwrite = False,
         quiet: Quiet = False,
     ) -> None:
-        _run(stage, model, data, out, config, cot_data, overwrite, quiet, max_steps=max_steps, epochs=epochs)
+        if pool_data is not None and pool_repeats is None:
+            pool_repeats = 1
+        _run(
+            stage,
+            model,
+            data,
+            out,
+            config,
+            cot_data,
+            overwrite,
+            quiet,
+            pool_data=pool_data,
+            max_steps=max_steps,
+            epochs=epochs,
+            pool_repeats=pool_repeats,
+        )
 
     cmd.__doc__ = doc
     train_app.command(stage)(cmd)

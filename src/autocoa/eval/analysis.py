@@ -23,6 +23,12 @@ Definitions (per question; averaged over questions in :func:`summarise`):
   model's own imagined ``<result>``, and the share that state the fact is the **world-model
   fidelity**; in the real environment the same share is the retriever's hit rate for the
   searched fact.
+- **hallucination**: a matched observation that states something (not an ``[error]`` or
+  ``[no results]`` text) but not the hop's object: an imagined result that names a wrong
+  object (in the real environment: a retrieved document about something else).
+- Both are also split by **hop kind**: ``rare`` (the fact is only in the corpus: the world
+  model can know it only from training on that document) and ``common`` (the fact is in the
+  pretraining text), from the hop's ``known`` flag.
 """
 
 from __future__ import annotations
@@ -74,14 +80,37 @@ def search_observations(traj: Trajectory, tool: str = SEARCH) -> list[tuple[str,
     ]
 
 
+def states_nothing(observation: str) -> bool:
+    """An observation that carries no claim: the toolbox's error and empty-result texts.
+
+    >>> states_nothing("[no results] search returned nothing"), states_nothing(" [error] x"), states_nothing("Doc 1")
+    (True, True, False)
+    """
+    text = observation.strip()
+    return not text or text.startswith(("[error]", "[no results]"))
+
+
+def hop_kind(hop: Mapping[str, Any]) -> str:
+    """``common`` for a hop the pretraining text states (``known``), else ``rare``."""
+    return "common" if hop.get("known") else "rare"
+
+
 def check_observations(traj: Trajectory, chain: Sequence[Mapping[str, Any]], tool: str = SEARCH) -> list[dict]:
-    """One record per search observation: ``query``, ``hop`` (index or None), and
-    ``states_fact`` (the hop's object name occurs in the observation; None when unmatched)."""
+    """One record per search observation: ``query``, ``hop`` (index or None), ``kind``
+    (:func:`hop_kind`), ``states_fact`` (the hop's object name occurs in the observation)
+    and ``states_wrong`` (it states something else: a hallucination); the last three are
+    None when the query matches no hop."""
     out = []
     for query, obs in search_observations(traj, tool):
         hop = match_hop(query, chain)
-        fact = None if hop is None else bool(cover_exact_match(obs, chain[hop]["object"]))
-        out.append({"query": query, "hop": hop, "states_fact": fact})
+        if hop is None:
+            out.append({"query": query, "hop": None, "kind": None, "states_fact": None, "states_wrong": None})
+            continue
+        fact = bool(cover_exact_match(obs, chain[hop]["object"]))
+        wrong = not fact and not states_nothing(obs)
+        out.append(
+            {"query": query, "hop": hop, "kind": hop_kind(chain[hop]), "states_fact": fact, "states_wrong": wrong}
+        )
     return out
 
 
@@ -98,8 +127,38 @@ def analyse(traj: Trajectory, chain: Sequence[Mapping[str, Any]] | None, n_searc
         matched = [c for c in checks if c["hop"] is not None]
         out["obs_checked"] = len(matched)
         out["obs_fact"] = sum(1 for c in matched if c["states_fact"])
+        out["obs_wrong"] = sum(1 for c in matched if c["states_wrong"])
         out["obs_unmatched"] = len(checks) - len(matched)
+        for kind in KINDS:
+            of_kind = [c for c in matched if c["kind"] == kind]
+            out[f"obs_checked_{kind}"] = len(of_kind)
+            out[f"obs_fact_{kind}"] = sum(1 for c in of_kind if c["states_fact"])
+            out[f"obs_wrong_{kind}"] = sum(1 for c in of_kind if c["states_wrong"])
     return out
+
+
+KINDS = ("rare", "common")
+
+
+def observation_shares(rows: Iterable[Mapping[str, Any]], kind: str | None = None) -> dict[str, Any]:
+    """Pooled over the rows' matched observations (of one hop ``kind``, or all): ``checked``,
+    ``fact`` (share stating the hop's object) and ``wrong`` (share stating something else);
+    the shares are None when nothing was checked.
+
+    >>> rows = [{"obs_checked": 3, "obs_fact": 2, "obs_wrong": 1}, {"obs_checked": 1, "obs_fact": 0, "obs_wrong": 0}]
+    >>> observation_shares(rows)
+    {'checked': 4, 'fact': 0.5, 'wrong': 0.25}
+    """
+    suffix = f"_{kind}" if kind else ""
+    rows = [r for r in rows if f"obs_checked{suffix}" in r]
+    checked = sum(r[f"obs_checked{suffix}"] for r in rows)
+    fact = sum(r[f"obs_fact{suffix}"] for r in rows)
+    wrong = sum(r.get(f"obs_wrong{suffix}", 0) for r in rows)
+    return {
+        "checked": checked,
+        "fact": fact / checked if checked else None,
+        "wrong": wrong / checked if checked else None,
+    }
 
 
 def summarise(rows: Iterable[Mapping[str, Any]], simulated: bool) -> dict[str, Any]:
@@ -127,6 +186,13 @@ def summarise(rows: Iterable[Mapping[str, Any]], simulated: bool) -> dict[str, A
             "states_fact": fact,
             "unmatched": sum(r["obs_unmatched"] for r in checked),
             "simulated": simulated,
+            "by_kind": {kind: observation_shares(checked, kind) for kind in KINDS},
         }
-        out["fidelity" if simulated else "retrieval_hit"] = fact / total if total else None
+        shares = observation_shares(checked)
+        if simulated:
+            out["fidelity"], out["hallucination"] = shares["fact"], shares["wrong"]
+            for kind in KINDS:
+                out[f"fidelity_{kind}"] = out["observations"]["by_kind"][kind]["fact"]
+        else:
+            out["retrieval_hit"] = shares["fact"]
     return out

@@ -75,7 +75,11 @@ def result_rows(runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
                     "unneeded_searches": m.get("unneeded_searches"),
                     "missed_searches": m.get("missed_searches"),
                     "fidelity": m.get("fidelity"),
+                    "fidelity_rare": m.get("fidelity_rare"),
+                    "hallucination": m.get("hallucination"),
                     "retrieval_hit": m.get("retrieval_hit"),
+                    "env": run.get("run", {}).get("env", "real"),
+                    "data": Path(str(run.get("run", {}).get("data", ""))).name or None,
                     "train_real_calls": run.get("train_real_calls"),
                 }
             )
@@ -96,13 +100,14 @@ def results_table(rows: Sequence[dict[str, Any]]) -> str:
     cols = [*(f"EM {h}-hop" for h in hops), "EM avg", "F1", "real calls/q", "unneeded/q", "missed/q"]
     has_fid = any(r["fidelity"] is not None for r in rows)
     has_hit = any(r["retrieval_hit"] is not None for r in rows)
-    cols += ["fidelity"] * has_fid + ["retrieval hit"] * has_hit
+    cols += ["fidelity", "fidelity (rare)", "hallucination"] * has_fid + ["retrieval hit"] * has_hit
     lines = ["| method | n | " + " | ".join(cols) + " |", "|---|---:|" + "---:|" * len(cols)]
     for r in rows:
         cells = [_fmt(r["em_by_hops"].get(h)) for h in hops]
         cells += [_fmt(r["em"]), _fmt(r["f1"]), _fmt(r["tool_calls_per_question"], 2)]
         cells += [_fmt(r["unneeded_searches"], 2), _fmt(r["missed_searches"], 2)]
-        cells += [_fmt(r["fidelity"])] * has_fid + [_fmt(r["retrieval_hit"])] * has_hit
+        cells += [_fmt(r.get(k)) for k in ("fidelity", "fidelity_rare", "hallucination")] * has_fid
+        cells += [_fmt(r["retrieval_hit"])] * has_hit
         lines.append(f"| {r['label']} | {r['n']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -198,7 +203,10 @@ _LEGEND = (
     "*real calls/q*: real tool calls per question (rag's one retrieval included); "
     "*unneeded/q*, *missed/q*: searches beyond / short of the question's rare hops, per question."
 )
-_FIDELITY = " *fidelity*: share of imagined results (simulated env) that state the searched hop's true object."
+_FIDELITY = (
+    " *fidelity*: share of imagined results (simulated env) that state the searched hop's true object"
+    " (*rare*: hops whose fact is only in the corpus); *hallucination*: share that state something else."
+)
 _HIT = " *retrieval hit*: share of real search results that state the searched hop's true object."
 
 

@@ -5,9 +5,18 @@ Writes to the output directory:
 - ``coa.jsonl``   chain-of-action trajectories (SFT-stage2 and -stage3, RL prompts);
 - ``cot.jsonl``   pure chain-of-thought trajectories (every hop known, no action);
 - ``pairs.jsonl`` contrastive pairs for SFT-stage1 (``kind``: action / no_action);
+- ``rl_pool.jsonl`` (with ``rl_pool > 0``) the RL question pool: the first ``rl_pool`` CoA rows,
+  which stay in ``coa.jsonl`` as well. SFT-stage3 trains the world model on them (``autocoa
+  train sft3 --pool-data``) and RL draws its questions from them, so that the simulated
+  environment imagines documents the world model has learned, as the paper's 7B world model
+  knows the Wikipedia documents of its RL questions;
+- ``train_unseen.jsonl`` (with ``holdout > 0``) training-pool CoA rows held apart from every
+  SFT file: questions about training entities that no stage trained on (world-model fidelity
+  on "training questions SFT-3 never saw");
 - ``summary.json`` counts (kept, dropped and why, pairs of each kind, hops, actions).
 
-Each row holds ``id``, ``question``, ``golden_answers``, ``hops`` and the trajectory as
+Each row holds ``id``, ``question``, ``golden_answers``, ``hops``, ``n_search``, the gold ``chain``
+(for the fidelity check of :mod:`autocoa.eval.analysis`) and the trajectory as
 ``prompt`` + ``segments`` (pairs: ``chosen`` / ``rejected``); the prompt is the plain one,
 and training re-formats it for the student's tokenizer. Observations come from a BM25 index
 over the *training* corpus only (common and train-pool documents), so no dev or test entity
@@ -45,6 +54,12 @@ class SynthConfig(Config):
     pairs_per_question: float = Field(0.25, ge=0, description="contrastive pairs per kept question (at random hops)")
     seed: int = Field(0, description="seed of the teacher's choices")
     batch: int = Field(2048, ge=1, description="questions whose searches run as one batch")
+    rl_pool: int = Field(
+        0, ge=0, description="CoA rows also written to rl_pool.jsonl: the questions the world model learns and RL uses"
+    )
+    holdout: int = Field(
+        0, ge=0, description="CoA rows written to train_unseen.jsonl instead of coa.jsonl (no SFT stage sees them)"
+    )
 
 
 def train_corpus_index(world_dir: Path):
@@ -118,6 +133,7 @@ def synthesize(
                 "golden_answers": row["golden_answers"],
                 "hops": row.get("hops", len(p.hops)),
                 "n_search": row.get("n_search"),
+                "chain": row["chain"],
             }
             if len(p.hops) > cfg.max_teacher_hops:
                 counts["dropped: beyond the teacher's hops"] += 1
@@ -146,7 +162,15 @@ def synthesize(
     # (SFT's max_examples) is a sample across hop counts.
     for rows_ in (coa, cot, pairs):
         rng.shuffle(rows_)
+    if cfg.rl_pool + cfg.holdout > len(coa):
+        raise ValueError(f"rl_pool + holdout = {cfg.rl_pool + cfg.holdout} exceeds the {len(coa)} CoA rows")
+    unseen, coa = coa[len(coa) - cfg.holdout :], coa[: len(coa) - cfg.holdout]
     write_jsonl(out_dir / "coa.jsonl", coa)
+    for name, part in (("rl_pool.jsonl", coa[: cfg.rl_pool]), ("train_unseen.jsonl", unseen)):
+        if part:
+            write_jsonl(out_dir / name, part)
+        else:
+            (out_dir / name).unlink(missing_ok=True)
     write_jsonl(out_dir / "cot.jsonl", cot)
     write_jsonl(out_dir / "pairs.jsonl", pairs)
     summary = {
@@ -154,6 +178,8 @@ def synthesize(
         "coa": len(coa),
         "cot": len(cot),
         "pairs": len(pairs),
+        "rl_pool": min(cfg.rl_pool, len(coa)),
+        "train_unseen": len(unseen),
         "counts": dict(sorted(counts.items())),
         "actions": dict(sorted(Counter(r["n_actions"] for r in coa + cot).items())),
         "hops": dict(sorted(Counter(r["hops"] for r in coa + cot).items())),

@@ -43,6 +43,35 @@ from autocoa.trajectory import Trajectory, render
 PAIR_KEYS = ("question", "prefix_segments", "chosen", "rejected")
 
 
+def contrastive_collapse(history: list[dict], window: int = 3, tol: float = 0.02) -> dict | None:
+    """The collapse monitor of the contrastive stage: did the mean token log-probs of *both*
+    the chosen and the rejected continuations fall over training? (The margin can grow while
+    both sink, the failure that the auxiliary NLL term, alpha, is there to prevent.)
+
+    Compares the mean of the first and of the last ``window`` logged values of
+    ``logps/chosen`` and ``logps/rejected``; a fall is a drop of more than ``tol`` nats.
+    None when fewer than two logs carry both.
+
+    >>> logs = [{"logps/chosen": -1.0, "logps/rejected": -1.2}, {"logps/chosen": -1.5, "logps/rejected": -2.5}]
+    >>> contrastive_collapse(logs, window=1)["collapsed"]
+    True
+    >>> logs[1]["logps/chosen"] = -0.8
+    >>> contrastive_collapse(logs, window=1)
+    {'chosen_first': -1.0, 'chosen_last': -0.8, 'rejected_first': -1.2, 'rejected_last': -2.5, 'collapsed': False}
+    """
+    logs = [h for h in history if "logps/chosen" in h and "logps/rejected" in h]
+    if len(logs) < 2:
+        return None
+    w = max(1, min(window, len(logs) // 2))
+    out: dict[str, Any] = {}
+    for side in ("chosen", "rejected"):
+        vals = [h[f"logps/{side}"] for h in logs]
+        out[f"{side}_first"] = round(sum(vals[:w]) / w, 4)
+        out[f"{side}_last"] = round(sum(vals[-w:]) / w, 4)
+    out["collapsed"] = all(out[f"{s}_last"] < out[f"{s}_first"] - tol for s in ("chosen", "rejected"))
+    return out
+
+
 def pair_example(row: dict, tokenizer: Any, max_length: int, where: tuple[Path, int]) -> dict | None:
     """Rendered ids and masks of one pair and the length of their shared prefix; None if the
     prefix alone fills ``max_length`` or a side has no trained token."""

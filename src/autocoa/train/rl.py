@@ -41,7 +41,11 @@ Logs (``metrics.jsonl``, one line per step): ``reward``, ``rewards/accuracy/mean
 format ignored), ``entropy``, ``kl``, ``completions/mean_length`` (model-written tokens),
 ``rl/response_tokens`` (all), ``rl/actions``, ``rl/real_calls`` (this step),
 ``real_calls_total``, ``rl/forced_answer``, ``rl/capped`` (share of rollouts cut by the token
-budget), ``rl/env_real`` (0 simulated, 1 real). Every ``rollouts_every`` steps a few decoded
+budget), ``rl/env_real`` (0 simulated, 1 real), and, when the questions carry their gold
+``chain`` (synth's files do), ``rl/obs_fact`` (share of the step's search results that state
+the searched hop's true object: the world model's fidelity in a simulated step, the retriever's
+hit rate in a real one) and ``rl/obs_checked``. The summary (``rl.json``) has the mean reward
+of the simulated and of the real steps and the simulated steps' fidelity. Every ``rollouts_every`` steps a few decoded
 rollouts go to ``rollouts.jsonl``. Collapse (entropy or length blow-up, reward falling for
 ``collapse_patience`` evaluations) stops the run with a message; the best weights (by the
 mean reward of an evaluation window) are kept in ``best/`` and become the output.
@@ -232,11 +236,12 @@ class AgentRollouts:
         out_dir: Path,
         state: RunState,
         logits_hook: Any = None,
+        chains: dict[str, list[dict]] | None = None,
     ):
         from autocoa.train.rewards import make_reward
 
         self.tokenizer, self.cfg, self.toolbox, self.golds, self.out_dir = tokenizer, cfg, toolbox, golds, out_dir
-        self.state, self.logits_hook = state, logits_hook
+        self.state, self.logits_hook, self.chains = state, logits_hook, chains or {}
         self.reward = make_reward(cfg.reward_metric, cfg.require_well_formed, cfg.format_weight)
 
     def __call__(self, prompts: list[str], trainer: Any) -> dict[str, list]:
@@ -253,6 +258,7 @@ class AgentRollouts:
         seed = self.cfg.seed * 1_000_003 + step * 101 + acc.process_index
         rollouts = engine.generate(list(prompts), self.cfg.agent_config(env, seed))
         cap = self.cfg.max_new_tokens - self.cfg.max_answer_tokens - 3
+        checked, fact = self._observation_check(rollouts)
         local = torch.tensor(
             [
                 len(rollouts),
@@ -261,20 +267,25 @@ class AgentRollouts:
                 sum(r.forced_answer for r in rollouts),
                 sum(len(r.ids) >= cap for r in rollouts),
                 sum(len(r.ids) for r in rollouts),
+                checked,
+                fact,
             ],
             dtype=torch.float64,
             device=acc.device,
         )
-        n, calls, actions, forced, capped, tokens = acc.reduce(local, reduction="sum").tolist()
+        n, calls, actions, forced, capped, tokens, checked, fact = acc.reduce(local, reduction="sum").tolist()
         self.state.real_calls_total += int(calls)
-        for name, value in (
+        metrics = [
             ("rl/real_calls", calls),
             ("rl/actions", actions / n),
             ("rl/forced_answer", forced / n),
             ("rl/capped", capped / n),
             ("rl/response_tokens", tokens / n),
             ("rl/env_real", float(env == "real")),
-        ):
+        ]
+        if self.chains:
+            metrics += [("rl/obs_checked", checked)] + ([("rl/obs_fact", fact / checked)] if checked else [])
+        for name, value in metrics:
             trainer._log_metric(name, value)  # TRL's per-step metric buffer (the `log_metric` of reward functions)
         if acc.is_main_process and step % self.cfg.rollouts_every == 0 and self.cfg.rollouts_per_dump:
             self._dump(step, env, rollouts[: self.cfg.rollouts_per_dump])
@@ -284,6 +295,20 @@ class AgentRollouts:
             "logprobs": [r.logprobs for r in rollouts],
             "env_mask": [r.mask for r in rollouts],
         }
+
+    def _observation_check(self, rollouts: list) -> tuple[int, int]:
+        """(search results matched to a hop, of those stating its true object) over the rollouts
+        whose question has a gold chain (:func:`autocoa.eval.analysis.check_observations`)."""
+        from autocoa.eval.analysis import check_observations
+
+        checked = fact = 0
+        for r in rollouts:
+            chain = self.chains.get(r.prompt)
+            if chain and r.trajectory is not None:
+                for c in check_observations(r.trajectory, chain):
+                    checked += c["hop"] is not None
+                    fact += bool(c["states_fact"])
+        return checked, fact
 
     def _tags(self):
         from autocoa.tags import DEFAULT_TAGS
@@ -430,14 +455,41 @@ def truncate_jsonl(path: Path, keep) -> None:
 
 
 def load_questions(path: str | Path, tokenizer: Any, max_questions: int | None = None) -> list[dict[str, Any]]:
-    """QA rows (any supported format, e.g. synth's ``coa.jsonl``) -> ``{"prompt", "golden_answers"}``."""
+    """QA rows (any supported format, e.g. synth's ``coa.jsonl``) -> ``{"prompt", "golden_answers"}``,
+    plus ``chain`` when the row carries the synthetic world's gold chain."""
     from autocoa.agent.prompts import format_prompt
     from autocoa.data.qa import load_qa
 
     records = load_qa(path)[:max_questions]
     if not records:
         raise ValueError(f"{path}: no questions")
-    return [{"prompt": format_prompt(r.question, tokenizer), "golden_answers": list(r.golden_answers)} for r in records]
+    rows = []
+    for r in records:
+        row = {"prompt": format_prompt(r.question, tokenizer), "golden_answers": list(r.golden_answers)}
+        if isinstance(r.meta.get("chain"), list):
+            row["chain"] = r.meta["chain"]
+        rows.append(row)
+    return rows
+
+
+def schedule_means(metrics_path: Path) -> dict[str, float | None]:
+    """Mean reward of the simulated and of the real steps, and the mean ``rl/obs_fact`` of the
+    simulated steps (the world model's fidelity during RL-stage1), from ``metrics.jsonl``."""
+    from autocoa.jsonl import read_jsonl
+
+    sim, real, fid = [], [], []
+    if metrics_path.exists():
+        for _, row in read_jsonl(metrics_path):
+            if "reward" not in row or "rl/env_real" not in row:
+                continue
+            (real if row["rl/env_real"] else sim).append(row["reward"])
+            if not row["rl/env_real"] and "rl/obs_fact" in row:
+                fid.append(row["rl/obs_fact"])
+
+    def mean(xs: list[float]) -> float | None:
+        return round(sum(xs) / len(xs), 4) if xs else None
+
+    return {"reward_sim": mean(sim), "reward_real": mean(real), "fidelity_sim": mean(fid)}
 
 
 def train_rl(
@@ -557,6 +609,7 @@ def train_rl(
         "bf16": trainer.args.bf16,
         "num_processes": dist.num_processes,
         "output": "best" if state.stopped else "last",
+        **schedule_means(out_dir / "metrics.jsonl"),
     }
     if dist.is_main_process:
         (out_dir / "rl.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
@@ -588,6 +641,8 @@ def build_trainer(
 
     state = state or RunState(detector=_detector(cfg))
     golds = {r["prompt"]: r["golden_answers"] for r in rows}
+    chains = {r["prompt"]: r["chain"] for r in rows if "chain" in r}
+    rows = [{k: r[k] for k in ("prompt", "golden_answers")} for r in rows]
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
     bf16 = bf16_supported() if cfg.bf16 is None else cfg.bf16
     args = GRPOConfig(
@@ -626,7 +681,7 @@ def build_trainer(
         disable_dropout=True,
         log_completions=False,
     )
-    rollout_func = AgentRollouts(tokenizer, cfg, toolbox, golds, out_dir, state, logits_hook)
+    rollout_func = AgentRollouts(tokenizer, cfg, toolbox, golds, out_dir, state, logits_hook, chains)
     trainer = _trainer_class()(
         model=model,
         reward_funcs=[make_reward(cfg.reward_metric, cfg.require_well_formed, cfg.format_weight), accuracy],

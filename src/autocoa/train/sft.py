@@ -8,7 +8,9 @@
 Examples are pre-tokenized by :func:`autocoa.trajectory.render` — the one loss-mask rule —
 into ``{"input_ids", "labels"}`` (label -100 where the mask is 0), which ``SFTTrainer`` takes
 as they are. Pure-CoT rows (``--cot-data``) are mixed in at ``cot_ratio`` CoT rows per CoA
-row (the paper: 5k CoA + 1k CoT), drawn with the run's seed. Prompts are re-formatted for the
+row (the paper: 5k CoA + 1k CoT), drawn with the run's seed. ``--pool-data`` rows are added
+``pool_repeats`` times each (SFT-stage3 on synth's ``rl_pool.jsonl``: the world model learns the
+documents of the questions RL-stage1 will imagine results for). Prompts are re-formatted for the
 student's tokenizer (:func:`autocoa.agent.prompts.format_prompt`), so a chat model trains on
 its chat template, exactly as the agent loop will prompt it. No EOS is appended: the agent
 loop stops at ``</answer>``.
@@ -27,6 +29,7 @@ from __future__ import annotations
 import json
 import random
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -89,17 +92,29 @@ def mix_cot(n_coa: int, cot: list, ratio: float, seed: int) -> list:
 
 
 def sft_examples(
-    data_path: Path, tokenizer: Any, cfg: SFTConfig, mask_observations: bool, cot_path: Path | None = None
+    data_path: Path,
+    tokenizer: Any,
+    cfg: SFTConfig,
+    mask_observations: bool,
+    cot_path: Path | None = None,
+    pool_path: Path | None = None,
 ) -> tuple[list[dict], dict]:
-    """Pre-tokenized examples of stage 2/3 (CoA rows + the CoT mix) and counts for the summary."""
+    """Pre-tokenized examples of stage 2/3 (CoA rows + the CoT mix + ``pool_repeats`` copies of
+    the pool rows) and counts for the summary."""
     coa = read_rows(data_path, ("question", "segments"), cfg.max_examples)
     cot = read_rows(cot_path, ("question", "segments")) if cot_path is not None else []
-    mixed = [(data_path, n, r) for n, r in coa] + [
-        (cot_path, n, r) for n, r in mix_cot(len(coa), cot, getattr(cfg, "cot_ratio", 0.0), cfg.seed)
-    ]
+    pool = read_rows(pool_path, ("question", "segments")) if pool_path is not None else []
+    repeats = getattr(cfg, "pool_repeats", 0)
+    # observations of the non-pool rows stay masked when only the pool's are to be learned
+    mask_rest = mask_observations or getattr(cfg, "observations_in", "all") == "pool"
+    mixed = (
+        [(data_path, n, r, mask_rest) for n, r in coa]
+        + [(cot_path, n, r, mask_rest) for n, r in mix_cot(len(coa), cot, getattr(cfg, "cot_ratio", 0.0), cfg.seed)]
+        + [(pool_path, n, r, mask_observations) for n, r in pool] * repeats
+    )
     examples, dropped, truncated = [], 0, 0
-    for path, n, row in mixed:
-        ex = masked_example(trajectory_of(row, tokenizer, (path, n)), tokenizer, mask_observations, cfg.max_length)
+    for path, n, row, mask in mixed:
+        ex = masked_example(trajectory_of(row, tokenizer, (path, n)), tokenizer, mask, cfg.max_length)
         if ex is None:
             dropped += 1
             continue
@@ -107,7 +122,8 @@ def sft_examples(
         examples.append(ex)
     stats = {
         "rows": len(coa),
-        "cot_rows": len(mixed) - len(coa),
+        "cot_rows": len(mixed) - len(coa) - len(pool) * repeats,
+        "pool_rows": len(pool) * repeats,
         "examples": len(examples),
         "dropped_no_trained_tokens": dropped,
         "truncated": truncated,
@@ -183,6 +199,7 @@ def train_sft(
     cot_path: str | Path | None = None,
     overwrite: bool = False,
     progress: bool = True,
+    pool_path: str | Path | None = None,
 ) -> dict:
     """Train one SFT stage (``sft1``, ``sft2`` or ``sft3``) from ``model_path`` on ``data_path``.
 
@@ -208,11 +225,14 @@ def train_sft(
     cfg = cfg if cfg is not None else cfg_type()
     if not isinstance(cfg, cfg_type):
         raise TypeError(f"{stage} takes a {cfg_type.__name__}, got {type(cfg).__name__}")
-    if stage == "sft1" and cot_path is not None:
-        raise ValueError("--cot-data is for sft2/sft3; sft1 trains on pairs only")
+    if stage == "sft1" and (cot_path is not None or pool_path is not None):
+        raise ValueError("--cot-data and --pool-data are for sft2/sft3; sft1 trains on pairs only")
+    if (pool_path is not None) != bool(getattr(cfg, "pool_repeats", 0)):
+        raise ValueError("--pool-data and pool_repeats >= 1 go together (pool rows are added pool_repeats times)")
     model_path, data_path, out_dir = Path(model_path), Path(data_path), Path(out_dir)
     cot_path = Path(cot_path) if cot_path is not None else None
-    for p in (data_path, cot_path):
+    pool_path = Path(pool_path) if pool_path is not None else None
+    for p in (data_path, cot_path, pool_path):
         if p is not None and not p.exists():
             raise FileNotFoundError(f"{p}: no such data file (write it with `autocoa synth`)")
 
@@ -221,7 +241,7 @@ def train_sft(
         "stage": stage,
         "model": str(model_path.resolve()),
         "config": cfg.model_dump(mode="json"),
-        "data": {str(p.resolve()): file_hash(p) for p in (data_path, cot_path) if p is not None},
+        "data": {str(p.resolve()): file_hash(p) for p in (data_path, cot_path, pool_path) if p is not None},
     }
     check_out_dir(out_dir, overwrite)
     resuming = not overwrite and check_resumable(out_dir, manifest)
@@ -245,7 +265,9 @@ def train_sft(
         examples, stats = pair_examples(data_path, tok, cfg)
         trainer = build_cpo_trainer(model, tok, examples, cfg, out_dir, progress, callbacks)
     else:
-        examples, stats = sft_examples(data_path, tok, cfg, mask_observations=stage == "sft2", cot_path=cot_path)
+        examples, stats = sft_examples(
+            data_path, tok, cfg, mask_observations=stage == "sft2", cot_path=cot_path, pool_path=pool_path
+        )
         trainer = build_sft_trainer(model, tok, examples, cfg, out_dir, progress, callbacks)
     prepare_seconds = time.perf_counter() - t0
 
@@ -255,6 +277,14 @@ def train_sft(
     trainer.save_model(str(out_dir))  # gathers sharded (FSDP / ZeRO-3) weights; saves the tokenizer too
 
     summary = run_summary(stage, trainer, stats, train_seconds, prepare_seconds, ckpt)
+    if (summary.get("collapse") or {}).get("collapsed") and state.is_main_process:
+        c = summary["collapse"]
+        warnings.warn(
+            f"sft1: chosen and rejected log-probs both fell (chosen {c['chosen_first']} -> {c['chosen_last']}, "
+            f"rejected {c['rejected_first']} -> {c['rejected_last']}): a contrastive collapse; raise alpha "
+            f"(the NLL weight, now {getattr(cfg, 'alpha', '?')})",
+            stacklevel=2,
+        )
     if state.is_main_process:
         cfg.save(out_dir / "sft_config.yaml")
         (out_dir / "sft.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
@@ -277,6 +307,11 @@ def run_summary(
     sequences = (st.global_step - start) * batch  # a last partial batch counts as full
     per_seq = stats["tokens"] / max(1, stats["examples"])
     keys = ("loss", "rewards/accuracies", "rewards/margins", "logps/chosen", "logps/rejected", "nll_loss")
+    extra = {}
+    if stage == "sft1":
+        from autocoa.train.contrastive import contrastive_collapse
+
+        extra["collapse"] = contrastive_collapse(logs)
     return {
         "stage": stage,
         **stats,
@@ -290,4 +325,5 @@ def run_summary(
         "prepare_seconds": round(prepare_seconds, 2),
         # mean tokens per example x examples run this session / time: padding not counted
         "tokens_per_s": round(per_seq * sequences / max(train_seconds, 1e-9), 1),
+        **extra,
     }

@@ -51,6 +51,19 @@ class MaskedSFTConfig(SFTConfig):
         ge=0,
         description="pure-CoT rows mixed in per CoA row (paper: 1k CoT per 5k CoA = 0.2); needs --cot-data when > 0",
     )
+    pool_repeats: int = Field(
+        0,
+        ge=0,
+        description="copies of every --pool-data row added to the data: with sft3, the world model learns the "
+        "documents of the RL question pool (synth's rl_pool.jsonl) as the paper's world model knows its RL "
+        "questions' documents; 0 = no pool",
+    )
+    observations_in: Literal["all", "pool"] = Field(
+        "all",
+        description="sft3: rows whose observation tokens are trained; all = every row (the paper's SFT-3), pool = only "
+        "the --pool-data rows (the others keep them masked, as in sft2: a world model trained to state facts it "
+        "cannot know learns only to invent them)",
+    )
 
 
 class ContrastiveConfig(SFTConfig):

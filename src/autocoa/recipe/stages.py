@@ -1,0 +1,318 @@
+"""The recipe's stages as one table of resumable steps, shared by ``autocoa demo`` and ``autocoa study``.
+
+A :class:`Stage` is a name, an output directory, the configuration it depends on and a
+function that runs it. :func:`run_stages` runs a list in order and writes ``DONE`` (the
+stage's summary and its *fingerprint*: a hash of its own configuration and of the
+fingerprints of the stages it reads) into the stage's directory. Run again, it skips a stage
+whose ``DONE`` has the same fingerprint and refuses one whose fingerprint differs (another
+configuration wrote that directory), so a study can share one seed's stages between many
+rows, and a killed run resumes: the training stages themselves resume from their last
+complete checkpoint (they are called without ``overwrite``).
+
+The constructors (:func:`world_stage`, :func:`sft_stage`, :func:`rl_stage`, :func:`eval_stage`,
+...) each build one kind of stage over a seed directory laid out as ``autocoa demo`` lays it
+out: ``world/``, ``index/`` (the whole corpus: evaluation), ``index_train/`` (common and
+training entities only: synthesis and RL), ``base/``, ``data/``, one directory per checkpoint
+and ``eval/<label>/`` per evaluated run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from autocoa.recipe.config import RecipeConfig
+
+DONE = "DONE"
+
+
+class StageMismatchError(RuntimeError):
+    pass
+
+
+@dataclass
+class Stage:
+    name: str
+    out: Path
+    run: Callable[[], dict[str, Any]]
+    config: Any = None  # JSON-able: what the stage's result depends on besides its inputs
+    deps: tuple[str, ...] = ()  # names of the stages whose outputs it reads
+    fingerprint: str = field(default="", init=False)
+
+
+def fingerprint(config: Any, dep_prints: Sequence[str]) -> str:
+    """A short hash of a stage's configuration and of its inputs' fingerprints.
+
+    >>> fingerprint({"a": 1}, []) == fingerprint({"a": 1}, []) != fingerprint({"a": 2}, [])
+    True
+    """
+    blob = json.dumps({"config": config, "deps": list(dep_prints)}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def read_done(path: Path) -> dict[str, Any] | None:
+    marker = path / DONE
+    if not marker.exists():
+        return None
+    try:
+        return json.loads(marker.read_text(encoding="utf-8") or "{}")
+    except ValueError:
+        return None  # a marker torn by a kill: the stage runs again (and resumes itself)
+
+
+def mark_done(path: Path, summary: dict[str, Any], print_: str) -> None:
+    """Write ``DONE`` atomically (a kill leaves the old marker or the new one, never half)."""
+    path.mkdir(parents=True, exist_ok=True)
+    tmp = path / (DONE + ".tmp")
+    tmp.write_text(json.dumps({**summary, "fingerprint": print_}, indent=2, default=str) + "\n", encoding="utf-8")
+    tmp.replace(path / DONE)
+
+
+def run_stages(
+    stages: Sequence[Stage],
+    timings_path: Path | None = None,
+    on_start: Callable[[Stage], None] | None = None,
+    on_end: Callable[[Stage, dict[str, Any], float | None], None] | None = None,
+) -> dict[str, Any]:
+    """Run (or skip, when done with the same fingerprint) every stage in order; return
+    ``{name: summary}``. Stage seconds are added to ``timings_path`` (JSON)."""
+    prints: dict[str, str] = {}
+    results: dict[str, Any] = {}
+    timings = json.loads(timings_path.read_text()) if timings_path is not None and timings_path.exists() else {}
+    for st in stages:
+        missing = [d for d in st.deps if d not in prints]
+        if missing:
+            raise ValueError(f"stage {st.name!r} reads {missing}, which do not run before it")
+        st.fingerprint = prints[st.name] = fingerprint(st.config, [prints[d] for d in st.deps])
+        prior = read_done(st.out)
+        if prior is not None and prior.get("fingerprint") == st.fingerprint:
+            results[st.name] = {**prior, "skipped": "already done"}
+            if on_end is not None:
+                on_end(st, results[st.name], None)
+            continue
+        if prior is not None:
+            raise StageMismatchError(
+                f"{st.out} holds stage {st.name!r} done with another configuration or other inputs "
+                f"(fingerprint {prior.get('fingerprint')} vs {st.fingerprint}); use another --out, or delete it"
+            )
+        if on_start is not None:
+            on_start(st)
+        t0 = time.perf_counter()
+        summary = st.run()
+        seconds = round(time.perf_counter() - t0, 1)
+        mark_done(st.out, summary, st.fingerprint)
+        results[st.name] = summary
+        if timings_path is not None:
+            timings[st.name] = seconds
+            timings_path.write_text(json.dumps(timings, indent=2) + "\n", encoding="utf-8")
+        if on_end is not None:
+            on_end(st, summary, seconds)
+    return results
+
+
+# ---------------------------------------------------------------------------------------
+# Stage constructors over one seed directory
+
+
+def world_stage(cfg: RecipeConfig, root: Path) -> Stage:
+    def run() -> dict[str, Any]:
+        from autocoa.world import generate_world, write_world
+
+        w = generate_world(cfg.world)
+        write_world(w, root / "world")
+        return {"entities": len(w.entities), "questions": {k: len(v) for k, v in w.questions.items()}}
+
+    return Stage("world", root / "world", run, cfg.world.model_dump(mode="json"))
+
+
+def index_stage(root: Path) -> Stage:
+    def run() -> dict[str, Any]:
+        from autocoa.data.corpus import read_corpus
+        from autocoa.synth.run import train_corpus_index
+        from autocoa.tools.index import BM25Index
+
+        docs = read_corpus(root / "world" / "corpus.jsonl")
+        BM25Index.build(docs).save(root / "index")  # evaluation: the whole corpus
+        train_index = train_corpus_index(root / "world")  # training (RL): no dev/test entity ever seen
+        train_index.save(root / "index_train")
+        return {"documents": len(docs), "training_documents": len(train_index)}
+
+    return Stage("index", root / "index", run, "bm25", deps=("world",))
+
+
+def pretrain_stage(cfg: RecipeConfig, root: Path) -> Stage:
+    def run() -> dict[str, Any]:
+        from autocoa.train.pretrain import pretrain
+
+        # no checkpoints to resume from: a killed pretraining starts again
+        s = pretrain(root / "world", root / "base", cfg.pretrain, progress=False, overwrite=True)
+        return {"params": s["params"], "common_facts_known": s["common_facts"].get("accuracy")}
+
+    return Stage("pretrain", root / "base", run, cfg.pretrain.model_dump(mode="json"), deps=("world",))
+
+
+def synth_stage(cfg: RecipeConfig, root: Path) -> Stage:
+    synth_cfg = cfg.synth.model_copy(
+        update={"topk": cfg.topk, "rl_pool": cfg.world_model.rl_pool, "holdout": cfg.world_model.holdout}
+    )
+
+    def run() -> dict[str, Any]:
+        from autocoa.synth.run import synthesize
+
+        s = synthesize(root / "world", root / "data", synth_cfg)
+        return {k: s[k] for k in ("coa", "cot", "pairs", "rl_pool", "train_unseen")}
+
+    return Stage("synth", root / "data", run, synth_cfg.model_dump(mode="json"), deps=("world", "index"))
+
+
+def sft_stage(
+    name: str, stage: str, src: str, dst: str, stage_cfg: Any, root: Path, src_stage: str, pool: bool = False
+) -> Stage:
+    """SFT ``stage`` from checkpoint directory ``src`` into ``dst``; ``pool``: add the RL pool
+    (``data/rl_pool.jsonl``, ``stage_cfg.pool_repeats`` times)."""
+    data_file = "pairs.jsonl" if stage == "sft1" else "coa.jsonl"
+
+    def run() -> dict[str, Any]:
+        from autocoa.train.sft import train_sft
+
+        s = train_sft(
+            stage,
+            root / src,
+            root / "data" / data_file,
+            root / dst,
+            stage_cfg,
+            cot_path=root / "data" / "cot.jsonl" if stage != "sft1" else None,
+            pool_path=root / "data" / "rl_pool.jsonl" if pool else None,
+            progress=False,
+        )
+        keys = ("examples", "pool_rows", "steps", "first", "last", "train_seconds", "collapse")
+        return {k: s[k] for k in keys if k in s}
+
+    config = {"stage": stage, "cfg": stage_cfg.model_dump(mode="json"), "pool": pool}
+    return Stage(name, root / dst, run, config, deps=(src_stage, "synth"))
+
+
+def rl_stage(
+    name: str, cfg: RecipeConfig, root: Path, src: str, src_stage: str, dst: str, sim_steps: int, real_steps: int
+) -> Stage:
+    rl_cfg = cfg.rl.model_copy(update={"topk": cfg.topk, "sim_steps": sim_steps, "real_steps": real_steps})
+    questions = "rl_pool.jsonl" if cfg.world_model.rl_pool else None
+
+    def run() -> dict[str, Any]:
+        from autocoa.train.rl import train_rl
+
+        s = train_rl(
+            root / src,
+            root / "data" / questions if questions else root / "world" / "train.jsonl",
+            root / dst,
+            rl_cfg,
+            index=root / "index_train",
+            progress=False,
+        )
+        keys = (
+            "sim_steps_done",
+            "real_steps_done",
+            "real_calls_total",
+            "reward_sim",
+            "reward_real",
+            "fidelity_sim",
+            "best_window_reward",
+            "stopped",
+        )
+        return {k: s.get(k) for k in keys}
+
+    config = {"rl": rl_cfg.model_dump(mode="json"), "questions": questions}
+    return Stage(name, root / dst, run, config, deps=(src_stage, "synth", "index"))
+
+
+@dataclass(frozen=True)
+class EvalSpec:
+    """One evaluated run: ``label`` (its directory under ``eval/``), the checkpoint directory,
+    methods, question set (``test``: held-out, ``pool``: the RL pool, ``unseen``: training
+    questions no SFT stage saw) and environment."""
+
+    label: str
+    ckpt: str
+    methods: tuple[str, ...] = ("agent",)
+    questions: str = "test"
+    env: str = "real"
+
+
+QUESTION_FILES = {
+    "test": ("world", "test.jsonl"),
+    "pool": ("data", "rl_pool.jsonl"),
+    "unseen": ("data", "train_unseen.jsonl"),
+}
+
+
+def eval_stage(
+    name: str, cfg: RecipeConfig, root: Path, specs: Sequence[EvalSpec], deps: Sequence[str], report: bool = True
+) -> Stage:
+    """Evaluate every spec (``cfg.eval_questions`` shuffled questions, greedy; the fidelity
+    sets ``pool``/``unseen`` with ``cfg.world_model.fidelity_questions``), then (re)write the
+    seed's report over all of ``eval/*``."""
+
+    def run() -> dict[str, Any]:
+        from autocoa.eval.runner import evaluate_checkpoint
+
+        summary: dict[str, Any] = {}
+        for sp in specs:
+            folder, file = QUESTION_FILES[sp.questions]
+            limit = cfg.eval_questions if sp.questions == "test" else cfg.world_model.fidelity_questions
+            agent = cfg.agent.model_copy(update={"env": sp.env})
+            m = evaluate_checkpoint(
+                root / sp.ckpt,
+                root / folder / file,
+                root / "eval" / sp.label,
+                methods=list(sp.methods),
+                index=root / "index",
+                k=cfg.topk,
+                cfg=agent,
+                limit=limit,
+                shuffle_seed=0,
+                label=sp.label,
+                progress=False,
+            )
+            summary[sp.label] = {meth: round(mm["em"], 3) for meth, mm in m["methods"].items()}
+        if report:
+            write_seed_report(root)
+        return {"em": summary}
+
+    config = {"specs": [vars(s) for s in specs], "agent": cfg.agent.model_dump(mode="json"), "n": cfg.eval_questions}
+    config["fidelity_questions"] = cfg.world_model.fidelity_questions
+    return Stage(name, root / "eval" / name, run, config, deps=tuple(deps))
+
+
+def write_seed_report(root: Path) -> Path:
+    """The report over every evaluation of one seed directory (``report/``)."""
+    from autocoa.eval.report import load_run, write_report
+
+    runs = [load_run(p.parent) for p in sorted((root / "eval").glob("*/metrics.json"))]
+    write_report(runs, root / "report")
+    return root / "report" / "report.md"
+
+
+def recipe_stages(cfg: RecipeConfig, root: Path) -> list[Stage]:
+    """The stages every run of one seed shares: world, indexes, base model, data, SFT-1, -1&2, -1&2&3."""
+    pool = bool(cfg.world_model.rl_pool and cfg.sft3.pool_repeats)
+    return [
+        world_stage(cfg, root),
+        index_stage(root),
+        pretrain_stage(cfg, root),
+        synth_stage(cfg, root),
+        sft_stage("sft1", "sft1", "base", "sft1", cfg.sft1, root, "pretrain"),
+        sft_stage("sft2", "sft2", "sft1", "sft12", cfg.sft2, root, "sft1"),
+        sft_stage("sft3", "sft3", "sft12", "sft123", cfg.sft3, root, "sft2", pool=pool),
+    ]
+
+
+def fidelity_specs(prefix: str, ckpt: str, cfg: RecipeConfig) -> list[EvalSpec]:
+    """The world model's fidelity of checkpoint ``ckpt``: the agent in the simulated
+    environment on the RL pool, on unseen training questions and on held-out test questions."""
+    sets = [("pool", cfg.world_model.rl_pool), ("unseen", cfg.world_model.holdout), ("test", 1)]
+    return [EvalSpec(f"{prefix}_sim_{q}", ckpt, ("agent",), q, "simulated") for q, n in sets if n]

@@ -1,0 +1,271 @@
+"""A study's report: ``report.md`` (rows as mean and min-max over seeds), ``results.json`` and plots.
+
+Plots: ``frontier.png`` (held-out EM against real tool calls spent in RL, error bars min-max,
+one point per schedule), ``fidelity.png`` (world-model fidelity on the RL pool / unseen training
+questions / held-out questions and held-out EM after RL, against the world-model budget), and
+``ablations.png`` (EM avg per row with its spread). Every study also gets
+``accuracy_vs_train_calls.png`` (every row with its real calls).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+
+def fmt(s: dict[str, Any] | None, digits: int = 3) -> str:
+    """``mean (min-max)`` of a :func:`~autocoa.recipe.study.spread`, or ``-``.
+
+    >>> fmt({"mean": 0.61, "min": 0.5, "max": 0.7, "n": 3}), fmt(None)
+    ('0.610 (0.500-0.700)', '-')
+    >>> fmt({"mean": 2.0, "min": 2, "max": 2, "n": 3}, 0)
+    '2'
+    """
+    if not s:
+        return "-"
+    if s["min"] == s["max"]:
+        return f"{s['mean']:.{digits}f}"
+    return f"{s['mean']:.{digits}f} ({s['min']:.{digits}f}-{s['max']:.{digits}f})"
+
+
+COLUMNS = {
+    "ablations": [
+        ("EM avg", "em", 3),
+        ("1", "em_1hop", 3),
+        ("2", "em_2hop", 3),
+        ("3", "em_3hop", 3),
+        ("4", "em_4hop", 3),
+        ("calls/q", "calls_per_q", 2),
+        ("RL real calls", "real_calls", 0),
+    ],
+    "frontier": [
+        ("EM avg", "em", 3),
+        ("RL real calls", "real_calls", 0),
+        ("reward sim", "reward_sim", 3),
+        ("reward real", "reward_real", 3),
+        ("fidelity in RL", "fidelity_in_rl", 3),
+    ],
+    "fidelity": [
+        ("fidelity pool", "fidelity_pool", 3),
+        ("fid. pool rare", "fidelity_rare_pool", 3),
+        ("halluc. pool", "hallucination_pool", 3),
+        ("fidelity unseen", "fidelity_unseen", 3),
+        ("fidelity test", "fidelity_test", 3),
+        ("sim EM pool", "sim_em_pool", 3),
+        ("EM start", "em_start", 3),
+        ("EM after RL", "em", 3),
+        ("reward sim", "reward_sim", 3),
+    ],
+}
+
+
+def markdown_table(study: str, rows: Sequence[dict[str, Any]]) -> str:
+    cols = COLUMNS[study]
+    lines = ["| row | " + " | ".join(c[0] for c in cols) + " |", "|---|" + "---:|" * len(cols)]
+    for r in rows:
+        lines.append(f"| {r['name']} | " + " | ".join(fmt(r.get(k), d) for _, k, d in cols) + " |")
+    return "\n".join(lines)
+
+
+def collapse_table(rows: Sequence[dict[str, Any]]) -> str:
+    lines = [
+        "| SFT-1 run | logp chosen first -> last | logp rejected first -> last | both fell |",
+        "|---|---|---|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['stage']} | {fmt(r['chosen_first'])} -> {fmt(r['chosen_last'])} | "
+            f"{fmt(r['rejected_first'])} -> {fmt(r['rejected_last'])} | {r['collapsed']} |"
+        )
+    return "\n".join(lines)
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _err(s: dict[str, Any]) -> tuple[list[float], list[float]]:
+    return [s["mean"] - s["min"]], [s["max"] - s["mean"]]
+
+
+def plot_cost(rows: Sequence[dict[str, Any]], path: Path, title: str) -> Path | None:
+    """EM (mean, min-max bars) against real calls spent in RL (mean, min-max bars)."""
+    pts = [r for r in rows if r.get("em") and r.get("real_calls") and r.get("method", "agent") == "agent"]
+    if not pts:
+        return None
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    for r in pts:
+        x, y = r["real_calls"], r["em"]
+        ax.errorbar([x["mean"]], [y["mean"]], xerr=_err(x), yerr=_err(y), fmt="o", capsize=3)
+        ax.annotate(r["name"], (x["mean"], y["mean"]), fontsize=7, xytext=(4, 4), textcoords="offset points")
+    ax.set_xlabel("real tool calls spent in RL (mean over seeds, bars: min-max)")
+    ax.set_ylabel("held-out EM (avg)")
+    ax.set_title(title, fontsize=10)
+    ax.margins(x=0.25, y=0.15)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_fidelity(rows: Sequence[dict[str, Any]], path: Path) -> Path | None:
+    """Fidelity on each question set and held-out EM after RL, against the world-model budget."""
+    rows = [r for r in rows if "pool_repeats" in r["params"]]
+    if not rows:
+        return None
+    plt = _pyplot()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9.5, 3.8))
+    xs = [r["params"]["pool_repeats"] for r in rows]
+    for key, label in (
+        ("fidelity_pool", "RL pool"),
+        ("fidelity_unseen", "unseen training q."),
+        ("fidelity_test", "held-out"),
+    ):
+        ss = [r.get(key) for r in rows]
+        if any(ss):
+            pts = [(x, s) for x, s in zip(xs, ss, strict=True) if s]
+            left.errorbar(
+                [p[0] for p in pts],
+                [p[1]["mean"] for p in pts],
+                yerr=[[p[1]["mean"] - p[1]["min"] for p in pts], [p[1]["max"] - p[1]["mean"] for p in pts]],
+                marker="o",
+                capsize=3,
+                label=label,
+            )
+    for key, label in (("em_start", "SFT-1&2&3 (start)"), ("em", "after RL (recipe schedule)")):
+        ss = [r.get(key) for r in rows]
+        pts = [(x, s) for x, s in zip(xs, ss, strict=True) if s]
+        if pts:
+            right.errorbar(
+                [p[0] for p in pts],
+                [p[1]["mean"] for p in pts],
+                yerr=[[p[1]["mean"] - p[1]["min"] for p in pts], [p[1]["max"] - p[1]["mean"] for p in pts]],
+                marker="o",
+                capsize=3,
+                label=label,
+            )
+    left.set_title("world-model fidelity (imagined results stating the fact)", fontsize=9)
+    right.set_title("held-out EM, real environment", fontsize=9)
+    for ax in (left, right):
+        ax.set_xlabel("world-model budget: copies of the RL pool in SFT-3")
+        ax.set_ylim(-0.02, 1.05)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_rows(rows: Sequence[dict[str, Any]], path: Path) -> Path | None:
+    """Horizontal bars: EM avg per row, min-max as error bars."""
+    rows = [r for r in rows if r.get("em")]
+    if not rows:
+        return None
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7.0, 0.4 * len(rows) + 1.2))
+    ys = list(range(len(rows)))[::-1]
+    means = [r["em"]["mean"] for r in rows]
+    err = [[r["em"]["mean"] - r["em"]["min"] for r in rows], [r["em"]["max"] - r["em"]["mean"] for r in rows]]
+    ax.barh(ys, means, xerr=err, capsize=3, color="#6a8fbf")
+    ax.set_yticks(ys, [r["name"] for r in rows], fontsize=8)
+    ax.set_xlim(0, 1.0)
+    ax.set_xlabel("held-out EM (mean over seeds, bars: min-max)")
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def write_study_report(
+    study: str,
+    rows: Sequence[dict[str, Any]],
+    collapse: Sequence[dict[str, Any]],
+    seeds: Sequence[int],
+    out: Path,
+    notes: str = "",
+) -> dict[str, Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    paths: dict[str, Path] = {}
+    plots = {
+        "frontier": plot_cost(rows, out / "frontier.png", "sim:real frontier at equal total GRPO steps")
+        if study == "frontier"
+        else None,
+        "fidelity": plot_fidelity(rows, out / "fidelity.png") if study == "fidelity" else None,
+        "rows": plot_rows(rows, out / f"{study}_rows.png"),
+        "cost": plot_cost(rows, out / "accuracy_vs_train_calls.png", "accuracy vs real calls spent in training"),
+    }
+    paths.update({k: v for k, v in plots.items() if v is not None})
+    (out / "results.json").write_text(
+        json.dumps({"study": study, "seeds": list(seeds), "rows": list(rows), "collapse": list(collapse)}, indent=2)
+        + "\n",
+        encoding="utf-8",
+    )
+    paths["results"] = out / "results.json"
+    lines = [
+        f"# Study: {study}",
+        "",
+        f"Seeds {', '.join(map(str, seeds))} (world seed and training seed). Each cell: mean (min-max) over the seeds.",
+        "",
+        markdown_table(study, rows),
+        "",
+    ]
+    if collapse:
+        lines += ["## SFT-1 contrastive-collapse monitor", "", collapse_table(collapse), ""]
+    if notes:
+        lines += [notes, ""]
+    for key, p in paths.items():
+        if p.suffix == ".png":
+            lines += [f"![{key}]({p.name})", ""]
+    (out / "report.md").write_text("\n".join(lines), encoding="utf-8")
+    paths["report"] = out / "report.md"
+    return paths
+
+
+def run_study(study: str, cfg: Any, out: Path, seeds: Sequence[int], console: Any = None) -> dict[str, Any]:
+    """Run (or resume) study ``study`` over ``seeds``; write ``out/<study>/``; return its results."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from autocoa.recipe.config import for_seed
+    from autocoa.recipe.stages import run_stages
+    from autocoa.recipe.study import aggregate_rows, collapse_rows, seed_stages
+
+    console = console or Console()
+    out = Path(out)
+    grids = {s: seed_stages(study, for_seed(cfg, s), out / f"seed{s}") for s in seeds}
+    total = sum(len(g.stages) for g in grids.values())
+    cols = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*cols, console=console) as bar:
+        task = bar.add_task(f"study {study}", total=total)
+        for s, grid in grids.items():
+            root = out / f"seed{s}"
+            root.mkdir(parents=True, exist_ok=True)
+            for_seed(cfg, s).save(root / "demo_config.yaml")
+
+            def start(st, s=s):
+                bar.update(task, description=f"study {study}: seed {s} {st.name}")
+
+            def end(st, summary, seconds, s=s):
+                if seconds is not None:
+                    console.log(f"seed {s} {st.name}: {seconds} s")
+                bar.advance(task)
+
+            run_stages(grid.stages, root / "timings.json", on_start=start, on_end=end)
+    roots = [out / f"seed{s}" for s in seeds]
+    first = next(iter(grids.values()))
+    rows = aggregate_rows(roots, first.rows)
+    collapse = collapse_rows(roots, first.sft1)
+    paths = write_study_report(study, rows, collapse, seeds, out / study)
+    console.print(f"study {study}: {paths['report']}")
+    return {"rows": rows, "collapse": collapse, "report": str(paths["report"])}

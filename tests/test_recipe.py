@@ -1,0 +1,161 @@
+"""The recipe's stage table and studies: fingerprinted resume, schedules, spread over seeds, reports."""
+
+from __future__ import annotations
+
+import doctest
+import json
+
+import pytest
+
+from autocoa.recipe import stages as stages_mod
+from autocoa.recipe import study, study_report
+from autocoa.recipe.config import for_seed, load_recipe, preset
+from autocoa.recipe.stages import Stage, StageMismatchError, run_stages
+from autocoa.recipe.study import Row, aggregate_rows, collapse_rows, seed_stages, split_steps, spread
+
+
+def counting_stage(tmp_path, name, calls, config=None, deps=()):
+    def run():
+        calls.append(name)
+        return {"value": len(calls)}
+
+    return Stage(name, tmp_path / name, run, config, deps)
+
+
+def test_stages_run_once_then_skip_and_refuse_another_config(tmp_path):
+    calls: list[str] = []
+    table = [counting_stage(tmp_path, "a", calls, {"x": 1}), counting_stage(tmp_path, "b", calls, {"y": 1}, ("a",))]
+    first = run_stages(table, tmp_path / "timings.json")
+    assert calls == ["a", "b"] and first["b"] == {"value": 2}
+    assert set(json.loads((tmp_path / "timings.json").read_text())) == {"a", "b"}
+    again = run_stages(table)
+    assert calls == ["a", "b"] and again["a"]["skipped"] == "already done" and again["b"]["value"] == 2
+    # another config of a stage is refused, not reused; and a changed upstream config changes
+    # the downstream fingerprint too
+    with pytest.raises(StageMismatchError, match="another configuration"):
+        run_stages([counting_stage(tmp_path, "a", calls, {"x": 2}), table[1]])
+    other_root = tmp_path / "other"
+    run_stages([counting_stage(other_root, "a", calls, {"x": 2})])
+    b_elsewhere = counting_stage(other_root, "b", calls, {"y": 1}, ("a",))
+    b_elsewhere.out = tmp_path / "b"
+    with pytest.raises(StageMismatchError):
+        run_stages([counting_stage(other_root, "a", calls, {"x": 2}), b_elsewhere])
+    assert calls == ["a", "b", "a"]
+
+
+def test_a_killed_stage_runs_again_and_a_torn_marker_is_not_done(tmp_path):
+    calls: list[str] = []
+    boom = Stage("a", tmp_path / "a", lambda: 1 / 0, {"x": 1})
+    with pytest.raises(ZeroDivisionError):
+        run_stages([boom])
+    assert not (tmp_path / "a" / "DONE").exists()
+    (tmp_path / "a").mkdir(exist_ok=True)
+    (tmp_path / "a" / "DONE").write_text('{"fingerpr')  # killed mid-write (before the atomic rename existed)
+    run_stages([counting_stage(tmp_path, "a", calls, {"x": 1})])
+    assert calls == ["a"]
+
+
+def test_a_stage_must_follow_what_it_reads(tmp_path):
+    with pytest.raises(ValueError, match="do not run before it"):
+        run_stages([counting_stage(tmp_path, "b", [], None, ("a",))])
+
+
+def test_for_seed_sets_world_and_training_seeds_only():
+    cfg = for_seed(preset("fast"), 7)
+    assert cfg.world.seed == 7 and cfg.world.common_seed == 0  # the pretraining text stays
+    assert {cfg.pretrain.seed, cfg.synth.seed, cfg.sft1.seed, cfg.sft2.seed, cfg.sft3.seed, cfg.rl.seed} == {7}
+    assert cfg.world_model == preset("fast").world_model
+
+
+def test_load_recipe_names_the_file_and_field(tmp_path):
+    from autocoa.config import ConfigError
+
+    good = tmp_path / "r.yaml"
+    good.write_text("sft3:\n  pool_repeats: 4\neval_questions: 10\n")
+    cfg = load_recipe("fast", str(good))
+    assert cfg.sft3.pool_repeats == 4 and cfg.sft3.max_steps == preset("fast").sft3.max_steps  # merged field by field
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("sft3:\n  pool_repeats: -1\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml: sft3.pool_repeats"):
+        load_recipe("fast", str(bad))
+
+
+@pytest.mark.parametrize("name", ["ablations", "frontier", "fidelity"])
+def test_every_study_grid_is_a_valid_stage_table(name, tmp_path):
+    cfg = preset("default")
+    grid = seed_stages(name, cfg, tmp_path)
+    names = [s.name for s in grid.stages]
+    assert len(names) == len(set(names)), names
+    assert names[:7] == ["world", "index", "pretrain", "synth", "sft1", "sft2", "sft3"]
+    seen: set[str] = set()
+    for st in grid.stages:  # every stage reads only what ran before it
+        assert set(st.deps) <= seen, (st.name, st.deps)
+        seen.add(st.name)
+    outs = [s.out for s in grid.stages]
+    assert len(outs) == len(set(outs))
+    assert grid.rows and all(r.label for r in grid.rows)
+
+
+def test_frontier_schedules_keep_the_total_and_reuse_the_recipe_run(tmp_path):
+    cfg = preset("default")
+    total = cfg.rl.sim_steps + cfg.rl.real_steps
+    grid = seed_stages("frontier", cfg, tmp_path)
+    sched = [(r.params["sim"], r.params["real"]) for r in grid.rows[1:]]
+    assert all(s + r == total for s, r in sched) and sched[0] == (0, total) and sched[-1] == (total, 0)
+    assert (cfg.rl.sim_steps, cfg.rl.real_steps) in sched
+    assert "rl" in [r.label for r in grid.rows]  # the 5:1 row is the recipe's own run
+    fast = seed_stages("frontier", preset("fast"), tmp_path / "f")  # 3 steps: schedules coincide, stages do not repeat
+    assert len({s.name for s in fast.stages}) == len(fast.stages)
+
+
+def test_spread_and_aggregation_over_seed_directories(tmp_path):
+    def write(root, label, em, hops):
+        d = root / "eval" / label
+        d.mkdir(parents=True)
+        by = {"hops": {str(h): {"em": v} for h, v in hops.items()}}
+        (d / "metrics.json").write_text(
+            json.dumps({"methods": {"agent": {"em": em, "by": by, "tool_calls_per_question": 2.0}}})
+        )
+
+    roots = [tmp_path / f"seed{s}" for s in range(3)]
+    for root, em in zip(roots, (0.5, 0.7, 0.6), strict=True):
+        write(root, "rl", em, {1: em + 0.1})
+        (root / "rl").mkdir(parents=True)
+        (root / "rl" / "DONE").write_text(json.dumps({"real_calls_total": 100, "reward_sim": 0.2, "reward_real": None}))
+        (root / "sft1").mkdir(parents=True)
+        (root / "sft1" / "DONE").write_text(
+            json.dumps(
+                {
+                    "collapse": {
+                        "chosen_first": -1,
+                        "chosen_last": -2,
+                        "rejected_first": -1,
+                        "rejected_last": -3,
+                        "collapsed": em > 0.55,
+                    }
+                }
+            )
+        )
+    [row] = aggregate_rows(roots, [Row("recipe", "rl", rl="rl")])
+    assert row["em"] == {"mean": 0.6, "min": 0.5, "max": 0.7, "n": 3, "values": [0.5, 0.7, 0.6]}
+    assert row["em_1hop"]["mean"] == pytest.approx(0.7) and row["real_calls"]["mean"] == 100
+    assert row["reward_real"] is None  # no seed has it
+    [c] = collapse_rows(roots, ["sft1", "sft1_alpha0"])
+    assert c["collapsed"] == "2/3" and c["chosen_last"]["mean"] == -2
+    assert spread([]) is None
+
+    paths = study_report.write_study_report("frontier", [row], [c], [0, 1, 2], tmp_path / "report")
+    md = paths["report"].read_text()
+    assert "0.600 (0.500-0.700)" in md and "both fell" in md
+    assert paths["frontier"].stat().st_size > 1000 and paths["cost"].exists()
+    assert json.loads(paths["results"].read_text())["seeds"] == [0, 1, 2]
+
+
+def test_split_steps_rounds_to_the_nearest_step():
+    assert split_steps(24, 3.0) == (18, 6) and split_steps(24, 7.0) == (21, 3) and split_steps(1, None) == (1, 0)
+
+
+def test_doctests():
+    for mod in (stages_mod, study, study_report):
+        result = doctest.testmod(mod)
+        assert result.failed == 0, mod.__name__
