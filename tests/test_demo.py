@@ -36,7 +36,10 @@ def test_fast_demo_end_to_end_resume_and_a_study_on_its_stages(tmp_path):
         if "rl/real_calls" in r
     )
     report = (out / "report" / "report.md").read_text()
-    assert "rl react" in report and "sft123_sim_pool agent" in report and "fidelity" in report
+    assert "rl react" in report and "sft123_sim_pool agent" in report
+    rows = json.loads((out / "report" / "results.json").read_text())
+    sim = {r["data"] for r in rows if r["env"] == "simulated"}
+    assert sim == {"rl_pool.jsonl", "train_unseen.jsonl", "test.jsonl"}
     assert (out / "report" / "em_by_hops.png").stat().st_size > 1000
     assert "held-out test questions" in res.output and "world model" in res.output  # the final tables
 

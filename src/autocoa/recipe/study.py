@@ -149,9 +149,9 @@ def frontier_grid(cfg: RecipeConfig, root: Path) -> Grid:
 
 
 def fidelity_budgets(cfg: RecipeConfig) -> list[int]:
-    """World-model budgets (copies of the RL pool in SFT-3): none, and three around the recipe's."""
+    """World-model budgets (copies of the RL pool in SFT-3): none, a quarter, half and all of the recipe's."""
     r = max(1, cfg.sft3.pool_repeats)
-    return sorted({0, max(1, r // 4), r, 3 * r})
+    return sorted({0, max(1, r // 4), max(1, r // 2), r})
 
 
 def fidelity_grid(cfg: RecipeConfig, root: Path) -> Grid:
