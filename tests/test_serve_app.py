@@ -4,6 +4,7 @@ streaming events and OpenAI-style errors for every kind of bad request."""
 from __future__ import annotations
 
 import json
+import typing
 
 import pytest
 from fastapi.testclient import TestClient
@@ -95,7 +96,9 @@ def test_a_failing_model_is_a_500_and_the_server_goes_on(tokenizer):
     with TestClient(app) as c:
         r = c.post("/v1/chat/completions", json=ask(model="autocoa"))
         assert r.status_code == 500
-        assert r.json()["error"]["type"] == "server_error" and "CUDA out of memory" in r.json()["error"]["message"]
+        err = r.json()["error"]
+        assert err["type"] == "server_error" and "server log" in err["message"]
+        assert "CUDA" not in err["message"] and "RuntimeError" not in err["message"]  # internals stay in the log
         r = c.post("/v1/chat/completions", json=ask(model="autocoa"))
         assert r.status_code == 200 and r.json()["choices"][0]["agent"]["finish"] == "eos"
         # no tools on this server: the real environment is refused
@@ -160,6 +163,21 @@ def test_streaming_chunks(client):
         (json.dumps(ask(temperature=3)).encode(), 400, "temperature", "less than or equal to 2"),
         (json.dumps(ask(max_actions=99)).encode(), 400, "max_actions", "at most 32"),
         (json.dumps(ask(pad="y" * 3000)).encode(), 413, None, "request body"),
+        # values the model would see differently from the schema, and coercions refused
+        (json.dumps(ask(seed=2**64)).encode(), 400, "seed", "less than or equal to"),
+        (json.dumps(ask(seed=-(2**63) - 1)).encode(), 400, "seed", "greater than or equal to"),
+        (json.dumps(ask(temperature=1e-300)).encode(), 400, "temperature", "at least 0.001"),
+        (json.dumps(ask(n="3")).encode(), 400, "n", "valid integer"),
+        (json.dumps(ask(stream="yes")).encode(), 400, "stream", "valid boolean"),
+        (json.dumps(ask(max_actions=False)).encode(), 400, "max_actions", "valid integer"),
+        (
+            b'{"model": "tiny", "messages": [{"role": "user", "content": "\\ud800"}]}',
+            400,
+            "messages.0.content",
+            "surrogate",
+        ),
+        (b'{"model": "\\ud800", "messages": [{"role": "user", "content": "x"}]}', 400, "model", "surrogate"),
+        (b"[" * 100_000 + b"]" * 100_000, 413, None, "request body"),
     ],
 )
 def test_bad_requests_get_openai_errors(client, body, status, param, message):
@@ -174,6 +192,28 @@ def test_bad_requests_get_openai_errors(client, body, status, param, message):
 
 def test_models_health_and_unknown_routes(client):
     assert client.get("/v1/models").json()["data"][0]["id"] == "tiny"
-    assert client.get("/health").json()["batcher"]["requests"] >= 0
+    before = client.get("/health").json()["batcher"]["requests"]
+    assert client.post("/v1/chat/completions", json=ask()).status_code == 200
+    assert client.get("/health").json()["batcher"]["requests"] == before + 1
     r = client.get("/v1/nope")
     assert r.status_code == 404 and set(r.json()["error"]) == {"message", "type", "param", "code"}
+
+
+def test_json_nested_beyond_the_parser_is_a_400_not_a_crash():
+    import asyncio
+
+    from autocoa.httpbody import BodyError, read_json
+
+    class Request:
+        headers: typing.ClassVar[dict] = {}
+
+        def __init__(self, body: bytes):
+            self.body = body
+
+        async def stream(self):
+            yield self.body
+
+    with pytest.raises(BodyError, match="nested too deeply") as e:
+        asyncio.run(read_json(Request(b"[" * 100_000 + b"]" * 100_000), 10**6))
+    assert e.value.status == 400
+    assert asyncio.run(read_json(Request(b'{"a": [1]}'), 100)) == {"a": [1]}

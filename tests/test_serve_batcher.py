@@ -51,7 +51,14 @@ def test_greedy_and_sampling_requests_share_a_call_and_seeded_samplers_run_alone
     assert [r.trajectory.answer for r in results[1]] == ["Osmira", "Osmira"]
     assert [r.index for r in results[1]] == [0, 1]  # choice indices, not batch rows
     assert results[0][0].trajectory.answer == "Varnelo"
-    assert batcher.stats.as_dict() == {"requests": 5, "batches": 3, "rows": 6, "largest_batch": 4}
+    assert batcher.stats.as_dict() == {
+        "requests": 5,
+        "batches": 3,
+        "rows": 6,
+        "largest_batch": 4,
+        "failed_batches": 0,
+        "isolated": 0,
+    }
 
 
 def test_a_short_request_is_not_held_back_by_a_long_one(tokenizer):
@@ -105,6 +112,48 @@ def test_a_full_queue_is_a_503_and_a_failed_batch_fails_only_its_requests(tokeni
         first.join(10)
         second.join(10)
     assert sorted(statuses) == [200, 500]
+
+
+def test_a_request_that_fails_the_model_fails_alone(tokenizer):
+    """A poisoned row makes its batch's generate raise: the batch's other requests are decoded
+    again alone and succeed; only the poisoned one gets the error."""
+    policy = echo_policy(tokenizer)
+
+    def poisoned(history):
+        if "Poison" in tokenizer.decode(history):
+            raise RuntimeError("invalid multinomial distribution")
+        return policy(history)
+
+    eng = CountingEngine(ScriptedLM(len(tokenizer), poisoned), tokenizer, Toolbox([FakeSearch()]))
+    batcher = Batcher(eng, max_wait_s=0.3)
+    try:
+        words = ["Varnelo", "Osmira", "Poison", "Lumora"]
+        futures = [batcher.submit(prompt(w), AgentConfig()) for w in words]
+        outcomes = []
+        for f in futures:
+            try:
+                outcomes.append(f.result(timeout=30)[0].trajectory.answer)
+            except RuntimeError as e:
+                outcomes.append(f"error: {e}")
+    finally:
+        batcher.close()
+    assert outcomes == ["Varnelo", "Osmira", "error: invalid multinomial distribution", "Lumora"]
+    assert eng.calls[0] == (4, 0.0) and len(eng.calls) == 5  # the batch, then each of its requests alone
+    assert (batcher.stats.failed_batches, batcher.stats.isolated) == (2, 4)
+
+
+def test_a_tiny_top_p_samples_the_top_token_instead_of_failing_the_batch(tokenizer):
+    from autocoa.agent.engine import Engine as RealEngine
+    from tests.agent_helpers import tiny_llama
+
+    eng = RealEngine(tiny_llama(tokenizer, seed=0), tokenizer)
+    cfgs = [
+        AgentConfig(temperature=1.0, top_p=1e-300, max_new_tokens=12, max_answer_tokens=4, env="simulated"),
+        AgentConfig(max_new_tokens=12, max_answer_tokens=4, env="simulated"),
+    ]
+    greedy = eng.generate([prompt("Varnelo")], AgentConfig(max_new_tokens=12, max_answer_tokens=4, env="simulated"))[0]
+    out = eng.generate([prompt("Varnelo")] * 2, cfgs[1], row_configs=cfgs)
+    assert out[0].ids == greedy.ids == out[1].ids  # top_p rounds to 0 in float32: only the top token is left
 
 
 def test_queue_full_is_raised_by_submit(tokenizer):

@@ -30,3 +30,5 @@ async def read_json(request: Any, max_bytes: int, parse_error: str = "malformed 
         return json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise BodyError(400, f"{parse_error}: {e}") from None
+    except RecursionError:
+        raise BodyError(400, f"{parse_error}: nested too deeply") from None

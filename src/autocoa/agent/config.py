@@ -8,6 +8,9 @@ from pydantic import Field, model_validator
 
 from autocoa.config import Config
 
+MIN_TEMPERATURE = 1e-3  # below it, logits / temperature overflow float32 (and sampling is greedy in all but name)
+SEED_RANGE = (-(2**63), 2**64 - 1)  # what torch.Generator.manual_seed accepts
+
 
 class AgentConfig(Config):
     # fields each rollout may set for itself (budget, environment, sampling); the others are
@@ -35,9 +38,19 @@ class AgentConfig(Config):
         256, ge=8, description="observations longer than this are cut, with a visible marker (real and simulated)"
     )
     max_answer_tokens: int = Field(32, ge=1, description="a forced answer is closed after this many tokens")
-    temperature: float = Field(0.0, ge=0.0, description="0 = greedy decoding")
-    top_p: float = Field(1.0, gt=0.0, le=1.0, description="nucleus sampling mass")
-    seed: int | None = Field(None, description="seed of the sampler's generator (reproducible sampling)")
+    temperature: float = Field(
+        0.0,
+        ge=0.0,
+        description=f"0 = greedy decoding; otherwise at least {MIN_TEMPERATURE:g} (logits are divided by it in "
+        "float32, where smaller values overflow)",
+    )
+    top_p: float = Field(1.0, gt=0.0, le=1.0, description="nucleus sampling mass (the top token is always kept)")
+    seed: int | None = Field(
+        None,
+        ge=SEED_RANGE[0],
+        le=SEED_RANGE[1],
+        description="seed of the sampler's generator (reproducible sampling); torch's range, -2**63 .. 2**64-1",
+    )
     n: int = Field(1, ge=1, description="rollouts per prompt (a GRPO group)")
     batch_size: int = Field(64, ge=1, description="rows decoded together (slots in the KV cache)")
     continuous_batching: bool | None = Field(
@@ -56,6 +69,10 @@ class AgentConfig(Config):
 
     @model_validator(mode="after")
     def _answer_fits(self) -> AgentConfig:
+        if 0 < self.temperature < MIN_TEMPERATURE:
+            raise ValueError(
+                f"temperature must be 0 (greedy) or at least {MIN_TEMPERATURE:g}, not {self.temperature:g}"
+            )
         if self.max_answer_tokens + 3 >= self.max_new_tokens:
             raise ValueError("max_new_tokens must leave room for a forced answer (max_answer_tokens + 3)")
         return self

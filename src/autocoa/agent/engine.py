@@ -352,7 +352,8 @@ class Engine:
             top_p = torch.tensor([c.top_p for c in cfgs], device=logits.device)
             if bool((top_p < 1.0).any()):
                 sorted_p, order = probs.sort(dim=-1, descending=True)
-                keep = sorted_p.cumsum(dim=-1) - sorted_p < top_p[:, None]  # always keeps the top token
+                keep = sorted_p.cumsum(dim=-1) - sorted_p < top_p[:, None]
+                keep[:, 0] = True  # the top token, also when top_p rounds to 0 in float32
                 probs = torch.zeros_like(probs).scatter(-1, order, sorted_p * keep)
             toks = torch.where(greedy, toks, torch.multinomial(probs, 1, generator=gen).squeeze(-1))
         lps = logp.gather(-1, toks[:, None]).squeeze(-1)

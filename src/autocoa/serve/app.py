@@ -26,6 +26,7 @@ Run: ``autocoa serve --model ckpt/ --index index/ --port 8000``.
 
 import asyncio
 import json
+import logging
 import time
 
 from pydantic import Field, ValidationError
@@ -40,6 +41,8 @@ from autocoa.serve.batcher import Batcher, QueueFull
 from autocoa.serve.stream import Piece
 from autocoa.tags import ANSWER, Kind, close_tag, open_tag
 from autocoa.trajectory import encode_prompt
+
+log = logging.getLogger(__name__)
 
 
 class ServeLimits(Config):
@@ -93,6 +96,11 @@ def create_app(
     async def http_error(_request, exc: HTTPException):  # unknown routes, wrong methods
         return error(exc.status_code, str(exc.detail), type="invalid_request_error")
 
+    @app.exception_handler(Exception)
+    async def internal_error(_request, exc: Exception):  # a bug: OpenAI's shape, details in the log only
+        log.error("internal error", exc_info=exc)
+        return error(500, "internal server error (see the server log)", type="server_error")
+
     @app.get("/health")
     def health() -> dict:
         return {"status": "ok", "model": model_name, "batcher": batcher.stats.as_dict()}
@@ -125,8 +133,8 @@ def create_app(
                 rollouts = await asyncio.wrap_future(batcher.submit(prompt, cfg))
             except QueueFull as e:
                 return error(503, str(e), type="server_error", code="overloaded")
-            except Exception as e:
-                return error(500, f"the model failed: {type(e).__name__}: {e}", type="server_error")
+            except Exception:  # logged by the batcher; the client learns no internals
+                return error(500, "the model failed on this request (see the server log)", type="server_error")
             return schemas.completion(cid, model_name, rollouts, cfg.env)
         include_usage = bool(req.stream_options and req.stream_options.include_usage)
         events: asyncio.Queue = asyncio.Queue()
@@ -158,6 +166,8 @@ async def _read(request, limits: ServeLimits) -> schemas.ChatRequest:
     except ValidationError as e:
         err = e.errors()[0]
         param = ".".join(str(p) for p in err["loc"]) or None
+        if param is None and ": " in err["msg"]:  # a model-level check names its field first
+            param = err["msg"].split(": ", 1)[0].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             raise RequestError(400, f"Unrecognized request argument supplied: {param}", param) from None
         raise RequestError(400, f"Invalid value for '{param}': {err['msg']}", param) from None
@@ -183,8 +193,10 @@ def _agent_config(req: schemas.ChatRequest, base: AgentConfig, limits: ServeLimi
     }
     try:
         cfg = AgentConfig.model_validate({**base.model_dump(), **{k: v for k, v in updates.items() if v is not None}})
-    except ValidationError as e:
-        raise RequestError(400, f"{param}: {e.errors()[0]['msg']}", param) from None
+    except ValidationError as e:  # a model-level check (loc ()) is the forced answer's room in max_tokens
+        loc = e.errors()[0]["loc"]
+        field = param if not loc or loc[0] == "max_new_tokens" else str(loc[0])
+        raise RequestError(400, f"{field}: {e.errors()[0]['msg']}", field) from None
     if cfg.max_new_tokens > limits.max_tokens:  # the server's default above its own limit
         cfg = cfg.model_copy(update={"max_new_tokens": limits.max_tokens})
     if cfg.env == "real" and engine.toolbox is None:
@@ -256,8 +268,8 @@ async def _stream(cid, model, cfg: AgentConfig, events: asyncio.Queue, include_u
                 yield sse([schemas.delta_choice(j, {"reasoning_content": text, "kind": kind.value})])
     try:
         rollouts = fut.result()
-    except Exception as e:  # the model failed mid-stream: say so in the stream, then end it
-        body = schemas.error_body(f"the model failed: {type(e).__name__}: {e}", "server_error")
+    except Exception:  # the model failed mid-stream: say so in the stream, then end it
+        body = schemas.error_body("the model failed on this request (see the server log)", "server_error")
         yield f"data: {json.dumps(body)}\n\n"
         yield "data: [DONE]\n\n"
         return

@@ -21,6 +21,11 @@ Trade-offs, frankly:
   of others. A matching request that finds no free slot waits at the head of the line for
   one. A call admits at most ``16 x max_batch_rows`` rows, then drains, so its bookkeeping
   stays bounded.
+- A batch whose ``generate`` raises is not failed as a whole: every request it had not
+  finished is decoded again alone, so only a request that fails by itself gets the error
+  (a request that already streamed text fails with it instead: re-decoding would stream its
+  text twice). Requests are validated at admission (:mod:`autocoa.serve.app`); this is the
+  net below that.
 """
 
 from __future__ import annotations
@@ -72,6 +77,8 @@ class BatcherStats:
     batches: int = 0  # generate calls
     rows: int = 0
     largest_batch: int = 0  # most rows in one generate call (admitted ones included)
+    failed_batches: int = 0  # generate calls that raised
+    isolated: int = 0  # requests decoded again alone after their batch failed
 
     def as_dict(self) -> dict[str, int]:
         return dataclasses.asdict(self)
@@ -133,9 +140,10 @@ class Batcher:
             for group in groups.values():
                 self._run(group)
 
-    def _run(self, jobs: list[Job]) -> None:
+    def _run(self, jobs: list[Job], isolate: bool = True) -> None:
         """One ``generate`` call for jobs with one config; each job's ``n`` samples become
-        ``n`` rows (so that jobs with different ``n`` share the call)."""
+        ``n`` rows (so that jobs with different ``n`` share the call). ``isolate``: when the
+        call raises, decode its unfinished jobs again one by one (without admission)."""
         owners = [(job, j) for job in jobs for j in range(job.cfg.n)]
         cfg = jobs[0].cfg.model_copy(update={"n": 1, "batch_size": self.max_batch_rows})
         if cfg.continuous_batching is None:  # a server favours the waiting request's latency
@@ -168,11 +176,14 @@ class Batcher:
                 self.stats.rows += job.cfg.n
             return prompts
 
+        sent: set[int] = set()  # jobs that have streamed text
+
         def on_step(rollouts: list[Rollout]) -> None:
             streamed = [r for r in rollouts if owners[r.index][0].on_pieces is not None]
             for idx, pieces in stream.update(streamed).items():
                 job, j = owners[idx]
-                if job.on_pieces is not None:
+                if job.on_pieces is not None and pieces:
+                    sent.add(id(job))
                     _safely(job.on_pieces, j, pieces)
             for r in rollouts:
                 job, j = owners[r.index]
@@ -190,14 +201,20 @@ class Batcher:
                 [job.prompt for job, _ in owners],
                 cfg,
                 on_step=on_step,
-                admit=admit,
+                admit=admit if isolate else None,
                 row_configs=[job.cfg for job, _ in owners],
             )
             self.stats.largest_batch = max(self.stats.largest_batch, len(owners))
-        except Exception as e:  # a model failure fails the requests of this batch, not the server
+        except Exception as e:  # a model failure fails the requests it belongs to, not the batch
             log.exception("generate failed for a batch of %d rows", len(owners))
-            for job in jobs:
-                if not job.future.done():
+            self.stats.failed_batches += 1
+            unfinished = [job for job in jobs if not job.future.done()]
+            for job in unfinished:
+                if isolate and len(jobs) > 1 and id(job) not in sent:
+                    self.stats.isolated += 1
+                    job.rollouts = [None] * job.cfg.n
+                    self._run([job], isolate=False)
+                elif not job.future.done():
                     job.future.set_exception(e)
             return
         for job in jobs:  # every row finishes inside generate; this is a safety net

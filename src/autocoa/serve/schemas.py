@@ -11,8 +11,9 @@ import time
 import uuid
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_validator, model_validator
 
+from autocoa.agent.config import MIN_TEMPERATURE, SEED_RANGE
 from autocoa.agent.state import Rollout
 from autocoa.tags import Kind
 
@@ -36,7 +37,23 @@ class Message(BaseModel):
 
 class StreamOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    include_usage: bool = False
+    include_usage: StrictBool = False
+
+
+def unencodable(text: str | None) -> bool:
+    """True for text that UTF-8 cannot encode (a lone surrogate such as ``\\ud800``, which JSON
+    allows as an escape): it could reach neither the tokenizer nor a response.
+
+    >>> unencodable("fine é"), unencodable("\ud800"), unencodable(None)
+    (False, True, False)
+    """
+    if text is None:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 class ChatRequest(BaseModel):
@@ -46,18 +63,39 @@ class ChatRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     model: str
     messages: list[Message] = Field(min_length=1)
-    max_tokens: int | None = Field(None, ge=1, description="the response budget N (observations included)")
-    max_completion_tokens: int | None = Field(None, ge=1, description="newer name of max_tokens")
-    temperature: float | None = Field(None, ge=0.0, le=2.0)
+    max_tokens: StrictInt | None = Field(None, ge=1, description="the response budget N (observations included)")
+    max_completion_tokens: StrictInt | None = Field(None, ge=1, description="newer name of max_tokens")
+    temperature: float | None = Field(None, ge=0.0, le=2.0, description=f"0 (greedy) or {MIN_TEMPERATURE:g} to 2")
     top_p: float | None = Field(None, gt=0.0, le=1.0)
-    seed: int | None = None
-    n: int = Field(1, ge=1)
-    stream: bool = False
+    seed: StrictInt | None = Field(None, ge=SEED_RANGE[0], le=SEED_RANGE[1])
+    n: StrictInt = Field(1, ge=1)
+    stream: StrictBool = False
     stream_options: StreamOptions | None = None
     user: str | None = None
     # autocoa extensions (the openai client sends them with extra_body={...})
     env: Literal["real", "simulated"] | None = Field(None, description="real tools, or the model's world model")
-    max_actions: int | None = Field(None, ge=0, description="action budget T")
+    max_actions: StrictInt | None = Field(None, ge=0, description="action budget T")
+
+    @field_validator("temperature")
+    @classmethod
+    def _temperature(cls, v: float | None) -> float | None:
+        if v is not None and 0 < v < MIN_TEMPERATURE:
+            raise ValueError(f"must be 0 (greedy) or at least {MIN_TEMPERATURE:g}")
+        return v
+
+    @model_validator(mode="after")
+    def _encodable(self) -> ChatRequest:
+        fields = {"model": self.model, "user": self.user}
+        for i, m in enumerate(self.messages):
+            parts = m.content if isinstance(m.content, list) else [m.content]
+            for part in parts:
+                fields[f"messages.{i}.content"] = part.text if isinstance(part, ContentPart) else part
+                if unencodable(fields[f"messages.{i}.content"]):
+                    break
+        bad = [name for name, text in fields.items() if unencodable(text)]
+        if bad:
+            raise ValueError(f"{bad[0]}: text with a lone surrogate that UTF-8 cannot encode")
+        return self
 
     def question(self) -> str | None:
         users = [m for m in self.messages if m.role == "user"]
