@@ -40,6 +40,9 @@ def test_sigkill_then_rerun_resumes_from_the_last_checkpoint(tokenizer, tmp_path
     # a checkpoint cut short by a kill (no trainer_state.json yet) is skipped
     shutil.copytree(out / "trainer" / "checkpoint-4", out / "trainer" / "checkpoint-5")
     (out / "trainer" / "checkpoint-5" / "trainer_state.json").unlink()
+    for name in ("metrics.jsonl", "rollouts.jsonl"):  # a kill mid-write leaves a torn last line
+        with (out / name).open("a") as f:
+            f.write('{"step": 5, "loss": 0.')
 
     done = subprocess.run(args, env=_env(), capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]

@@ -59,7 +59,7 @@ def test_schedule_switches_env_and_counts_real_calls(tokenizer, tmp_path):
 def test_real_env_needs_a_tool(tokenizer, tmp_path):
     cfg = RLConfig(sim_steps=0, real_steps=1)
     with pytest.raises(ValueError, match="needs exactly one of index or url"):
-        train_rl(tmp_path / "m", tmp_path / "q.jsonl", tmp_path / "out", cfg)
+        train_rl(tmp_path / "m", write_questions(tmp_path / "q.jsonl"), tmp_path / "out", cfg)
 
 
 def test_config_validation():
@@ -148,3 +148,27 @@ def test_fidelity_and_rewards_are_logged_per_environment(tokenizer, tmp_path):
     assert [r["rl/obs_fact"] for r in rows] == [1.0, 1.0, 0.0]
     assert [r["rl/obs_checked"] for r in rows] == [4, 4, 4]
     assert (summary["fidelity_sim"], summary["reward_sim"], summary["reward_real"]) == (1.0, 1.0, 1.0)
+
+
+def test_a_bad_questions_file_fails_before_anything_is_written_or_deleted(tokenizer, tmp_path):
+    from autocoa.jsonl import DataError
+
+    model = save_tiny_model(tokenizer, tmp_path / "model")
+    good = write_questions(tmp_path / "q.jsonl", n=4)
+    cfg = RLConfig(
+        sim_steps=1, real_steps=0, prompts_per_step=2, num_generations=2, max_new_tokens=32, max_answer_tokens=4
+    )
+    out = tmp_path / "out"
+    train_rl(model, good, out, cfg, progress=False, logits_hook=scripted_hook(tokenizer, TURNS))
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(good.read_text() + '{"id": "x", "question": null}\n')
+    with pytest.raises(DataError, match=r"bad.jsonl:5"):
+        train_rl(model, bad, out, cfg, progress=False, overwrite=True)
+    assert (out / "DONE").exists() and (out / "model.safetensors").exists()  # the finished run is intact
+    # a start that failed leaves nothing that blocks the corrected re-run (no checkpoint: nothing to resume)
+    out2 = tmp_path / "out2"
+    with pytest.raises(DataError):
+        train_rl(model, bad, out2, cfg, progress=False)
+    train_rl(model, good, out2, cfg, progress=False, logits_hook=scripted_hook(tokenizer, TURNS))
+    run = json.loads((out2 / "run.json").read_text())
+    assert run["stage"] == "rl" and len(next(iter(run["questions"].values()))) == 64

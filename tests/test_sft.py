@@ -300,3 +300,13 @@ def test_config_errors_name_file_and_field(tmp_path):
     assert res.exit_code != 0 and "cot_ratio" in str(res.exception)
     for cls in (MaskedSFTConfig, ContrastiveConfig):
         assert all(f.description for f in cls.model_fields.values())
+
+
+def test_trim_jsonl_keeps_rows_and_drops_a_torn_line(tmp_path):
+    from autocoa.train.checkpoints import trim_jsonl
+
+    path = tmp_path / "m.jsonl"
+    path.write_text('{"step": 1}\n{"step": 2}\n{"step": 3}\n{"step": 4, "lo')
+    trim_jsonl(path, lambda r: r["step"] <= 2)
+    assert path.read_text() == '{"step": 1}\n{"step": 2}\n'
+    trim_jsonl(tmp_path / "missing.jsonl", lambda r: True)  # nothing to trim

@@ -32,6 +32,7 @@ def rl_cmd(
 ) -> None:
     """GRPO with the agent loop: --env simulated|real --steps N for one stage, or
     --sim-steps A --real-steps B for RL-stage1 then RL-stage2 in one run."""
+    from autocoa.train.checkpoints import RunMismatchError
     from autocoa.train.common import OutputExistsError
     from autocoa.train.rl import RLConfig, train_rl
 
@@ -57,7 +58,7 @@ def rl_cmd(
         summary = train_rl(
             model, questions, out, cfg, index=index, url=retriever, max_questions=max_questions, overwrite=overwrite
         )
-    except OutputExistsError as e:
+    except (OutputExistsError, RunMismatchError) as e:
         raise CLIError(str(e)) from None
     typer.echo(json.dumps({k: v for k, v in summary.items() if k != "window_rewards"}))
     if summary["stopped"]:

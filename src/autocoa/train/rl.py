@@ -441,15 +441,6 @@ def last_complete_checkpoint(run_dir: Path) -> Path | None:
     return max(done, key=lambda p: int(p.name.split("-")[-1]), default=None)
 
 
-def truncate_jsonl(path: Path, keep) -> None:
-    """Drop the rows a resumed run will write again (``keep(row)`` False)."""
-    if not path.exists():
-        return
-    lines = path.read_text(encoding="utf-8").splitlines()
-    kept = [ln for ln in lines if ln.strip() and keep(json.loads(ln))]
-    path.write_text("".join(ln + "\n" for ln in kept), encoding="utf-8")
-
-
 # ---------------------------------------------------------------------------------------
 # The stage
 
@@ -517,21 +508,34 @@ def train_rl(
     import torch
     from accelerate import PartialState
 
+    from autocoa.data.qa import load_qa
     from autocoa.models import load_model
+    from autocoa.train.checkpoints import MANIFEST, check_resumable, file_hash, trim_jsonl
     from autocoa.train.common import check_out_dir, mark_done
 
     cfg = cfg or RLConfig()
-    out_dir = Path(out_dir)
+    out_dir, questions_path = Path(out_dir), Path(questions_path)
+    if not load_qa(questions_path):  # a bad row fails here, before anything is deleted or written
+        raise ValueError(f"{questions_path}: no questions")
+    manifest = {
+        "stage": "rl",
+        "model": str(Path(model_path).resolve()),
+        "config": cfg.model_dump(mode="json"),
+        "questions": {str(questions_path.resolve()): file_hash(questions_path)},
+        "max_questions": max_questions,
+    }
     dist = PartialState(cpu=not torch.cuda.is_available())  # as Trainer(use_cpu=...) will: gloo DDP on CPU
     if dist.is_main_process:
         check_out_dir(out_dir, overwrite)
         if overwrite:
-            for name in ("trainer", "best", "metrics.jsonl", "rollouts.jsonl", "DONE", CONFIG_NAME):
+            for name in ("trainer", "best", "metrics.jsonl", "rollouts.jsonl", "DONE", CONFIG_NAME, MANIFEST):
                 p = out_dir / name
                 shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
     dist.wait_for_everyone()
     saved_cfg = out_dir / CONFIG_NAME
-    if saved_cfg.exists() and RLConfig.load(saved_cfg) != cfg:
+    resumable = last_complete_checkpoint(out_dir / "trainer") is not None  # else a fresh start, whatever was there
+    # something to resume: only the same run (questions hashed); runs from before the manifest: same config
+    if resumable and not check_resumable(out_dir, manifest) and saved_cfg.exists() and RLConfig.load(saved_cfg) != cfg:
         raise ValueError(f"{out_dir} holds a run with another config ({saved_cfg}); use another --out or --overwrite")
     if cfg.real_steps and toolbox is None:
         if (index is None) == (url is None):
@@ -565,13 +569,14 @@ def train_rl(
         state = RunState.from_dict(json.loads((ckpt / RUN_STATE).read_text(encoding="utf-8")))
         done_steps = json.loads((ckpt / "trainer_state.json").read_text(encoding="utf-8"))["global_step"]
         if dist.is_main_process:
-            truncate_jsonl(out_dir / "metrics.jsonl", lambda r: r.get("step", 0) <= done_steps)
-            truncate_jsonl(out_dir / "rollouts.jsonl", lambda r: r.get("step", 0) < done_steps)
+            trim_jsonl(out_dir / "metrics.jsonl", lambda r: r.get("step", 0) <= done_steps)
+            trim_jsonl(out_dir / "rollouts.jsonl", lambda r: r.get("step", 0) < done_steps)
     elif dist.is_main_process:
         for name in ("metrics.jsonl", "rollouts.jsonl"):
             (out_dir / name).unlink(missing_ok=True)
     if dist.is_main_process:
         cfg.save(saved_cfg)
+        (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     dist.wait_for_everyone()
 
     trainer = build_trainer(
