@@ -200,3 +200,25 @@ def test_react_turns_a_further_action_into_the_answer(tokenizer):
     logits = torch.full((1, len(tokenizer)), -5.0)
     logits[0, t.open_id("search")] = 0.0
     assert ctl([done], logits)[0].argmax().item() == t.open_id("answer")
+
+
+def test_failed_tool_calls_are_counted_apart_and_flagged(tokenizer):
+    scripts = {f"Question: {r.question}\n": ["<search>q</search>", "<answer>x</answer>"] for r in RECORDS}
+    rows, _, _ = run(tokenizer, turn_policy(tokenizer, scripts), "agent", [FakeSearch(fail=True)])
+    assert [(r["n_tool_calls"], r["n_tool_errors"]) for r in rows] == [(1, 1), (1, 1)]
+    m = method_metrics(rows)
+    assert (m["tool_calls_per_question"], m["tool_errors_per_question"], m["tool_error_rate"]) == (0.0, 1.0, 1.0)
+    ok, _, _ = run(tokenizer, turn_policy(tokenizer, scripts), "agent", [FakeSearch()])
+    assert method_metrics(ok)["tool_calls_per_question"] == 1.0 and method_metrics(ok)["tool_errors_per_question"] == 0
+
+    from autocoa.eval.runner import evaluate
+
+    model = ScriptedLM(len(tokenizer), turn_policy(tokenizer, scripts))
+    cfg = AgentConfig(max_new_tokens=120, max_answer_tokens=8)
+    with pytest.warns(UserWarning, match="100% of the tool calls failed"):
+        evaluate(model, tokenizer, RECORDS, ["agent"], cfg, Toolbox([FakeSearch(fail=True)]), progress=False)
+
+    from autocoa.eval.report import result_rows, results_table
+
+    table = results_table(result_rows([{"methods": {"agent": m}, "run": {"label": "x"}}]))
+    assert "errors/q" in table and "| 1.00 |" in table

@@ -118,7 +118,7 @@ def results_table(path: Path):
         return None
     hops = sorted({h for r in rows for h in r["em_by_hops"]}, key=int)
     table = Table(title="held-out test questions (EM)")
-    for col in ("method", *(f"{h}-hop" for h in hops), "avg", "F1", "real calls/q", "unneeded/q", "missed/q"):
+    for col in ("method", *(f"{h}-hop" for h in hops), "avg", "F1", "calls/q", "err/q", "unneeded/q", "missed/q"):
         table.add_column(col, justify="left" if col == "method" else "right")
     for r in rows:
         table.add_row(
@@ -127,6 +127,7 @@ def results_table(path: Path):
             f"{r['em']:.3f}",
             f"{r['f1']:.3f}",
             f"{r['tool_calls_per_question']:.2f}",
+            f"{r.get('tool_errors_per_question') or 0:.2f}",
             f"{r['unneeded_searches']:.2f}",
             f"{r['missed_searches']:.2f}",
         )

@@ -90,6 +90,26 @@ def states_nothing(observation: str) -> bool:
     return not text or text.startswith(("[error]", "[no results]"))
 
 
+def tool_failures(traj: Trajectory) -> int:
+    """Observations that report a failed tool call (the toolbox's ``[error] <tool> failed: ...``
+    and ``[error] <tool> timed out: ...``), not the model's own malformed actions.
+
+    >>> from autocoa.trajectory import action, observation
+    >>> t = Trajectory("Q", (action("search", "x"), observation("[error] search failed: ConnectError: refused"),
+    ...                      action("search", "y"), observation("[error] search timed out: 5 s"),
+    ...                      action("search", "z"), observation("Doc 1 ...")))
+    >>> tool_failures(t)
+    2
+    """
+    n = 0
+    for seg in traj.segments:
+        if seg.kind is Kind.OBSERVATION:
+            head = seg.text.strip()
+            if head.startswith("[error] ") and (" failed: " in head or " timed out: " in head):
+                n += 1
+    return n
+
+
 def hop_kind(hop: Mapping[str, Any]) -> str:
     """``common`` for a hop the pretraining text states (``known``), else ``rare``."""
     return "common" if hop.get("known") else "rare"

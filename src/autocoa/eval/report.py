@@ -72,6 +72,7 @@ def result_rows(runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
                         for a, g in _num_keys(by.get("n_actions", {})).items()
                     },
                     "tool_calls_per_question": m.get("tool_calls_per_question"),
+                    "tool_errors_per_question": m.get("tool_errors_per_question"),
                     "unneeded_searches": m.get("unneeded_searches"),
                     "missed_searches": m.get("missed_searches"),
                     "fidelity": m.get("fidelity"),
@@ -97,7 +98,7 @@ def _fmt(x: Any, digits: int = 3) -> str:
 def results_table(rows: Sequence[dict[str, Any]]) -> str:
     """The Markdown table: EM by hop count and average, F1, costs, when to act, fidelity."""
     hops = sorted({h for r in rows for h in r["em_by_hops"]}, key=lambda h: (not isinstance(h, int), str(h)))
-    cols = [*(f"EM {h}-hop" for h in hops), "EM avg", "F1", "real calls/q", "unneeded/q", "missed/q"]
+    cols = [*(f"EM {h}-hop" for h in hops), "EM avg", "F1", "real calls/q", "errors/q", "unneeded/q", "missed/q"]
     has_fid = any(r["fidelity"] is not None for r in rows)
     has_hit = any(r["retrieval_hit"] is not None for r in rows)
     cols += ["fidelity", "fidelity (rare)", "hallucination"] * has_fid + ["retrieval hit"] * has_hit
@@ -105,6 +106,7 @@ def results_table(rows: Sequence[dict[str, Any]]) -> str:
     for r in rows:
         cells = [_fmt(r["em_by_hops"].get(h)) for h in hops]
         cells += [_fmt(r["em"]), _fmt(r["f1"]), _fmt(r["tool_calls_per_question"], 2)]
+        cells += [_fmt(r.get("tool_errors_per_question"), 2)]
         cells += [_fmt(r["unneeded_searches"], 2), _fmt(r["missed_searches"], 2)]
         cells += [_fmt(r.get(k)) for k in ("fidelity", "fidelity_rare", "hallucination")] * has_fid
         cells += [_fmt(r["retrieval_hit"])] * has_hit
@@ -200,7 +202,9 @@ def plot_cost(rows: Sequence[dict[str, Any]], path: Path) -> Path | None:
 
 
 _LEGEND = (
-    "*real calls/q*: real tool calls per question (rag's one retrieval included); "
+    "*real calls/q*: real tool calls per question that answered (rag's one retrieval included); "
+    "*errors/q*: tool calls per question that failed (a retriever down, a timeout): rows with errors do not "
+    "measure the model alone; "
     "*unneeded/q*, *missed/q*: searches beyond / short of the question's rare hops, per question."
 )
 _FIDELITY = (

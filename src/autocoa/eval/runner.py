@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -24,10 +25,12 @@ from autocoa.agent.config import AgentConfig
 from autocoa.agent.engine import Engine
 from autocoa.agent.state import Rollout
 from autocoa.data.qa import QARecord
-from autocoa.eval.analysis import analyse, summarise
+from autocoa.eval.analysis import analyse, summarise, tool_failures
 from autocoa.eval.baselines import DEFAULT_REACT_STEPS, METHODS, Setup, setup
 from autocoa.metrics import aggregate, score_one
 from autocoa.tools.base import Toolbox
+
+TOOL_ERROR_WARN = 0.05  # a run whose tool calls fail more often than this is flagged
 
 
 def prediction_row(record: QARecord, rollout: Rollout, s: Setup) -> dict[str, Any]:
@@ -43,6 +46,7 @@ def prediction_row(record: QARecord, rollout: Rollout, s: Setup) -> dict[str, An
         **score_one(traj.answer, record.golden_answers),
         "n_actions": rollout.n_actions,
         "n_tool_calls": rollout.n_tool_calls + s.calls_before,
+        "n_tool_errors": tool_failures(traj),
         "well_formed": traj.well_formed,
         "forced_answer": rollout.forced_answer,
         "finish": rollout.finish,
@@ -104,7 +108,12 @@ def method_metrics(rows: Sequence[dict[str, Any]], simulated: bool = False) -> d
         by.insert(0, "hops")
     out = aggregate(rows, by=by)
     n = len(rows)
-    out["tool_calls_per_question"] = sum(r["n_tool_calls"] for r in rows) / n
+    # real calls that answered; failed ones are counted apart (a dead retriever must show)
+    errors = sum(r.get("n_tool_errors", 0) for r in rows)
+    calls = sum(r["n_tool_calls"] for r in rows)
+    out["tool_calls_per_question"] = (calls - errors) / n
+    out["tool_errors_per_question"] = errors / n
+    out["tool_error_rate"] = errors / calls if calls else 0.0
     out["actions_per_question"] = sum(r["n_actions"] for r in rows) / n
     out["searches_per_question"] = sum(r["searches"] for r in rows) / n
     out["well_formed"] = sum(r["well_formed"] for r in rows) / n
@@ -145,6 +154,13 @@ def evaluate(
             rows, info = run_method(model, tokenizer, records, method, cfg, toolbox, steps, on_batch=bar.update)
         simulated = cfg.env == "simulated" and method != "rag"  # rag's one observation is real
         metrics["methods"][method] = method_metrics(rows, simulated=simulated)
+        rate = metrics["methods"][method]["tool_error_rate"]
+        if rate > TOOL_ERROR_WARN:
+            warnings.warn(
+                f"eval {method}: {rate:.0%} of the tool calls failed (see run.tool_stats): its accuracy is not "
+                "the model's",
+                stacklevel=2,
+            )
         metrics["run"]["info"][method] = info
         all_rows += rows
     metrics["run"]["react_steps"] = steps
