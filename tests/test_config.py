@@ -27,6 +27,9 @@ def test_defaults_file_overrides_and_save(tmp_path):
         ("nope: 1\n", "nope"),
         ("lr: [\n", r"c\.yaml:\d+: invalid YAML"),
         ("- 1\n", "mapping"),
+        ("steps: false\n", r"c\.yaml: invalid Demo: steps: Input should be a valid integer"),  # not coerced to 0
+        ('steps: "3"\n', r"c\.yaml: invalid Demo: steps"),
+        ("lr: yes\n", r"c\.yaml: invalid Demo: lr"),
     ],
 )
 def test_errors_name_file_and_field(tmp_path, text, match):

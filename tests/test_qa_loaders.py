@@ -220,3 +220,20 @@ def test_real_qa_files(name):
     if name.endswith(".parquet"):  # the question cut out of the chat prompt is one clean line
         assert all("\n" not in r.question and "question below" not in r.question for r in recs)
         assert all(len(r.question) < 1500 for r in recs)  # not the whole instruction prompt
+
+
+def test_answers_must_be_text_and_bytes_must_be_utf8(tmp_path):
+    good = '{"id": "1", "question": "Q?", "golden_answers": ["A"]}\n'
+    p = tmp_path / "q.jsonl"
+    p.write_text(good + '{"id": "2", "question": "Q?", "golden_answers": 5}\n')
+    with pytest.raises(DataError, match=r"q.jsonl:2: golden_answers: expected a string or a list of strings, got int"):
+        load_qa(p)
+    p.write_text(good + '{"id": "2", "question": "Q?", "golden_answers": ["A", null]}\n')
+    with pytest.raises(DataError, match=r"q.jsonl:2: golden_answers:.*NoneType"):
+        load_qa(p)
+    p.write_bytes(good.encode() * 3 + b'{"id": "4", "question": "Q\xff?", "golden_answers": ["A"]}\n')
+    with pytest.raises(DataError, match=r"q.jsonl:4: invalid UTF-8"):
+        load_qa(p)
+    p.write_text(good + '{"id": "2", "question": null, "golden_answers": ["A"]}\n')
+    with pytest.raises(DataError, match=r"q.jsonl:2: question"):
+        load_qa(p)

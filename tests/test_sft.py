@@ -275,8 +275,28 @@ def test_unfinished_run_with_other_inputs_is_refused(tokenizer, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     (out / "run.json").write_text(json.dumps({"stage": "sft2", "data": {}}))
+    (out / "checkpoints" / "checkpoint-2").mkdir(parents=True)
+    (out / "checkpoints" / "checkpoint-2" / "trainer_state.json").write_text("{}")
     with pytest.raises(RunMismatchError, match="different"):
         train_sft("sft2", tmp_path / "nomodel", data["coa"], out, progress=False)
+
+
+def test_a_bad_row_fails_before_overwrite_deletes_and_a_failed_start_does_not_block(tokenizer, tmp_path):
+    data = write_data(tmp_path / "data")
+    model_dir = write_model(tokenizer, tmp_path / "init")
+    cfg = MaskedSFTConfig(**FAST, batch_size=4, max_steps=2, cot_ratio=0.0)
+    out = tmp_path / "out"
+    train_sft("sft2", model_dir, data["coa"], out, cfg, progress=False)
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(data["coa"].read_text() + '{"question": "q", "segments": [{"kind": "nope", "text": "x"}]}\n')
+    with pytest.raises(DataError, match=r"bad.jsonl:5: segments"):
+        train_sft("sft2", model_dir, bad, out, cfg, overwrite=True, progress=False)
+    assert (out / "DONE").exists() and (out / "model.safetensors").exists()  # the finished run is untouched
+    # a start that failed on its data leaves a run.json, which does not block the corrected re-run
+    out2 = tmp_path / "out2"
+    with pytest.raises(DataError):
+        train_sft("sft2", model_dir, bad, out2, cfg, progress=False)
+    assert train_sft("sft2", model_dir, data["coa"], out2, cfg, progress=False)["steps"] == 2
 
 
 def test_incomplete_checkpoint_is_skipped(tmp_path):

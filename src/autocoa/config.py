@@ -1,7 +1,9 @@
 """Validated configuration objects, loaded from YAML and saved next to every output.
 
 Every stage has one ``Config`` subclass: its fields carry the defaults and the help text,
-unknown keys are errors, and a bad value is reported with the file and the field.
+unknown keys are errors, and a bad value is reported with the file and the field. Values are
+validated strictly: ``max_actions: false`` or ``n: "3"`` are refused, not coerced (an int
+is still a valid float).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ class ConfigError(ValueError):
 
 
 class Config(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False, strict=True)
 
     @classmethod
     def load(cls: type[C], path: str | Path | None = None, **overrides: Any) -> C:

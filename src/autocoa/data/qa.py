@@ -81,19 +81,22 @@ class _Row:
         return value.strip()
 
     def answers(self, name: str, value: Any = ...) -> list[str]:
-        """A list of answer strings from a string, a number, a list, or ``{"target": [...]}``."""
+        """A list of answer strings from a string, a list of strings, or ``{"target": [...]}``.
+        Anything else (a number, null, a nested list) is refused with the row's place: answers
+        are text, and a silently coerced ``5`` would score against ``"5"`` without a word."""
         value = self.get(name) if value is ... else value
         if isinstance(value, dict) and "target" in value:  # Search-R1: {"target": [...]}
             value = value["target"]
         if value is None:
             raise self.error(name, "missing")
-        if isinstance(value, str | int | float) and not isinstance(value, bool):
+        if isinstance(value, str):
             value = [value]
         if hasattr(value, "tolist"):  # numpy array from parquet
             value = value.tolist()
-        if not isinstance(value, list) or not all(isinstance(v, str | int | float) for v in value):
-            raise self.error(name, f"expected a string or a list of strings, got {type(value).__name__}")
-        out = [str(v).strip() for v in value if str(v).strip()]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            bad = value if not isinstance(value, list) else next(v for v in value if not isinstance(v, str))
+            raise self.error(name, f"expected a string or a list of strings, got {type(bad).__name__} {bad!r:.40}")
+        out = [v.strip() for v in value if v.strip()]
         if not out:
             raise self.error(name, "no non-empty answer")
         return out

@@ -55,6 +55,31 @@ def read_rows(path: str | Path, required: tuple[str, ...], limit: int | None = N
     return rows
 
 
+def check_rows(path: Path, pairs: bool = False) -> int:
+    """Read and check every row of a stage's data file without a tokenizer (keys, segment
+    kinds, question text): a bad row raises ``DataError`` with its file and line. Returns the
+    number of rows."""
+    keys = ("question", "prefix_segments", "chosen", "rejected") if pairs else ("question", "segments")
+    rows = read_rows(path, keys)
+    for n, row in rows:
+        if not isinstance(row["question"], str) or not row["question"].strip():
+            raise DataError(path, n, "question", "must be a non-empty string")
+        sides = (
+            [
+                (f"{side}.segments", row[side].get("segments") if isinstance(row[side], dict) else None)
+                for side in ("chosen", "rejected")
+            ]
+            if pairs
+            else [("segments", row["segments"])]
+        )
+        for field, segments in sides:
+            try:
+                Trajectory.from_dict({"prompt": "", "segments": segments})
+            except (ValueError, TypeError, KeyError, AttributeError) as e:
+                raise DataError(path, n, field, str(e) or type(e).__name__) from None
+    return len(rows)
+
+
 def trajectory_of(row: dict, tokenizer: Any, where: tuple[Path, int], segments: Any = None) -> Trajectory:
     """The row's trajectory with its prompt re-formatted for ``tokenizer``."""
     from autocoa.agent.prompts import format_prompt
@@ -243,8 +268,15 @@ def train_sft(
         "config": cfg.model_dump(mode="json"),
         "data": {str(p.resolve()): file_hash(p) for p in (data_path, cot_path, pool_path) if p is not None},
     }
+    # read every data file before anything is deleted: a bad row fails with its place and the
+    # previous run (with --overwrite) is left as it was
+    for p in (data_path, cot_path, pool_path):
+        if p is not None:
+            check_rows(p, pairs=stage == "sft1" and p == data_path)
     check_out_dir(out_dir, overwrite)
-    resuming = not overwrite and check_resumable(out_dir, manifest)
+    # resume only what can be resumed: without a complete checkpoint a differing run.json (a
+    # start that failed, say on a data error since fixed) is simply replaced
+    resuming = not overwrite and last_checkpoint(out_dir) is not None and check_resumable(out_dir, manifest)
     state.wait_for_everyone()
     if state.is_main_process and not resuming:
         clear_run(out_dir)
