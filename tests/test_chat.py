@@ -121,7 +121,7 @@ def test_serve_command_builds_the_app(saved, monkeypatch):
     res = runner.invoke(app, [*args, "--device", "cpu", "--max-tokens", "64", "--batch-wait-ms", "1"])
     assert res.exit_code == 0, res.output
     assert started["host"] == "127.0.0.1" and "serving model at http://127.0.0.1:8000" in res.output
-    with TestClient(started["app"]) as c:
+    with TestClient(started["app"], base_url="http://127.0.0.1") as c:
         r = c.post("/v1/chat/completions", json={"model": "model", "messages": [{"role": "user", "content": "Where?"}]})
         assert r.status_code == 200 and r.json()["usage"]["completion_tokens"] <= 40
         r = c.post(

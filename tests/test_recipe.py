@@ -159,3 +159,22 @@ def test_doctests():
     for mod in (stages_mod, study, study_report):
         result = doctest.testmod(mod)
         assert result.failed == 0, mod.__name__
+
+
+def test_plots_take_a_rounded_mean_below_its_minimum(tmp_path):
+    third = {"mean": 0.3333, "min": 1 / 3, "max": 1 / 3, "n": 1, "values": [1 / 3]}
+    rows = [
+        {
+            "name": "r",
+            "label": "r",
+            "method": "agent",
+            "params": {"pool_repeats": 1},
+            "em": third,
+            "real_calls": {"mean": 10.0, "min": 10, "max": 10, "n": 1},
+            "fidelity_pool": third,
+            "em_start": third,
+        }
+    ]
+    for study in ("frontier", "fidelity", "ablations"):
+        paths = study_report.write_study_report(study, rows, [], [0], tmp_path / study)
+        assert all(p.exists() for p in paths.values())

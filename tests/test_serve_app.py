@@ -27,7 +27,7 @@ def ask(question: str = "Where is Varnelo?", **kw) -> dict:
 @pytest.fixture(scope="module")
 def client(tokenizer):
     app = create_app(echo_engine(tokenizer, [FakeSearch()]), BASE, LIMITS, model_name="tiny")
-    with TestClient(app) as c:
+    with TestClient(app, base_url="http://127.0.0.1") as c:
         yield c
 
 
@@ -74,7 +74,7 @@ def test_n_env_and_budget_map_onto_the_agent_config(client):
 
 def test_a_failing_tool_is_reported_in_the_trajectory(tokenizer):
     app = create_app(echo_engine(tokenizer, [FakeSearch(fail=True)]), BASE, LIMITS, model_name="tiny")
-    with TestClient(app) as c:
+    with TestClient(app, base_url="http://127.0.0.1") as c:
         r = c.post("/v1/chat/completions", json=ask())
     assert r.status_code == 200
     call = r.json()["choices"][0]["agent"]["tool_calls"][0]
@@ -93,7 +93,7 @@ def test_a_failing_model_is_a_500_and_the_server_goes_on(tokenizer):
     app = create_app(
         Engine(ScriptedLM(len(tokenizer), policy), tokenizer), BASE.model_copy(update={"env": "simulated"}), LIMITS
     )
-    with TestClient(app) as c:
+    with TestClient(app, base_url="http://127.0.0.1") as c:
         r = c.post("/v1/chat/completions", json=ask(model="autocoa"))
         assert r.status_code == 500
         err = r.json()["error"]

@@ -92,7 +92,7 @@ def test_a_full_queue_is_a_503_and_a_failed_batch_fails_only_its_requests(tokeni
     app = create_app(eng, AgentConfig(), ServeLimits(max_queue=1, batch_wait_ms=0), model_name="tiny")
     body = {"model": "tiny", "messages": [{"role": "user", "content": "Where is Varnelo?"}]}
     statuses = []
-    with TestClient(app) as c:
+    with TestClient(app, base_url="http://127.0.0.1") as c:
 
         def post():
             statuses.append(c.post("/v1/chat/completions", json=body).status_code)

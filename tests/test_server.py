@@ -35,7 +35,7 @@ def index():
 @pytest.fixture(scope="module")
 def client(index):
     limits = ServerLimits(default_topk=2, max_topk=5, max_queries=4, max_query_chars=50, max_body_bytes=2048)
-    return TestClient(create_app(index, limits))
+    return TestClient(create_app(index, limits), base_url="http://127.0.0.1")
 
 
 def test_protocol_with_and_without_scores(client, index):
@@ -82,7 +82,7 @@ def test_bad_requests_get_a_4xx_with_a_reason(client, body, status, message):
 
 
 def test_client_reports_a_refused_request(client):
-    retriever = RemoteRetriever("http://testserver", retries=0)
+    retriever = RemoteRetriever("http://127.0.0.1", retries=0)
     retriever._client = client  # route the real client code through the in-process app
     with pytest.raises(RetrievalError, match=r"413.*at most 4"):
         retriever.search(["q"] * 5, k=2)

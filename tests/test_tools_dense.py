@@ -64,6 +64,6 @@ def test_dense_cli_and_server(tmp_path, encoder_path):
     )
     assert r.exit_code == 0, r.output
     assert "(dense)" in r.output
-    client = TestClient(create_app(load_index(tmp_path / "ix")))
+    client = TestClient(create_app(load_index(tmp_path / "ix")), base_url="http://127.0.0.1")
     res = client.post("/retrieve", json={"queries": ["entity8 town8"], "topk": 1, "return_scores": True}).json()
     assert res["result"][0][0]["document"]["id"] == "d8"

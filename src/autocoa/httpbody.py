@@ -32,3 +32,35 @@ async def read_json(request: Any, max_bytes: int, parse_error: str = "malformed 
         raise BodyError(400, f"{parse_error}: {e}") from None
     except RecursionError:
         raise BodyError(400, f"{parse_error}: nested too deeply") from None
+
+
+def _inline(schema: Any, defs: dict[str, Any]) -> Any:
+    if isinstance(schema, dict):
+        ref = schema.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            return _inline(defs[ref.removeprefix("#/$defs/")], defs)
+        return {k: _inline(v, defs) for k, v in schema.items() if k != "$defs"}
+    if isinstance(schema, list):
+        return [_inline(v, defs) for v in schema]
+    return schema
+
+
+def request_body_schema(model: Any) -> dict[str, Any]:
+    """FastAPI ``openapi_extra`` declaring a JSON request body with ``model``'s schema: the
+    endpoints read their bodies themselves (size limits, their own error shapes), so FastAPI
+    cannot see the schema. Pydantic's ``$defs`` references are inlined (OpenAPI keeps
+    components elsewhere).
+
+    >>> from autocoa.serve.schemas import ChatRequest
+    >>> body = request_body_schema(ChatRequest)["requestBody"]
+    >>> schema = body["content"]["application/json"]["schema"]
+    >>> body["required"], "$ref" in str(schema), schema["properties"]["messages"]["items"]["properties"]["role"]["enum"]
+    (True, False, ['system', 'developer', 'user', 'assistant', 'tool'])
+    """
+    schema = model.model_json_schema()
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": _inline(schema, schema.get("$defs", {}))}},
+        }
+    }

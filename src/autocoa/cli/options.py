@@ -19,3 +19,19 @@ Temperature = Annotated[float | None, typer.Option("--temperature", help="sampli
 Seed = Annotated[int | None, typer.Option("--seed", help="sampling seed")]
 MaxActions = Annotated[int | None, typer.Option("--max-actions", help="action budget")]
 Device = Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:1 ...")]
+AllowHost = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--allow-host",
+        help="a Host header the server answers (repeatable; default: 127.0.0.1, localhost, [::1]; '*' = any)",
+    ),
+]
+ApiKey = Annotated[
+    str | None,
+    typer.Option(
+        "--api-key",
+        envvar="AUTOCOA_API_KEY",
+        help="require 'Authorization: Bearer KEY' on every request but /health (default: $AUTOCOA_API_KEY)",
+        show_envvar=True,
+    ),
+]

@@ -11,6 +11,8 @@ from autocoa.cli.agent import agent_options_to_config, toolbox_from_options
 from autocoa.cli.app import CLIError, app
 from autocoa.cli.options import (
     AgentConfigFile,
+    AllowHost,
+    ApiKey,
     Device,
     IndexDir,
     MaxActions,
@@ -20,8 +22,7 @@ from autocoa.cli.options import (
     Temperature,
     TopK,
 )
-
-_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+from autocoa.httpguard import LOOPBACK_BIND, LOOPBACK_HOSTS
 
 
 def _engine(model: Path, index: Path | None, retriever: str | None, topk: int, env: str, device: str):
@@ -83,6 +84,8 @@ def serve_cmd(
     max_batch_rows: Annotated[int | None, typer.Option(help="most rollouts decoded together")] = None,
     batch_wait_ms: Annotated[float | None, typer.Option(help="how long to collect requests into a batch")] = None,
     device: Device = "auto",
+    allow_host: AllowHost = None,
+    api_key: ApiKey = None,
 ) -> None:
     """Serve the agent with an OpenAI-compatible API: POST /v1/chat/completions, GET /v1/models."""
     import uvicorn
@@ -95,9 +98,11 @@ def serve_cmd(
     lim = ServeLimits.load(limits, max_tokens=max_tokens, max_batch_rows=max_batch_rows, batch_wait_ms=batch_wait_ms)
     engine = _engine(model, index, retriever, topk, env, device)
     name = served_model_name or model.resolve().name
-    if host not in _LOOPBACK:
-        typer.echo(f"warning: binding {host}: anyone who can reach it can use the model (no authentication)", err=True)
+    if host not in LOOPBACK_BIND and not api_key:
+        typer.echo(f"warning: binding {host} without --api-key: anyone who can reach it can use the model", err=True)
     typer.echo(
         f"serving {name} at http://{host}:{port}/v1/chat/completions (tools: {'yes' if engine.toolbox else 'no'})"
     )
-    uvicorn.run(create_app(engine, cfg, lim, name), host=host, port=port, log_level="warning")
+    hosts = allow_host or list(LOOPBACK_HOSTS)
+    app_ = create_app(engine, cfg, lim, name, allowed_hosts=hosts, api_key=api_key)
+    uvicorn.run(app_, host=host, port=port, log_level="warning")

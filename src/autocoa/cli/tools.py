@@ -9,8 +9,8 @@ from typing import Annotated
 import typer
 
 from autocoa.cli.app import CLIError, app
-
-_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+from autocoa.cli.options import AllowHost, ApiKey
+from autocoa.httpguard import LOOPBACK_BIND, LOOPBACK_HOSTS
 
 
 @app.command("index")
@@ -72,6 +72,8 @@ def serve_retriever(
     max_queries: Annotated[int, typer.Option(help="most queries in one request")] = 1024,
     max_query_chars: Annotated[int, typer.Option(help="longest query in characters")] = 2000,
     backend: Annotated[str, typer.Option(help="BM25 scoring: auto (numba if installed), numba, numpy")] = "auto",
+    allow_host: AllowHost = None,
+    api_key: ApiKey = None,
 ) -> None:
     """Serve an index over HTTP with the Search-R1 /retrieve protocol (POST /retrieve, GET /health)."""
     import uvicorn
@@ -85,12 +87,11 @@ def serve_retriever(
     retriever = _load(index, backend)
     if isinstance(retriever, BM25Index):
         retriever.warmup()  # pay numba's JIT compilation before the first request
-    if host not in _LOOPBACK:
-        typer.echo(
-            f"warning: binding {host}: anyone who can reach it can query the index (no authentication)", err=True
-        )
+    if host not in LOOPBACK_BIND and not api_key:
+        typer.echo(f"warning: binding {host} without --api-key: anyone who can reach it can query the index", err=True)
     typer.echo(f"serving {len(retriever)} documents from {index} at http://{host}:{port}/retrieve")
-    uvicorn.run(create_app(retriever, limits), host=host, port=port, log_level="warning")
+    app_ = create_app(retriever, limits, allowed_hosts=allow_host or list(LOOPBACK_HOSTS), api_key=api_key)
+    uvicorn.run(app_, host=host, port=port, log_level="warning")
 
 
 @app.command("search")

@@ -92,7 +92,8 @@ def _pyplot():
 
 
 def _err(s: dict[str, Any]) -> tuple[list[float], list[float]]:
-    return [s["mean"] - s["min"]], [s["max"] - s["mean"]]
+    """Error bar lengths below and above the mean (never negative: the mean is rounded)."""
+    return [max(0.0, s["mean"] - s["min"])], [max(0.0, s["max"] - s["mean"])]
 
 
 def plot_cost(rows: Sequence[dict[str, Any]], path: Path, title: str) -> Path | None:
@@ -136,7 +137,7 @@ def plot_fidelity(rows: Sequence[dict[str, Any]], path: Path) -> Path | None:
             left.errorbar(
                 [p[0] for p in pts],
                 [p[1]["mean"] for p in pts],
-                yerr=[[p[1]["mean"] - p[1]["min"] for p in pts], [p[1]["max"] - p[1]["mean"] for p in pts]],
+                yerr=[[_err(p[1])[0][0] for p in pts], [_err(p[1])[1][0] for p in pts]],
                 marker="o",
                 capsize=3,
                 label=label,
@@ -148,7 +149,7 @@ def plot_fidelity(rows: Sequence[dict[str, Any]], path: Path) -> Path | None:
             right.errorbar(
                 [p[0] for p in pts],
                 [p[1]["mean"] for p in pts],
-                yerr=[[p[1]["mean"] - p[1]["min"] for p in pts], [p[1]["max"] - p[1]["mean"] for p in pts]],
+                yerr=[[_err(p[1])[0][0] for p in pts], [_err(p[1])[1][0] for p in pts]],
                 marker="o",
                 capsize=3,
                 label=label,
@@ -175,7 +176,7 @@ def plot_rows(rows: Sequence[dict[str, Any]], path: Path) -> Path | None:
     fig, ax = plt.subplots(figsize=(7.0, 0.4 * len(rows) + 1.2))
     ys = list(range(len(rows)))[::-1]
     means = [r["em"]["mean"] for r in rows]
-    err = [[r["em"]["mean"] - r["em"]["min"] for r in rows], [r["em"]["max"] - r["em"]["mean"] for r in rows]]
+    err = [[_err(r["em"])[0][0] for r in rows], [_err(r["em"])[1][0] for r in rows]]
     ax.barh(ys, means, xerr=err, capsize=3, color="#6a8fbf")
     ax.set_yticks(ys, [r["name"] for r in rows], fontsize=8)
     ax.set_xlim(0, 1.0)

@@ -16,8 +16,11 @@ failing tool becomes observation text in the trajectory, never an HTTP error. Re
 batched through :class:`~autocoa.serve.batcher.Batcher` (one thread owns the model).
 Errors have OpenAI's shape ``{"error": {"message", "type", "param", "code"}}``: 400 for a
 malformed or invalid request, 404 for an unknown model, 413 for a body too large, 503 when
-the queue is full, 500 if the model itself fails. There is no authentication: the server
-binds to 127.0.0.1 unless told otherwise.
+the queue is full, 500 if the model itself fails (its details go to the server log, never to
+the client). :mod:`autocoa.httpguard` checks the Host header (loopback names unless
+``--allow-host``), JSON content types (415) and, with ``--api-key`` or ``AUTOCOA_API_KEY``,
+the key (401); the server binds to 127.0.0.1 unless told otherwise. The OpenAPI document
+(``/openapi.json``) declares the request body's schema.
 
 Run: ``autocoa serve --model ckpt/ --index index/ --port 8000``.
 """
@@ -31,11 +34,12 @@ import time
 
 from pydantic import Field, ValidationError
 
+from autocoa import httpguard
 from autocoa.agent.config import AgentConfig
 from autocoa.agent.engine import Engine
 from autocoa.agent.prompts import format_prompt
 from autocoa.config import Config
-from autocoa.httpbody import BodyError, read_json
+from autocoa.httpbody import BodyError, read_json, request_body_schema
 from autocoa.serve import schemas
 from autocoa.serve.batcher import Batcher, QueueFull
 from autocoa.serve.stream import Piece
@@ -67,9 +71,12 @@ def create_app(
     agent_config: AgentConfig | None = None,
     limits: ServeLimits | None = None,
     model_name: str = "autocoa",
+    allowed_hosts: tuple[str, ...] | list[str] = httpguard.LOOPBACK_HOSTS,
+    api_key: str | None = None,
 ):
     """A FastAPI app serving ``engine``: ``agent_config`` holds the defaults that a request's
-    fields override within ``limits``. Use it with uvicorn or FastAPI's TestClient."""
+    fields override within ``limits``. Use it with uvicorn or FastAPI's TestClient.
+    ``allowed_hosts`` / ``api_key``: see :mod:`autocoa.httpguard`."""
     from contextlib import asynccontextmanager
 
     from fastapi import FastAPI, Request
@@ -92,6 +99,8 @@ def create_app(
     def error(status: int, message: str, param=None, code=None, type="invalid_request_error") -> JSONResponse:
         return JSONResponse(schemas.error_body(message, type, param, code), status_code=status)
 
+    httpguard.install(app, lambda status, message, code: error(status, message, code=code), allowed_hosts, api_key)
+
     @app.exception_handler(HTTPException)
     async def http_error(_request, exc: HTTPException):  # unknown routes, wrong methods
         return error(exc.status_code, str(exc.detail), type="invalid_request_error")
@@ -112,7 +121,7 @@ def create_app(
             "data": [{"id": model_name, "object": "model", "created": created, "owned_by": "autocoa"}],
         }
 
-    @app.post("/v1/chat/completions")
+    @app.post("/v1/chat/completions", openapi_extra=request_body_schema(schemas.ChatRequest))
     async def chat_completions(request: Request):
         try:
             req = await _read(request, limits)

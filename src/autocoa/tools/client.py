@@ -78,12 +78,19 @@ def parse_result(payload: Any, n_queries: int) -> list[list[Hit]]:
 class RemoteRetriever:
     """A :class:`~autocoa.tools.index.Retriever` backed by a retrieval server."""
 
-    def __init__(self, url: str, *, timeout: float = 10.0, retries: int = 2, backoff: float = 0.25):
+    def __init__(
+        self, url: str, *, timeout: float = 10.0, retries: int = 2, backoff: float = 0.25, api_key: str | None = None
+    ):
+        """``api_key`` (default: ``$AUTOCOA_API_KEY``) is sent as ``Authorization: Bearer``."""
+        import os
+
         self.url = retrieve_url(url)
         self.timeout = timeout
         self.retries = retries
         self.backoff = backoff
-        self._client = httpx.Client(timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)))
+        key = api_key if api_key is not None else os.environ.get("AUTOCOA_API_KEY")
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        self._client = httpx.Client(timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)), headers=headers)
 
     def close(self) -> None:
         self._client.close()

@@ -9,12 +9,15 @@
 So Search-R1's, FlashRAG's and verl's search clients work against it unchanged, and
 :class:`~autocoa.tools.client.RemoteRetriever` works against theirs.
 
-All queries of one request are answered by one index call; index calls are serialised (a
-request waits for the one before, so a large batch is the way to throughput). Requests are
-bounded by :class:`ServerLimits`: a body too large, too many queries or a query too long is
-answered 413, a topk out of range or a malformed body 422 or 400, each with
-``{"error": "..."}`` saying what to change. There is no authentication: the server binds
-to 127.0.0.1 unless told otherwise.
+A request's queries are answered in chunks of ``chunk_queries`` (one index call each); the
+index lock is held per chunk, not per request, so one client's giant batch cannot stall the
+others for its whole length. Requests are validated with pydantic (:class:`RetrieveRequest`,
+which the OpenAPI document declares) and bounded by :class:`ServerLimits`: a body too large,
+too many queries, a query too long or more than ``max_results`` documents (queries x topk)
+is answered 413, a topk out of range or a malformed body 422 or 400, each with
+``{"error": "..."}`` saying what to change. :mod:`autocoa.httpguard` checks the Host header
+(loopback names unless ``--allow-host``), JSON content types (415) and, with ``--api-key``
+or ``AUTOCOA_API_KEY``, the key; the server binds to 127.0.0.1 unless told otherwise.
 
 Run: ``autocoa serve-retriever --index index/ --port 8000``.
 """
@@ -22,12 +25,23 @@ Run: ``autocoa serve-retriever --index index/ --port 8000``.
 # No `from __future__ import annotations`: FastAPI reads the endpoint annotations at runtime.
 
 import threading
+from collections.abc import Sequence
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationError
 
+from autocoa import httpguard
 from autocoa.config import Config
-from autocoa.httpbody import BodyError, read_json
+from autocoa.httpbody import BodyError, read_json, request_body_schema
 from autocoa.tools.index import Retriever
+
+
+class RetrieveRequest(BaseModel):
+    """``POST /retrieve`` (Search-R1's protocol)."""
+
+    model_config = ConfigDict(extra="forbid")
+    queries: list[StrictStr] = Field(description="the search queries, answered in order")
+    topk: StrictInt | None = Field(None, description="documents per query (default: the server's)")
+    return_scores: StrictBool = Field(False, description="wrap each document as {document, score}")
 
 
 class ServerLimits(Config):
@@ -36,10 +50,18 @@ class ServerLimits(Config):
     max_queries: int = Field(1024, ge=1, description="most queries in one request")
     max_query_chars: int = Field(2000, ge=1, description="longest query, in characters")
     max_body_bytes: int = Field(4_000_000, ge=1024, description="largest request body, in bytes")
+    max_results: int = Field(4096, ge=1, description="most documents (queries x topk) one request may ask for")
+    chunk_queries: int = Field(64, ge=1, description="queries per index call; the index lock is held per chunk")
 
 
-def create_app(index: Retriever, limits: ServerLimits | None = None):
-    """A FastAPI app serving ``index``; use it with uvicorn or FastAPI's TestClient."""
+def create_app(
+    index: Retriever,
+    limits: ServerLimits | None = None,
+    allowed_hosts: Sequence[str] = httpguard.LOOPBACK_HOSTS,
+    api_key: str | None = None,
+):
+    """A FastAPI app serving ``index``; use it with uvicorn or FastAPI's TestClient.
+    ``allowed_hosts`` / ``api_key``: see :mod:`autocoa.httpguard`."""
     from fastapi import FastAPI, Request
     from fastapi.concurrency import run_in_threadpool
     from fastapi.responses import JSONResponse
@@ -48,29 +70,34 @@ def create_app(index: Retriever, limits: ServerLimits | None = None):
     lock = threading.Lock()
     app = FastAPI(title="autocoa retrieval server", version="1")
 
-    def error(status: int, message: str) -> JSONResponse:
+    def error(status: int, message: str, _code: str | None = None) -> JSONResponse:
         return JSONResponse({"error": message}, status_code=status)
+
+    httpguard.install(app, error, allowed_hosts, api_key)
 
     @app.get("/health")
     def health() -> dict:
         return {"status": "ok", "documents": len(index), "index": type(index).__name__}
 
     def search(queries: list[str], k: int):
-        with lock:
-            return index.search(queries, k)
+        hits = []
+        for i in range(0, len(queries), limits.chunk_queries):
+            with lock:  # per chunk: other requests interleave with a large one
+                hits += index.search(queries[i : i + limits.chunk_queries], k)
+        return hits
 
-    @app.post("/retrieve")
+    @app.post("/retrieve", openapi_extra=request_body_schema(RetrieveRequest))
     async def retrieve(request: Request):
         try:
-            req = await read_json(request, limits.max_body_bytes)
+            data = await read_json(request, limits.max_body_bytes)
         except BodyError as e:
             return error(e.status, e.message)
-        problem = _check(req, limits)
+        problem, req = _check(data, limits)
         if problem:
             return error(*problem)
-        queries: list[str] = req["queries"]
-        k = req.get("topk") or limits.default_topk
-        scores = bool(req.get("return_scores", False))
+        queries = req.queries
+        k = req.topk or limits.default_topk
+        scores = req.return_scores
         hits = await run_in_threadpool(search, queries, k)
         if scores:
             result = [[{"document": d.to_dict(), "score": s} for d, s in row] for row in hits]
@@ -81,26 +108,29 @@ def create_app(index: Retriever, limits: ServerLimits | None = None):
     return app
 
 
-def _check(req, limits: ServerLimits) -> tuple[int, str] | None:
-    """(status, message) for a request that breaks the protocol or the limits, else None."""
-    if not isinstance(req, dict):
-        return 422, 'expected a JSON object {"queries": [...], "topk": k, "return_scores": bool}'
-    unknown = set(req) - {"queries", "topk", "return_scores"}
+def _check(data, limits: ServerLimits) -> tuple[tuple[int, str] | None, RetrieveRequest | None]:
+    """``((status, message), None)`` for a request that breaks the protocol or the limits,
+    else ``(None, request)``."""
+    if not isinstance(data, dict):
+        return (422, 'expected a JSON object {"queries": [...], "topk": k, "return_scores": bool}'), None
+    unknown = set(data) - set(RetrieveRequest.model_fields)
     if unknown:
-        return 422, f"unknown field(s) {sorted(unknown)}; expected queries, topk, return_scores"
-    queries = req.get("queries")
-    if not isinstance(queries, list) or not all(isinstance(q, str) for q in queries):
-        return 422, "'queries' must be a list of strings"
-    if len(queries) > limits.max_queries:
-        return 413, f"{len(queries)} queries in one request; at most {limits.max_queries}: split the batch"
-    longest = max((len(q) for q in queries), default=0)
+        return (422, f"unknown field(s) {sorted(unknown)}; expected queries, topk, return_scores"), None
+    try:
+        req = RetrieveRequest.model_validate(data)
+    except ValidationError as e:
+        field = str(e.errors()[0]["loc"][0]) if e.errors()[0]["loc"] else "body"
+        expected = {"queries": "a list of strings", "topk": "an integer", "return_scores": "true or false"}
+        return (422, f"'{field}' must be {expected.get(field, 'valid')}"), None
+    if len(req.queries) > limits.max_queries:
+        return (413, f"{len(req.queries)} queries in one request; at most {limits.max_queries}: split the batch"), None
+    longest = max((len(q) for q in req.queries), default=0)
     if longest > limits.max_query_chars:
-        return 413, f"a query of {longest} characters; at most {limits.max_query_chars}"
-    k = req.get("topk")
-    if k is not None and (not isinstance(k, int) or isinstance(k, bool)):
-        return 422, "'topk' must be an integer"
+        return (413, f"a query of {longest} characters; at most {limits.max_query_chars}"), None
+    k = req.topk
     if k is not None and not 1 <= k <= limits.max_topk:
-        return 422, f"topk {k} out of range; 1 <= topk <= {limits.max_topk}"
-    if not isinstance(req.get("return_scores", False), bool):
-        return 422, "'return_scores' must be true or false"
-    return None
+        return (422, f"topk {k} out of range; 1 <= topk <= {limits.max_topk}"), None
+    results = len(req.queries) * (k or limits.default_topk)
+    if results > limits.max_results:
+        return (413, f"{results} documents asked (queries x topk); at most {limits.max_results}: split the batch"), None
+    return None, req
