@@ -175,6 +175,6 @@ def test_plots_take_a_rounded_mean_below_its_minimum(tmp_path):
             "em_start": third,
         }
     ]
-    for study in ("frontier", "fidelity", "ablations"):
-        paths = study_report.write_study_report(study, rows, [], [0], tmp_path / study)
+    for name in ("frontier", "fidelity", "ablations"):
+        paths = study_report.write_study_report(name, rows, [], [0], tmp_path / name)
         assert all(p.exists() for p in paths.values())
