@@ -16,7 +16,15 @@ from autocoa.jsonl import DataError
 from autocoa.train.checkpoints import RunMismatchError, last_checkpoint
 from autocoa.train.common import OutputExistsError
 from autocoa.train.contrastive import build_cpo_trainer, cpo_columns, pair_examples
-from autocoa.train.sft import build_sft_trainer, masked_example, mix_cot, sft_examples, train_sft
+from autocoa.train.sft import (
+    build_sft_trainer,
+    masked_example,
+    mix_cot,
+    read_rows,
+    sft_examples,
+    train_sft,
+    trajectory_of,
+)
 from autocoa.train.stage_config import ContrastiveConfig, MaskedSFTConfig
 from autocoa.trajectory import Trajectory, render
 from tests.agent_helpers import tiny_llama
@@ -172,6 +180,21 @@ def test_observations_trained_in_the_pool_rows_only(tokenizer, tmp_path):
     assert all(trained(p) > trained(r) for r, p in zip(rest, pool, strict=True))  # observations: pool rows only
     sft2_like, _ = sft_examples(data["coa"], tokenizer, MaskedSFTConfig(cot_ratio=0.0), True)
     assert [e["labels"] for e in sft2_like] == [r["labels"] for r in rest]  # the rest is masked exactly as sft2
+
+
+def test_pool_rows_can_train_their_observations_only(tokenizer, tmp_path):
+    data = write_data(tmp_path)
+    cfg = MaskedSFTConfig(cot_ratio=0.0, pool_repeats=1, observations_in="pool", pool_loss="observations")
+    examples, _ = sft_examples(data["coa"], tokenizer, cfg, False, pool_path=data["coa"])
+    rest, pool = examples[:4], examples[4:]
+    for (row_n, row), r, p in zip(read_rows(data["coa"], ("segments",)), rest, pool, strict=True):
+        traj = trajectory_of(row, tokenizer, (data["coa"], row_n))
+        _, m_all = render(traj, tokenizer, mask_observations=False)
+        _, m_model = render(traj, tokenizer, mask_observations=True)
+        obs = [a and not b for a, b in zip(m_all, m_model, strict=True)]
+        assert [t != -100 for t in p["labels"]] == obs  # the pool row: observation tokens only
+        assert [t != -100 for t in r["labels"]] == [bool(b) for b in m_model]  # the rest: as sft2
+        assert any(obs) and not any(o and (lab != -100) for o, lab in zip(obs, r["labels"], strict=True))
 
 
 def test_pool_data_and_pool_repeats_go_together(tokenizer, tmp_path):

@@ -283,15 +283,22 @@ def parse(response: str, prompt: str = "", tags: Tags = DEFAULT_TAGS) -> Traject
 # Rendering to token ids: the one loss-mask rule.
 
 
-def is_trained(kind: Kind, mask_observations: bool) -> bool:
+def is_trained(kind: Kind, mask_observations: bool, only_observations: bool = False) -> bool:
     """THE loss-mask rule. Prompt tokens never train; observation tokens (tags included)
     train only when ``mask_observations`` is False (SFT-stage3, the world model); every
-    token the model itself writes trains."""
+    token the model itself writes trains, unless ``only_observations`` (the world model
+    learns a document without the policy learning that question's reasoning and answer).
+
+    >>> is_trained(Kind.THINK, True), is_trained(Kind.OBSERVATION, True), is_trained(Kind.OBSERVATION, False)
+    (True, False, True)
+    >>> is_trained(Kind.ANSWER, False, only_observations=True), is_trained(Kind.OBSERVATION, False, True)
+    (False, True)
+    """
     if kind is Kind.PROMPT:
         return False
     if kind is Kind.OBSERVATION:
         return not mask_observations
-    return True
+    return not only_observations
 
 
 def check_tags(tokenizer: Any, tags: Tags = DEFAULT_TAGS) -> dict[str, int]:
@@ -343,11 +350,13 @@ def render_pieces(traj: Trajectory, tokenizer: Any) -> list[tuple[list[int], Kin
     return pieces
 
 
-def render(traj: Trajectory, tokenizer: Any, mask_observations: bool = True) -> tuple[list[int], list[int]]:
+def render(
+    traj: Trajectory, tokenizer: Any, mask_observations: bool = True, only_observations: bool = False
+) -> tuple[list[int], list[int]]:
     """``(input_ids, loss_mask)`` of prompt + response; mask 1 = trained (see :func:`is_trained`)."""
     ids: list[int] = []
     mask: list[int] = []
     for piece, kind in render_pieces(traj, tokenizer):
         ids.extend(piece)
-        mask.extend([int(is_trained(kind, mask_observations))] * len(piece))
+        mask.extend([int(is_trained(kind, mask_observations, only_observations))] * len(piece))
     return ids, mask

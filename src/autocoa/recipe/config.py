@@ -75,8 +75,9 @@ class RecipeConfig(Config):
         description="SFT-stage2 (observations masked)",
     )
     sft3: MaskedSFTConfig = Field(
-        # The world model learns the RL pool: 20 copies of its 120 trajectories with observations
-        # trained, beside 2,000 fresh rows that keep theirs masked. Measured from one SFT-1&2
+        # The world model learns the RL pool: 20 copies of its 120 trajectories with only their
+        # observations trained (the policy must not memorise the answers RL will ask for), beside
+        # 2,000 fresh rows that keep their observations masked. Measured (whole pool rows trained) from one SFT-1&2
         # checkpoint (pool fidelity / held-out real EM): this, 0.86 / 0.63; lr 1e-3 and 1,000 fresh
         # rows, 0.98 / 0.55; 8 copies of a 240-question pool at 5e-4 or 1e-3, 0.03-0.07 / 0.64-0.67;
         # the start, SFT-1&2, - / 0.80. The fidelity study measures the trade-off over seeds.
@@ -90,6 +91,7 @@ class RecipeConfig(Config):
             logging_steps=25,
             pool_repeats=20,
             observations_in="pool",
+            pool_loss="observations",
         ),
         description="SFT-stage3 (observations trained: the world model); pool_repeats copies of the RL pool",
     )
@@ -103,6 +105,9 @@ class RecipeConfig(Config):
             max_obs_tokens=160,
             save_every=6,
             eval_every=3,
+            # schedules are compared at equal steps: a stop would turn 15 + 3 into 15 + 0 (seen: a
+            # noisy 3-step window of 8 prompts "fell" three times in a row)
+            stop_on_collapse=False,
         ),
         description="RL: GRPO steps in the simulated environment, then in the real one (paper: 80 + 16)",
     )
@@ -152,7 +157,15 @@ def preset(size: str) -> RecipeConfig:
             world_model=WorldModelConfig(rl_pool=24, holdout=16, fidelity_questions=12),
             sft1=ContrastiveConfig(max_steps=4, batch_size=8, save_steps=1000, logging_steps=1),
             sft2=MaskedSFTConfig(max_steps=8, batch_size=8, save_steps=1000, logging_steps=1),
-            sft3=MaskedSFTConfig(max_steps=4, batch_size=8, save_steps=1000, logging_steps=1, pool_repeats=2),
+            sft3=MaskedSFTConfig(
+                max_steps=4,
+                batch_size=8,
+                save_steps=1000,
+                logging_steps=1,
+                pool_repeats=2,
+                observations_in="pool",
+                pool_loss="observations",
+            ),
             rl=RLConfig(
                 sim_steps=2,
                 real_steps=1,

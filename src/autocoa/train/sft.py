@@ -95,9 +95,11 @@ def trajectory_of(row: dict, tokenizer: Any, where: tuple[Path, int], segments: 
         raise DataError(where[0], where[1], None, str(e)) from None
 
 
-def masked_example(traj: Trajectory, tokenizer: Any, mask_observations: bool, max_length: int) -> dict | None:
+def masked_example(
+    traj: Trajectory, tokenizer: Any, mask_observations: bool, max_length: int, only_observations: bool = False
+) -> dict | None:
     """``{"input_ids", "labels"}`` of one trajectory, cut to ``max_length``; None if nothing is trained."""
-    ids, mask = render(traj, tokenizer, mask_observations=mask_observations)
+    ids, mask = render(traj, tokenizer, mask_observations=mask_observations, only_observations=only_observations)
     ids, mask = ids[:max_length], mask[:max_length]
     if not any(mask):
         return None
@@ -132,14 +134,19 @@ def sft_examples(
     repeats = getattr(cfg, "pool_repeats", 0)
     # observations of the non-pool rows stay masked when only the pool's are to be learned
     mask_rest = mask_observations or getattr(cfg, "observations_in", "all") == "pool"
+    pool_only_obs = getattr(cfg, "pool_loss", "all") == "observations"
     mixed = (
-        [(data_path, n, r, mask_rest) for n, r in coa]
-        + [(cot_path, n, r, mask_rest) for n, r in mix_cot(len(coa), cot, getattr(cfg, "cot_ratio", 0.0), cfg.seed)]
-        + [(pool_path, n, r, mask_observations) for n, r in pool] * repeats
+        [(data_path, n, r, mask_rest, False) for n, r in coa]
+        + [
+            (cot_path, n, r, mask_rest, False)
+            for n, r in mix_cot(len(coa), cot, getattr(cfg, "cot_ratio", 0.0), cfg.seed)
+        ]
+        + [(pool_path, n, r, mask_observations, pool_only_obs) for n, r in pool] * repeats
     )
     examples, dropped, truncated = [], 0, 0
-    for path, n, row, mask in mixed:
-        ex = masked_example(trajectory_of(row, tokenizer, (path, n)), tokenizer, mask, cfg.max_length)
+    for path, n, row, mask, only_obs in mixed:
+        traj = trajectory_of(row, tokenizer, (path, n))
+        ex = masked_example(traj, tokenizer, mask, cfg.max_length, only_observations=only_obs)
         if ex is None:
             dropped += 1
             continue

@@ -58,6 +58,12 @@ class MaskedSFTConfig(SFTConfig):
         "documents of the RL question pool (synth's rl_pool.jsonl) as the paper's world model knows its RL "
         "questions' documents; 0 = no pool",
     )
+    pool_loss: Literal["all", "observations"] = Field(
+        "all",
+        description="tokens trained in the --pool-data rows: all = the whole trajectory; observations = only the "
+        "observations (the world model learns the pool's documents; the policy does not learn the pool's "
+        "questions and answers, which RL then asks)",
+    )
     observations_in: Literal["all", "pool"] = Field(
         "all",
         description="sft3: rows whose observation tokens are trained; all = every row (the paper's SFT-3), pool = only "
