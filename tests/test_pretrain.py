@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from autocoa.cli import app
@@ -87,3 +88,45 @@ def test_pack_joins_lines_with_eos(tokenizer):
 def test_cli_errors(tmp_path):
     res = CliRunner().invoke(app, ["pretrain", "--world", str(tmp_path), "--out", str(tmp_path / "m")])
     assert isinstance(res.exception, FileNotFoundError) and "pretrain.txt" in str(res.exception)
+
+
+def test_one_owner_of_precision_training_keeps_fp32_master_weights(monkeypatch):
+    import doctest
+
+    import torch
+
+    from autocoa import models
+
+    assert doctest.testmod(models).failed == 0
+    # on a bf16 GPU: inference weights bf16, training weights fp32 (the trainers autocast)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    cuda = torch.device("cuda")
+    assert models.pick_dtype("auto", cuda) == torch.bfloat16
+    assert models.pick_dtype("auto", cuda, for_training=True) == torch.float32
+    assert models.trainer_precision(None) == {"bf16": True, "use_cpu": False}
+    assert models.trainer_precision(False) == {"bf16": False, "use_cpu": False}
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert models.trainer_precision(None) == {"bf16": True, "use_cpu": True}  # CPU autocast
+
+
+def test_rl_and_sft_trainers_take_their_precision_from_models(tokenizer, tmp_path):
+    from autocoa.train.common import trainer_args
+    from autocoa.train.rl import RLConfig, build_trainer
+    from autocoa.train.stage_config import MaskedSFTConfig
+    from tests.rl_helpers import save_tiny_model
+
+    args = trainer_args(MaskedSFTConfig(bf16=False), tmp_path, progress=False)
+    assert (args["bf16"], args["use_cpu"]) == (False, True)
+    from autocoa.models import load_model
+
+    model, tok = load_model(save_tiny_model(tokenizer, tmp_path / "m"), for_training=True)
+    assert next(model.parameters()).dtype == torch.float32
+    trainer = build_trainer(
+        model,
+        tok,
+        [{"prompt": "Q", "golden_answers": ["a"]}] * 4,
+        RLConfig(prompts_per_step=2, num_generations=2),
+        tmp_path / "rl",
+    )
+    assert trainer.args.bf16 and trainer.args.use_cpu

@@ -16,15 +16,8 @@ from autocoa.jsonl import DataError
 from autocoa.train.checkpoints import RunMismatchError, last_checkpoint
 from autocoa.train.common import OutputExistsError
 from autocoa.train.contrastive import build_cpo_trainer, cpo_columns, pair_examples
-from autocoa.train.sft import (
-    build_sft_trainer,
-    masked_example,
-    mix_cot,
-    read_rows,
-    sft_examples,
-    train_sft,
-    trajectory_of,
-)
+from autocoa.train.examples import masked_example, mix_cot, read_rows, trajectory_of
+from autocoa.train.sft import build_sft_trainer, sft_examples, train_sft
 from autocoa.train.stage_config import ContrastiveConfig, MaskedSFTConfig
 from autocoa.trajectory import Trajectory, render
 from tests.agent_helpers import tiny_llama

@@ -8,8 +8,7 @@ pytest.importorskip("faiss")
 st = pytest.importorskip("sentence_transformers")
 
 from autocoa.data.corpus import Doc  # noqa: E402
-from autocoa.tools.index import load_index  # noqa: E402
-from autocoa.tools.search import SearchTool  # noqa: E402
+from autocoa.tools.search import SearchTool, load_index  # noqa: E402
 
 DOCS = [Doc(f"d{i}", f"Entity{i}", f"entity{i} lives in town{i} and likes colour{i}") for i in range(30)]
 

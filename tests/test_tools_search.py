@@ -11,8 +11,8 @@ from typer.testing import CliRunner
 from autocoa.cli.app import app
 from autocoa.data.corpus import Doc, read_corpus
 from autocoa.tools import Toolbox
-from autocoa.tools.index import BM25Index, IndexFormatError, load_index, tokenize
-from autocoa.tools.search import SearchTool, format_hits
+from autocoa.tools.index import BM25Index, IndexFormatError, tokenize
+from autocoa.tools.search import SearchTool, format_hits, load_index
 
 # The checkout sits next to ../shared (tests/ -> repo root -> its parent).
 REALDATA = Path(__file__).resolve().parents[2] / "shared" / "realdata"

@@ -18,11 +18,33 @@ def pick_device(device: str = "auto") -> torch.device:
     return torch.device(device)
 
 
-def pick_dtype(dtype: str, device: torch.device) -> torch.dtype:
-    """``auto``: bf16 on a GPU that supports it, else fp32."""
+def pick_dtype(dtype: str, device: torch.device, for_training: bool = False) -> torch.dtype:
+    """The weights' dtype. ``auto``: for training always fp32 (master weights: the trainers
+    autocast to bf16, see :func:`bf16_autocast`; AdamW on bf16 weights rounds small updates,
+    such as the paper's lr 7e-7, away); for inference bf16 on a GPU that supports it, else fp32.
+
+    >>> pick_dtype("auto", torch.device("cuda"), for_training=True), pick_dtype("auto", torch.device("cpu"))
+    (torch.float32, torch.float32)
+    """
     if dtype == "auto":
+        if for_training:
+            return torch.float32
         return torch.bfloat16 if device.type == "cuda" and torch.cuda.is_bf16_supported() else torch.float32
     return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[dtype]
+
+
+def bf16_autocast() -> bool:
+    """Whether training autocasts to bf16 here: on a GPU that supports it, and on CPU
+    (1.4-1.9x faster on the tiny model). The one owner of that choice for every trainer."""
+    if torch.cuda.is_available():
+        return torch.cuda.is_bf16_supported()
+    return True
+
+
+def trainer_precision(bf16: bool | None) -> dict[str, bool]:
+    """The precision and device fields of ``TrainingArguments`` every stage passes: ``bf16``
+    autocast (None = :func:`bf16_autocast`) over fp32 weights, and ``use_cpu`` without CUDA."""
+    return {"bf16": bf16_autocast() if bf16 is None else bf16, "use_cpu": not torch.cuda.is_available()}
 
 
 def load_model(
@@ -42,7 +64,7 @@ def load_model(
         )
     dev = pick_device(device)
     tok = AutoTokenizer.from_pretrained(str(path))
-    model = AutoModelForCausalLM.from_pretrained(str(path), dtype=pick_dtype(dtype, dev))
+    model = AutoModelForCausalLM.from_pretrained(str(path), dtype=pick_dtype(dtype, dev, for_training))
     if add_tags(tok, tags):
         model.resize_token_embeddings(len(tok))
     if tok.pad_token_id is not None and model.config.pad_token_id is None:

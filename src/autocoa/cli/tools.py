@@ -119,7 +119,8 @@ def search_cmd(
 
 
 def _load(index: Path, backend: str = "auto"):
-    from autocoa.tools.index import IndexFormatError, load_index
+    from autocoa.tools.index import IndexFormatError
+    from autocoa.tools.search import load_index
 
     if not index.exists():
         raise FileNotFoundError(f"{index}: no such index directory")

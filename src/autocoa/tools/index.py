@@ -251,17 +251,3 @@ class BM25Index:
     def warmup(self) -> None:
         """Run one search so that numba's JIT compilation is paid now, not by the first request."""
         self.search(["warmup"], k=1)
-
-
-def load_index(directory: str | Path, **kwargs) -> Retriever:
-    """Load any index kind that ``autocoa index`` writes (BM25, or dense with the extra).
-    Keyword arguments go to the loader of that kind (``backend``/``mmap``/``n_threads`` for
-    BM25, ``encoder`` for dense); the ones that don't apply are ignored."""
-    meta = read_meta(directory)
-    if meta["format"] == FORMAT:
-        return BM25Index.load(directory, **{k: v for k, v in kwargs.items() if k in ("backend", "mmap", "n_threads")})
-    from autocoa.tools import dense
-
-    if meta["format"] == dense.FORMAT:
-        return dense.DenseIndex.load(directory, encoder=kwargs.get("encoder"))
-    raise IndexFormatError(f"{directory}: unknown index format {meta['format']!r}")

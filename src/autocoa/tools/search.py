@@ -12,6 +12,7 @@ title and a space. Whitespace inside a document is collapsed so each document is
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 from autocoa.tools.index import Hit, Retriever
 
@@ -73,11 +74,24 @@ def open_search(
     if (index is None) == (url is None):
         raise ValueError("give exactly one of index (a directory) or url (a retrieval server)")
     if index is not None:
-        from autocoa.tools.index import load_index
-
         retriever = load_index(index)
     else:
         from autocoa.tools.client import RemoteRetriever
 
         retriever = RemoteRetriever(url, timeout=timeout, retries=retries)
     return SearchTool(retriever, k, name=name, doc_chars=doc_chars)
+
+
+def load_index(directory: str | Path, **kwargs) -> Retriever:
+    """Load any index kind that ``autocoa index`` writes (BM25, or dense with the extra).
+    Keyword arguments go to the loader of that kind (``backend``/``mmap``/``n_threads`` for
+    BM25, ``encoder`` for dense); the ones that don't apply are ignored."""
+    from autocoa.tools import dense
+    from autocoa.tools.index import FORMAT, BM25Index, IndexFormatError, read_meta
+
+    meta = read_meta(directory)
+    if meta["format"] == FORMAT:
+        return BM25Index.load(directory, **{k: v for k, v in kwargs.items() if k in ("backend", "mmap", "n_threads")})
+    if meta["format"] == dense.FORMAT:
+        return dense.DenseIndex.load(directory, encoder=kwargs.get("encoder"))
+    raise IndexFormatError(f"{directory}: unknown index format {meta['format']!r}")

@@ -1,10 +1,14 @@
-"""What every training stage shares: output-directory rules and metrics logging."""
+"""What every training stage shares: output-directory rules, metrics logging and the trainer arguments."""
 
 from __future__ import annotations
 
 import json
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from autocoa.train.stage_config import SFTConfig
 
 DONE_MARKER = "DONE"
 
@@ -48,3 +52,34 @@ def metrics_callback(path: Path):
                 f.write(json.dumps(row) + "\n")
 
     return _JsonlMetrics()
+
+
+def trainer_args(cfg: SFTConfig, out_dir: Path, progress: bool) -> dict[str, Any]:
+    """The ``TrainingArguments`` fields every stage shares (TRL's configs extend them)."""
+
+    from autocoa.models import trainer_precision
+
+    return dict(
+        output_dir=str(out_dir / "checkpoints"),
+        per_device_train_batch_size=cfg.batch_size,
+        gradient_accumulation_steps=cfg.grad_accum,
+        learning_rate=cfg.lr,
+        num_train_epochs=cfg.epochs,
+        max_steps=cfg.max_steps or -1,
+        lr_scheduler_type="cosine",
+        warmup_steps=cfg.warmup_ratio,  # a float < 1 is a fraction of the steps
+        weight_decay=cfg.weight_decay,
+        max_grad_norm=cfg.max_grad_norm,
+        logging_steps=cfg.logging_steps,
+        save_strategy="steps",
+        save_steps=cfg.save_steps,
+        save_total_limit=cfg.save_total_limit,
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        **trainer_precision(cfg.bf16),
+        activation_checkpointing=cfg.gradient_checkpointing,
+        report_to=cfg.report_to or "none",
+        dataloader_num_workers=0,
+        ddp_find_unused_parameters=False,  # every parameter gets a gradient; skips a graph traversal per step
+        disable_tqdm=not progress,
+    )

@@ -36,7 +36,8 @@ os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # known: CPO lives in tr
 from trl.experimental.cpo import CPOConfig, CPOTrainer
 
 from autocoa.jsonl import DataError
-from autocoa.train.sft import read_rows, trainer_args, trajectory_of
+from autocoa.train.common import trainer_args
+from autocoa.train.examples import read_rows, trajectory_of
 from autocoa.train.stage_config import ContrastiveConfig
 from autocoa.trajectory import Trajectory, render
 

@@ -117,14 +117,6 @@ def pack(lines: list[str], tokenizer: Any, block: int) -> list[list[int]]:
     return [ids[i : i + block] for i in range(0, len(ids) - block + 1, block)]
 
 
-def bf16_supported() -> bool:
-    import torch
-
-    if torch.cuda.is_available():
-        return torch.cuda.is_bf16_supported()
-    return True  # CPU autocast to bf16 (1.4-1.9x faster on the tiny model, design.md)
-
-
 def common_facts(world_dir: Path) -> list[tuple[str, str, str]]:
     """(subject name, relation, object name) of every common entity's facts."""
     from autocoa.jsonl import read_jsonl
@@ -177,11 +169,10 @@ def pretrain(
 ) -> dict:
     """Train (or, with ``init``, continue training) the base model; save it and its tokenizer
     to ``out_dir``; return the summary also written to ``out_dir/pretrain.json``."""
-    import torch
     from datasets import Dataset
     from transformers import Trainer, TrainingArguments, default_data_collator
 
-    from autocoa.models import load_model
+    from autocoa.models import load_model, trainer_precision
     from autocoa.tokenizer import train_tokenizer
     from autocoa.train.common import check_out_dir, mark_done, metrics_callback
 
@@ -202,7 +193,8 @@ def pretrain(
         raise ValueError(f"{world_dir / 'pretrain.txt'}: too little text for one block of {cfg.block_size} tokens")
     ds = Dataset.from_dict({"input_ids": blocks, "labels": blocks})
     steps = math.ceil(len(blocks) / cfg.batch_size * cfg.epochs)
-    bf16 = bf16_supported() if cfg.bf16 is None else cfg.bf16
+    precision = trainer_precision(cfg.bf16)
+    bf16 = precision["bf16"]
     args = TrainingArguments(
         output_dir=str(out_dir / "trainer"),
         per_device_train_batch_size=cfg.batch_size,
@@ -215,8 +207,7 @@ def pretrain(
         save_strategy="no",
         report_to=[],
         seed=cfg.seed,
-        bf16=bf16,
-        use_cpu=not torch.cuda.is_available(),
+        **precision,
         dataloader_num_workers=0,
         disable_tqdm=not progress,
     )

@@ -636,12 +636,11 @@ def build_trainer(
     logits_hook: Any = None,
 ):
     """The configured :class:`AgentGRPOTrainer` (without training it)."""
-    import torch
     from datasets import Dataset
     from trl import GRPOConfig
 
+    from autocoa.models import trainer_precision
     from autocoa.train.common import metrics_callback
-    from autocoa.train.pretrain import bf16_supported
     from autocoa.train.rewards import accuracy, make_reward
 
     state = state or RunState(detector=_detector(cfg))
@@ -649,7 +648,7 @@ def build_trainer(
     chains = {r["prompt"]: r["chain"] for r in rows if "chain" in r}
     rows = [{k: r[k] for k in ("prompt", "golden_answers")} for r in rows]
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
-    bf16 = bf16_supported() if cfg.bf16 is None else cfg.bf16
+    precision = trainer_precision(cfg.bf16)
     args = GRPOConfig(
         output_dir=str(out_dir / "trainer"),
         per_device_train_batch_size=cfg.prompts_per_step * cfg.num_generations // num_processes,
@@ -678,8 +677,7 @@ def build_trainer(
         save_total_limit=cfg.keep_checkpoints,
         report_to=[],
         seed=cfg.seed,
-        bf16=bf16,
-        use_cpu=not torch.cuda.is_available(),
+        **precision,
         dataloader_num_workers=0,
         disable_tqdm=not progress,
         remove_unused_columns=False,
