@@ -76,6 +76,12 @@ def test_tokenizer_command(tmp_path):
         app, ["tokenizer", "--texts", str(texts), "--out", str(tmp_path / "tok"), "--vocab-size", "300"]
     )
     assert res.exit_code == 0, res.output
-    assert (tmp_path / "tok" / "tokenizer.json").exists()
+    from transformers import AutoTokenizer
+
+    from autocoa.trajectory import check_tags
+
+    tok = AutoTokenizer.from_pretrained(str(tmp_path / "tok"))
+    assert len(tok) <= 300 + 20 and len(check_tags(tok)) >= 8  # the size asked for, the tags single tokens
     res = runner.invoke(app, ["tokenizer", "--out", str(tmp_path / "x")])
-    assert res.exit_code != 0
+    assert res.exit_code != 0 and "give either --texts" in str(res.exception or res.output)
+    assert not (tmp_path / "x").exists()

@@ -11,7 +11,7 @@ from autocoa.agent.state import observation_ids
 from autocoa.tags import Kind
 from autocoa.tools.base import Toolbox
 from autocoa.trajectory import encode_prompt
-from tests.agent_helpers import FakeSearch, ScriptedLM, tiny_llama, turn_policy
+from tests.agent_helpers import FakeSearch, ScriptedLM, chaotic, tiny_llama, turn_policy
 
 P1, P2 = "Question: Where was Rotema Kesh born?\n", "Question: Who founded Pelto Works?\n"
 
@@ -276,37 +276,6 @@ def _staggered_stop(tokenizer):
 
 
 PROMPTS = [f"Question: who founded firm number {i}{' again' * (i % 4)}?\n" for i in range(11)]
-
-
-def chaotic(tokenizer, arch="llama"):
-    """A tiny Llama (rotary positions) or GPT-2 (absolute positions) with large random
-    weights: greedy outputs differ from prompt to prompt (the default init writes one token
-    forever) and have no near-ties."""
-    from transformers import GPT2Config, GPT2LMHeadModel
-
-    if arch == "llama":
-        model = tiny_llama(tokenizer)
-    elif arch == "qwen2":  # the AutoCoA paper's family: q/k/v biases, grouped-query attention
-        from transformers import Qwen2Config, Qwen2ForCausalLM
-
-        qcfg = Qwen2Config(
-            vocab_size=len(tokenizer),
-            hidden_size=64,
-            intermediate_size=128,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            num_key_value_heads=2,
-            max_position_embeddings=4096,
-        )
-        model = Qwen2ForCausalLM(qcfg).eval()
-    else:
-        model = GPT2LMHeadModel(GPT2Config(vocab_size=len(tokenizer), n_embd=64, n_layer=2, n_head=4)).eval()
-    g = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if "norm" not in name:
-                p.copy_(torch.randn(p.shape, generator=g) * 0.3)
-    return model
 
 
 @pytest.mark.parametrize("arch", ["llama", "qwen2", "gpt2"])

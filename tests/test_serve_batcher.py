@@ -192,7 +192,7 @@ def _while_one_decodes(tokenizer, words, max_batch_rows=64, cancel_first=False, 
     """Submit a long request, then (once it streams) one request per word, with the config
     changes ``later``; return the batcher, the engine, the results and each word's result
     when decoded alone."""
-    from tests.test_engine import chaotic
+    from tests.agent_helpers import chaotic
 
     eng = Engine(chaotic(tokenizer), tokenizer)
     cfg = AgentConfig(env="simulated", max_new_tokens=200, max_answer_tokens=4)  # on CPU: on for a server

@@ -58,8 +58,10 @@ def test_labels_follow_render_mask(tokenizer):
         assert ex["labels"] == [t if m else -100 for t, m in zip(ids, mask, strict=True)]
         trained_tags = {t for t, lab in zip(ids, ex["labels"], strict=True) if lab != -100} & obs_ids
         assert trained_tags == (set() if mask_obs else obs_ids)  # the observation's tags follow its text
-    short = masked_example(traj, tokenizer, True, max_length=10)
-    assert short is None or len(short["input_ids"]) == 10
+    n_prompt = next(i for i, m in enumerate(render(traj, tokenizer)[1]) if m)  # tokens before the first trained one
+    assert masked_example(traj, tokenizer, True, max_length=n_prompt) is None  # nothing trained fits
+    cut = masked_example(traj, tokenizer, True, max_length=n_prompt + 5)
+    assert len(cut["input_ids"]) == n_prompt + 5 and sum(t != -100 for t in cut["labels"]) == 5
 
 
 def _positions_in_loss(trainer, example: dict) -> list[int]:

@@ -127,5 +127,8 @@ def test_cli_with_a_teacher_url(tmp_path):
         )
     assert res.exit_code == 0, res.output
     assert json.loads((tmp_path / "out" / "summary.json").read_text())["kept"] == 4
-    res = CliRunner().invoke(cli, ["synth", "--questions", str(qa), "--out", str(tmp_path / "o2")])
-    assert res.exit_code != 0
+    args = ["synth", "--questions", str(qa), "--index", str(tmp_path / "index"), "--out", str(tmp_path / "o2")]
+    res = CliRunner().invoke(cli, args)  # no teacher at all
+    assert res.exit_code != 0 and "exactly one of --teacher-model or --teacher-url" in str(res.exception or res.output)
+    res = CliRunner().invoke(cli, [*args, "--teacher-url", url, "--teacher-model", str(tmp_path)])
+    assert res.exit_code != 0 and "exactly one of" in str(res.exception or res.output)
