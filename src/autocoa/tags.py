@@ -35,6 +35,12 @@ class Kind(StrEnum):
 # Tag names of the non-action kinds. An action's tag name is its tool's name.
 THINK, OBSERVATION, ANSWER = "think", "result", "answer"
 DEFAULT_ACTIONS = ("search", "calculate")
+# What a chat model's instructions say of each built-in action (a prompt must not depend on the
+# runtime toolbox: training and inference format it alike). Other actions are described by name.
+ACTION_DESCRIPTIONS = {
+    "search": "search the encyclopedia: write a short query, get the best-matching documents",
+    "calculate": "arithmetic: write an expression such as (3 + 4) * 2 ** 3, get its value",
+}
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 
 

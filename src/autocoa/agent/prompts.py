@@ -10,13 +10,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from autocoa.tags import DEFAULT_TAGS, Tags
+from autocoa.tags import ACTION_DESCRIPTIONS, DEFAULT_TAGS, Tags
 
 PLAIN_TEMPLATE = "Question: {question}\n"
 
 
-def instructions(tags: Tags = DEFAULT_TAGS, tool_descriptions: dict[str, str] | None = None) -> str:
-    tools = "\n".join(f"- <{name}> ... </{name}>: {(tool_descriptions or {}).get(name, name)}" for name in tags.actions)
+def instructions(tags: Tags = DEFAULT_TAGS) -> str:
+    """The system message of a chat model: the tags, and each action with its description.
+
+    >>> lines = instructions(Tags(actions=("search", "lookup"))).splitlines()
+    >>> lines[1].startswith("- <search> ... </search>: search the encyclopedia"), lines[2]
+    (True, '- <lookup> ... </lookup>: the lookup tool')
+    """
+    tools = "\n".join(
+        f"- <{name}> ... </{name}>: {ACTION_DESCRIPTIONS.get(name, f'the {name} tool')}" for name in tags.actions
+    )
     return (
         "Answer the question. Reason inside <think> </think>. When you need information you do not have, "
         "call a tool by writing its tag; the result comes back inside <result> </result>. Tools:\n"
@@ -24,12 +32,10 @@ def instructions(tags: Tags = DEFAULT_TAGS, tool_descriptions: dict[str, str] | 
     )
 
 
-def format_prompt(
-    question: str, tokenizer: Any, tags: Tags = DEFAULT_TAGS, tool_descriptions: dict[str, str] | None = None
-) -> str:
+def format_prompt(question: str, tokenizer: Any, tags: Tags = DEFAULT_TAGS) -> str:
     if getattr(tokenizer, "chat_template", None):
         messages = [
-            {"role": "system", "content": instructions(tags, tool_descriptions)},
+            {"role": "system", "content": instructions(tags)},
             {"role": "user", "content": question},
         ]
         return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)

@@ -44,7 +44,7 @@ def unencodable(text: str | None) -> bool:
     """True for text that UTF-8 cannot encode (a lone surrogate such as ``\\ud800``, which JSON
     allows as an escape): it could reach neither the tokenizer nor a response.
 
-    >>> unencodable("fine é"), unencodable("\ud800"), unencodable(None)
+    >>> unencodable("fine é"), unencodable(chr(0xD800)), unencodable(None)
     (False, True, False)
     """
     if text is None:

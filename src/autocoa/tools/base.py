@@ -113,9 +113,6 @@ class Toolbox:
         """Tag vocabulary whose actions are exactly these tools."""
         return Tags(actions=tuple(self.tools))
 
-    def describe(self) -> str:
-        return "\n".join(f"<{n}> {t.description} </{n}>" for n, t in self.tools.items())
-
     def run(self, calls: Sequence[tuple[str, str]]) -> list[str]:
         """Observation text for each ``(tool name, argument)``; calls to the same tool are
         batched. Never raises."""

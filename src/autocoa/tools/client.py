@@ -101,11 +101,6 @@ class RemoteRetriever:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def health(self) -> dict:
-        r = self._client.get(self.url.removesuffix("/retrieve") + "/health")
-        r.raise_for_status()
-        return r.json()
-
     def post(self, body: dict) -> Any:
         """POST ``body`` to ``/retrieve`` with bounded retries; the decoded JSON answer."""
         last: Exception | None = None
