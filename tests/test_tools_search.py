@@ -93,7 +93,7 @@ def test_cli_index_search_calculate(tmp_path):
     r = runner.invoke(app, ["index", "--corpus", str(corpus), "--out", str(tmp_path / "ix")])
     assert r.exit_code == 0, r.output
     assert "indexed 5 documents (BM25)" in r.output
-    r = runner.invoke(app, ["search", "--index", str(tmp_path / "ix"), "-k", "1", "capital of Osmira"])
+    r = runner.invoke(app, ["search", "--index", str(tmp_path / "ix"), "--topk", "1", "capital of Osmira"])
     assert r.exit_code == 0, r.output
     assert r.output.strip() == "Doc 1 (Title: Osmira) Osmira is a country. Its capital is Lunde."
     r = runner.invoke(app, ["search", "--index", str(tmp_path), "anything"])

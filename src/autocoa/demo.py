@@ -101,13 +101,13 @@ def run_demo(cfg: RecipeConfig, out: str | Path, console: Any = None) -> dict[st
         results = run_stages(stages, out / "timings.json", on_start=start, on_end=end)
     results["timings"] = json.loads((out / "timings.json").read_text()) if (out / "timings.json").exists() else {}
     report_rows = out / "report" / "results.json"
-    for table in [results_table(report_rows), *schedule_table(results, report_rows)]:
+    for table in [console_table(report_rows), *schedule_table(results, report_rows)]:
         if table is not None:
             console.print(table)
     return results
 
 
-def results_table(path: Path):
+def console_table(path: Path):
     """The report's rows as a rich table (EM by hops, average, real calls per question)."""
     from rich.table import Table
 

@@ -186,7 +186,7 @@ class Engine:
         cfg: AgentConfig,
         gen: torch.Generator,
         on_step: Callable[[list[Rollout]], None] | None = None,
-        on_done: Callable[[list[Rollout]], None] | None = None,
+        on_batch: Callable[[list[Rollout]], None] | None = None,
         more: Callable[[int], list[Row]] | None = None,
     ) -> None:
         """Decode ``rows`` (their prompt and any replayed prefix pending), ``cfg.batch_size``
@@ -246,8 +246,8 @@ class Engine:
                 r.trajectory = parse(self.decode(r.ids), prompt=r.prompt, tags=self.tags)
             if on_step is not None:
                 on_step([r.r for r in live])
-            if finished and on_done is not None:
-                on_done(finished)
+            if finished and on_batch is not None:
+                on_batch(finished)
             if not active:
                 live = []
                 continue

@@ -27,8 +27,9 @@ def agent_options_to_config(config: Path | None, **overrides):
     return AgentConfig.load(config, **overrides)
 
 
-def toolbox_from_options(index: Path | None, retriever: str | None, k: int, env: str):
-    """The toolbox for ``--index`` / ``--retriever``; none needed for the simulated env."""
+def toolbox_from_options(index: Path | None, retriever: str | None, k: int, env: str, max_chars: int = 2000):
+    """The toolbox for ``--index`` / ``--retriever``; none needed for the simulated env.
+    ``max_chars``: observation budget (0 = whole documents)."""
     from autocoa.tools import open_toolbox
 
     if index is not None and retriever is not None:
@@ -39,7 +40,7 @@ def toolbox_from_options(index: Path | None, retriever: str | None, k: int, env:
         return None
     if index is not None and not index.exists():
         raise FileNotFoundError(f"{index}: no such index directory (build one with `autocoa index`)")
-    return open_toolbox(index=str(index) if index else None, url=retriever, k=k)
+    return open_toolbox(index=str(index) if index else None, url=retriever, k=k, max_chars=max_chars)
 
 
 @app.command("run")

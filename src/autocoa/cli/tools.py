@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from autocoa.cli.app import CLIError, app
-from autocoa.cli.options import AllowHost, ApiKey
+from autocoa.cli.options import AllowHost, ApiKey, IndexDir, RetrieverURL, TopK
 from autocoa.httpguard import LOOPBACK_BIND, LOOPBACK_HOSTS
 
 
@@ -97,19 +97,14 @@ def serve_retriever(
 @app.command("search")
 def search_cmd(
     queries: Annotated[list[str], typer.Argument(help="one or more queries")],
-    index: Annotated[Path | None, typer.Option(help="index directory")] = None,
-    url: Annotated[str | None, typer.Option(help="or: a retrieval server, e.g. http://127.0.0.1:8000")] = None,
-    k: Annotated[int, typer.Option("-k", "--k", help="documents per query")] = 3,
+    index: IndexDir = None,
+    retriever: RetrieverURL = None,
+    topk: TopK = 3,
 ) -> None:
     """Search an index (or a retrieval server) and print the observation the agent would see."""
-    from autocoa.tools.base import Toolbox
-    from autocoa.tools.client import RemoteRetriever
-    from autocoa.tools.search import SearchTool
+    from autocoa.cli.agent import toolbox_from_options
 
-    if (index is None) == (url is None):
-        raise CLIError("give --index DIR or --url URL")
-    retriever = _load(index) if index is not None else RemoteRetriever(url, timeout=10, retries=1)
-    box = Toolbox([SearchTool(retriever, k)], max_chars=0)
+    box = toolbox_from_options(index, retriever, topk, "real", max_chars=0)  # whole documents
     for q, obs in zip(queries, box.run([("search", q) for q in queries]), strict=True):
         if len(queries) > 1:
             typer.echo(f"== {q}")

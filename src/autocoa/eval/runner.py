@@ -90,7 +90,7 @@ def run_method(
         "seconds": time.perf_counter() - t0,
         "env": s.cfg.env,
         "max_actions": s.cfg.max_actions,
-        "engine": {k: v for k, v in vars(engine.stats).items() if k != "extra"},
+        "engine": dict(vars(engine.stats)),
     }
     if hasattr(s.hook, "forced"):
         info["controller_forced_tokens"] = s.hook.forced

@@ -18,7 +18,7 @@ How it is built on TRL's ``GRPOTrainer``:
   clipped policy term, the k3 KL term (added per token *before* masking), the loss normaliser
   (per sequence for ``grpo``, per batch for ``bnpo``/``dapo``, where ``num_items_in_batch`` is
   the masked token count), the entropy bonus (``entropy_coef``, also averaged over the mask)
-  and the logged entropy/KL. The original release masked only the advantage (method.md §4.3);
+  and the logged entropy/KL. The original release masked only the advantage;
   ``tests/test_rl_masking.py`` checks that observation tokens get exactly zero gradient.
   So the loss needed no change.
 - Sampling log-probs: TRL uses the ones a rollout function returns only for vLLM importance

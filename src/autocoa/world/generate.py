@@ -1,6 +1,6 @@
 """Build the world: the entity graph, one document per entity, the pretraining text.
 
-Knowledge split (design.md, "The synthetic world"): a fixed set of *common* entities, drawn
+Knowledge split: a fixed set of *common* entities, drawn
 from ``common_seed``, whose facts pretrain.txt states many times in varied paraphrases (the
 model's memory); and many fresh *rare* entities, drawn from ``seed``, whose facts are only in
 the corpus. Every rare entity belongs to one pool (train, dev or test) and links only to rare

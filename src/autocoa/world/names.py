@@ -3,7 +3,8 @@
 Every name word ("stem") is 2-3 consonant+vowel syllables, sometimes with a final consonant
 (``Ka-ve-li``, ``Mo-ran``). The inventory is modest (~100 pieces) on purpose: a ~1000-token
 BPE then segments names it has never seen into pieces it knows, so a tiny model can learn to
-*copy* names rather than memorise them (design.md, feasibility probe lesson 1).
+*copy* names rather than memorise them (a feasibility probe: with few entities a tiny model
+memorised names and failed on unseen ones).
 
 Stems are unique across the whole world and *prefix-free*: no stem is a prefix of another
 ("Kave" and "Kaveli" never both exist), so no name can be read inside another name and no
