@@ -117,7 +117,8 @@ def test_one_owner_of_precision_training_keeps_fp32_master_weights(monkeypatch):
 
 def test_rl_and_sft_trainers_take_their_precision_from_models(tokenizer, tmp_path):
     from autocoa.train.common import trainer_args
-    from autocoa.train.rl import RLConfig, build_trainer
+    from autocoa.train.rl import build_trainer
+    from autocoa.train.rl_config import RLConfig
     from autocoa.train.stage_config import MaskedSFTConfig
     from tests.rl_helpers import save_tiny_model
 

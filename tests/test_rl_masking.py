@@ -9,7 +9,9 @@ import torch
 
 from autocoa.models import load_model
 from autocoa.tools.base import Toolbox
-from autocoa.train.rl import RLConfig, build_trainer, load_questions
+from autocoa.train.rl import build_trainer
+from autocoa.train.rl_config import RLConfig
+from autocoa.train.rl_rollouts import load_questions
 from tests.agent_helpers import FakeSearch
 from tests.rl_helpers import save_tiny_model, scripted_hook, write_questions
 

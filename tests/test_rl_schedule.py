@@ -8,7 +8,8 @@ import pytest
 
 from autocoa.tools.base import Toolbox
 from autocoa.train.common import OutputExistsError
-from autocoa.train.rl import RLConfig, train_rl
+from autocoa.train.rl import train_rl
+from autocoa.train.rl_config import RLConfig
 from tests.agent_helpers import FakeSearch
 from tests.rl_helpers import allow_only, read_metrics, save_tiny_model, scripted_hook, write_questions
 

@@ -34,7 +34,8 @@ def rl_cmd(
     --sim-steps A --real-steps B for RL-stage1 then RL-stage2 in one run."""
     from autocoa.train.checkpoints import RunMismatchError
     from autocoa.train.common import OutputExistsError
-    from autocoa.train.rl import RLConfig, train_rl
+    from autocoa.train.rl import train_rl
+    from autocoa.train.rl_config import RLConfig
 
     if env is not None:
         if env not in ("simulated", "real"):

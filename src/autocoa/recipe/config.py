@@ -15,7 +15,7 @@ from autocoa.agent.config import AgentConfig
 from autocoa.config import Config
 from autocoa.synth.run import SynthConfig
 from autocoa.train.pretrain import PretrainConfig
-from autocoa.train.rl import RLConfig
+from autocoa.train.rl_config import RLConfig
 from autocoa.train.stage_config import ContrastiveConfig, MaskedSFTConfig
 from autocoa.world.config import WorldConfig
 

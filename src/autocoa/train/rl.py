@@ -53,294 +53,18 @@ mean reward of an evaluation window) are kept in ``best/`` and become the output
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import Field, model_validator
+from autocoa.train.rl_config import RLConfig
+from autocoa.train.rl_monitor import RUN_STATE, RunState, detector_for, monitor, save_atomic
+from autocoa.train.rl_rollouts import AgentRollouts, load_questions
 
-from autocoa.config import Config
-from autocoa.train.rewards import Metric
-
-RUN_STATE = "autocoa_rl_state.json"
 CONFIG_NAME = "rl_config.yaml"
-Env = Literal["simulated", "real"]
-
-
-class RLConfig(Config):
-    # schedule
-    sim_steps: int = Field(80, ge=0, description="RL-stage1: GRPO steps in the simulated environment (run first)")
-    real_steps: int = Field(16, ge=0, description="RL-stage2: GRPO steps in the real environment (run after)")
-    prompts_per_step: int = Field(8, ge=1, description="questions per GRPO step (paper: 48)")
-    num_generations: int = Field(5, ge=2, description="group size: rollouts per question (paper: 5)")
-    # GRPO loss
-    lr: float = Field(1e-4, gt=0, description="AdamW learning rate, constant (paper: 7e-7 for a 7B model)")
-    warmup_steps: int = Field(0, ge=0, description="linear warm-up steps")
-    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay")
-    max_grad_norm: float = Field(1.0, gt=0, description="gradient clipping")
-    clip_epsilon: float = Field(0.2, gt=0, description="PPO clip range (paper: 0.2)")
-    kl_coef: float = Field(0.001, ge=0, description="k3 KL to the initial policy (paper: 0.001); 0 = no ref model")
-    entropy_coef: float = Field(0.001, ge=0, description="entropy bonus (paper: 0.001)")
-    loss_type: Literal["dapo", "grpo", "bnpo", "dr_grpo"] = Field(
-        "dapo", description="loss normaliser (TRL names): dapo = token mean over the batch; grpo = per sequence"
-    )
-    # rollouts
-    temperature: float = Field(0.6, gt=0, description="sampling temperature (paper: 0.6)")
-    top_p: float = Field(1.0, gt=0, le=1.0, description="nucleus sampling mass")
-    max_actions: int = Field(6, ge=0, description="action budget per rollout; then an answer is forced")
-    max_new_tokens: int = Field(512, ge=8, description="token budget per response, observations included")
-    max_obs_tokens: int = Field(256, ge=8, description="observations (real or simulated) are cut here")
-    max_answer_tokens: int = Field(32, ge=1, description="a forced answer is closed after this many tokens")
-    topk: int = Field(3, ge=1, description="documents per real search")
-    # reward
-    reward_metric: Metric = Field("em", description="em: exact match (paper); f1: token F1 (partial credit)")
-    require_well_formed: bool = Field(True, description="a malformed trajectory scores 0 (paper)")
-    format_weight: float = Field(0.0, ge=0, description="subtracted from a trajectory that breaks a format rule")
-    # logging, checkpoints, collapse
-    rollouts_every: int = Field(5, ge=1, description="dump decoded rollouts every N steps")
-    rollouts_per_dump: int = Field(4, ge=0, description="rollouts dumped each time")
-    save_every: int = Field(10, ge=1, description="checkpoint every N steps (resume point)")
-    keep_checkpoints: int = Field(2, ge=1, description="checkpoints kept")
-    eval_every: int = Field(5, ge=1, description="collapse check and best-model selection every N steps")
-    stop_on_collapse: bool = Field(True, description="stop when a collapse is detected (keep the best model)")
-    collapse_patience: int = Field(3, ge=1, description="collapse: window reward fell this many evaluations in a row")
-    collapse_entropy_factor: float = Field(3.0, gt=1, description="collapse: entropy above this x the first window's")
-    collapse_capped: float = Field(0.5, gt=0, le=1, description="collapse: this share of rollouts hit the token budget")
-    seed: int = Field(0, description="data order, sampling and initialisation seed")
-    bf16: bool | None = Field(None, description="bf16 autocast for the update; None = when supported (CPU too)")
-
-    @model_validator(mode="after")
-    def _check(self) -> RLConfig:
-        if self.total_steps == 0:
-            raise ValueError("sim_steps + real_steps must be at least 1")
-        if self.max_answer_tokens + 3 >= self.max_new_tokens:
-            raise ValueError("max_new_tokens must leave room for a forced answer (max_answer_tokens + 3)")
-        return self
-
-    @property
-    def total_steps(self) -> int:
-        return self.sim_steps + self.real_steps
-
-    def env_at(self, step: int) -> Env:
-        """The environment of (0-based) step ``step``: simulated first, then real."""
-        return "simulated" if step < self.sim_steps else "real"
-
-    def agent_config(self, env: Env, seed: int) -> Any:
-        from autocoa.agent.config import AgentConfig
-
-        return AgentConfig(
-            env=env,
-            n=1,  # TRL already repeated each prompt num_generations times
-            temperature=self.temperature,
-            top_p=self.top_p,
-            seed=seed,
-            max_actions=self.max_actions,
-            max_new_tokens=self.max_new_tokens,
-            max_obs_tokens=self.max_obs_tokens,
-            max_answer_tokens=self.max_answer_tokens,
-            batch_size=max(1, self.prompts_per_step * self.num_generations),
-        )
-
-
-# ---------------------------------------------------------------------------------------
-# Collapse detection (pure)
-
-
-@dataclass
-class CollapseDetector:
-    """Watches one number per evaluation window and says when training has collapsed.
-
-    >>> d = CollapseDetector(patience=2)
-    >>> d.update(5, reward=0.2, entropy=1.0)
-    (True, None)
-    >>> d.update(10, reward=0.1, entropy=1.1)
-    (False, None)
-    >>> d.update(15, reward=0.05, entropy=1.0)
-    (False, 'reward fell for 2 evaluations in a row (0.2 -> 0.05)')
-    >>> d.update(20, reward=0.3, entropy=3.5)
-    (True, 'entropy blew up: 3.5 vs 1 in the first window (x3 allowed)')
-    >>> d = CollapseDetector()
-    >>> d.update(5, reward=0.0, capped=0.1) and d.update(10, reward=0.0, capped=0.8)
-    (False, 'length blew up: 80% of rollouts hit the token budget (limit 50%)')
-    """
-
-    patience: int = 3
-    entropy_factor: float = 3.0
-    max_capped: float = 0.5
-    baseline_entropy: float | None = None
-    baseline_capped: float | None = None
-    rewards: list[float] = field(default_factory=list)
-    best_reward: float | None = None
-    best_step: int = -1
-
-    def update(
-        self, step: int, reward: float, entropy: float | None = None, capped: float = 0.0
-    ) -> tuple[bool, str | None]:
-        """Record one window; return (new best reward?, collapse reason or None)."""
-        if self.baseline_entropy is None and entropy is not None:
-            self.baseline_entropy = entropy
-        if self.baseline_capped is None:
-            self.baseline_capped = capped
-        self.rewards.append(reward)
-        improved = self.best_reward is None or reward > self.best_reward
-        if improved:
-            self.best_reward, self.best_step = reward, step
-        if entropy is not None and self.baseline_entropy and entropy > self.entropy_factor * self.baseline_entropy:
-            return improved, (
-                f"entropy blew up: {entropy:.3g} vs {self.baseline_entropy:.3g} in the first window "
-                f"(x{self.entropy_factor:g} allowed)"
-            )
-        limit = max(self.max_capped, self.baseline_capped + 0.25)
-        if capped > limit:
-            return improved, f"length blew up: {capped:.0%} of rollouts hit the token budget (limit {limit:.0%})"
-        tail = self.rewards[-(self.patience + 1) :]
-        if len(tail) == self.patience + 1 and all(b < a for a, b in itertools.pairwise(tail)):
-            return improved, (f"reward fell for {self.patience} evaluations in a row ({tail[0]:.3g} -> {tail[-1]:.3g})")
-        return improved, None
-
-
-@dataclass
-class RunState:
-    """What a resumed run must remember beyond TRL's own state."""
-
-    real_calls_total: int = 0
-    detector: CollapseDetector = field(default_factory=CollapseDetector)
-    stopped: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> RunState:
-        return cls(d["real_calls_total"], CollapseDetector(**d["detector"]), d.get("stopped"))
-
-
-# ---------------------------------------------------------------------------------------
-# The rollout function
-
-
-class AgentRollouts:
-    """TRL ``rollout_func``: one agent-loop rollout per (already repeated) prompt."""
-
-    def __init__(
-        self,
-        tokenizer: Any,
-        cfg: RLConfig,
-        toolbox: Any,
-        golds: dict[str, list[str]],
-        out_dir: Path,
-        state: RunState,
-        logits_hook: Any = None,
-        chains: dict[str, list[dict]] | None = None,
-    ):
-        from autocoa.train.rewards import make_reward
-
-        self.tokenizer, self.cfg, self.toolbox, self.golds, self.out_dir = tokenizer, cfg, toolbox, golds, out_dir
-        self.state, self.logits_hook, self.chains = state, logits_hook, chains or {}
-        self.reward = make_reward(cfg.reward_metric, cfg.require_well_formed, cfg.format_weight)
-
-    def __call__(self, prompts: list[str], trainer: Any) -> dict[str, list]:
-        import torch
-
-        from autocoa.agent.engine import Engine
-
-        step = trainer.state.global_step
-        env = self.cfg.env_at(step)
-        acc = trainer.accelerator
-        model = acc.unwrap_model(trainer.model)
-        toolbox = self.toolbox if env == "real" else None
-        engine = Engine(model, self.tokenizer, toolbox, tags=self._tags(), logits_hook=self.logits_hook)
-        seed = self.cfg.seed * 1_000_003 + step * 101 + acc.process_index
-        rollouts = engine.generate(list(prompts), self.cfg.agent_config(env, seed))
-        cap = self.cfg.max_new_tokens - self.cfg.max_answer_tokens - 3
-        checked, fact = self._observation_check(rollouts)
-        local = torch.tensor(
-            [
-                len(rollouts),
-                sum(r.n_tool_calls for r in rollouts),
-                sum(r.n_actions for r in rollouts),
-                sum(r.forced_answer for r in rollouts),
-                sum(len(r.ids) >= cap for r in rollouts),
-                sum(len(r.ids) for r in rollouts),
-                checked,
-                fact,
-            ],
-            dtype=torch.float64,
-            device=acc.device,
-        )
-        n, calls, actions, forced, capped, tokens, checked, fact = acc.reduce(local, reduction="sum").tolist()
-        self.state.real_calls_total += int(calls)
-        metrics = [
-            ("rl/real_calls", calls),
-            ("rl/actions", actions / n),
-            ("rl/forced_answer", forced / n),
-            ("rl/capped", capped / n),
-            ("rl/response_tokens", tokens / n),
-            ("rl/env_real", float(env == "real")),
-        ]
-        if self.chains:
-            metrics += [("rl/obs_checked", checked)] + ([("rl/obs_fact", fact / checked)] if checked else [])
-        for name, value in metrics:
-            trainer._log_metric(name, value)  # TRL's per-step metric buffer (the `log_metric` of reward functions)
-        if acc.is_main_process and step % self.cfg.rollouts_every == 0 and self.cfg.rollouts_per_dump:
-            self._dump(step, env, rollouts[: self.cfg.rollouts_per_dump])
-        return {
-            "prompt_ids": [r.prompt_ids for r in rollouts],
-            "completion_ids": [r.ids for r in rollouts],
-            "logprobs": [r.logprobs for r in rollouts],
-            "env_mask": [r.mask for r in rollouts],
-        }
-
-    def _observation_check(self, rollouts: list) -> tuple[int, int]:
-        """(search results matched to a hop, of those stating its true object) over the rollouts
-        whose question has a gold chain (:func:`autocoa.eval.analysis.check_observations`)."""
-        from autocoa.eval.analysis import check_observations
-
-        checked = fact = 0
-        for r in rollouts:
-            chain = self.chains.get(r.prompt)
-            if chain and r.trajectory is not None:
-                for c in check_observations(r.trajectory, chain):
-                    checked += c["hop"] is not None
-                    fact += bool(c["states_fact"])
-        return checked, fact
-
-    def _tags(self):
-        from autocoa.tags import DEFAULT_TAGS
-
-        return self.toolbox.tags if self.toolbox is not None else DEFAULT_TAGS
-
-    def _dump(self, step: int, env: str, rollouts: list) -> None:
-        from autocoa.jsonl import write_jsonl
-
-        rows = []
-        for r in rollouts:
-            golds = self.golds.get(r.prompt, [])
-            text = r.trajectory.response if r.trajectory is not None else ""
-            reward = self.reward(completions=[text], golden_answers=[golds])[0] if golds else None
-            rows.append(
-                {
-                    "step": step,
-                    "env": env,
-                    "prompt": r.prompt,
-                    "response": text,
-                    "answer": r.trajectory.answer if r.trajectory is not None else None,
-                    "golden_answers": golds,
-                    "reward": reward,
-                    "n_actions": r.n_actions,
-                    "n_tool_calls": r.n_tool_calls,
-                    "forced_answer": r.forced_answer,
-                    "finish": r.finish,
-                    "n_tokens": len(r.ids),
-                    "n_trained_tokens": sum(r.mask),
-                }
-            )
-        write_jsonl(self.out_dir / "rollouts.jsonl", rows, append=True)
 
 
 # ---------------------------------------------------------------------------------------
@@ -381,49 +105,6 @@ def _trainer_class():
     return AgentGRPOTrainer
 
 
-def _monitor(cfg: RLConfig, state: RunState, out_dir: Path):
-    from transformers import TrainerCallback
-
-    class RLMonitor(TrainerCallback):
-        """Every ``eval_every`` steps: window means -> collapse check, best model to ``best/``."""
-
-        def __init__(self) -> None:
-            self.window: list[tuple[float, float | None, float]] = []
-
-        def on_log(self, args, state_, control, logs=None, model=None, processing_class=None, **_):
-            if not logs or "reward" not in logs:
-                return
-            self.window.append((logs["reward"], logs.get("entropy"), logs.get("rl/capped", 0.0)))
-            if state_.global_step % cfg.eval_every:
-                return
-            rewards, ents, caps = zip(*self.window, strict=True)
-            self.window = []
-            ents = [e for e in ents if e is not None]
-            improved, reason = state.detector.update(
-                state_.global_step,
-                sum(rewards) / len(rewards),
-                sum(ents) / len(ents) if ents else None,
-                sum(caps) / len(caps),
-            )
-            if improved and state_.is_world_process_zero and model is not None:
-                _save_atomic(getattr(model, "module", model), processing_class, out_dir / "best")
-            if reason is not None and cfg.stop_on_collapse:
-                state.stopped = f"collapse at step {state_.global_step}: {reason}"
-                control.should_training_stop = True
-
-    return RLMonitor()
-
-
-def _save_atomic(model: Any, tokenizer: Any, dest: Path) -> None:
-    tmp = dest.with_name(dest.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    if tokenizer is not None:
-        tokenizer.save_pretrained(tmp)
-    shutil.rmtree(dest, ignore_errors=True)
-    tmp.rename(dest)
-
-
 # ---------------------------------------------------------------------------------------
 # Resume helpers
 
@@ -443,24 +124,6 @@ def last_complete_checkpoint(run_dir: Path) -> Path | None:
 
 # ---------------------------------------------------------------------------------------
 # The stage
-
-
-def load_questions(path: str | Path, tokenizer: Any, max_questions: int | None = None) -> list[dict[str, Any]]:
-    """QA rows (any supported format, e.g. synth's ``coa.jsonl``) -> ``{"prompt", "golden_answers"}``,
-    plus ``chain`` when the row carries the synthetic world's gold chain."""
-    from autocoa.agent.prompts import format_prompt
-    from autocoa.data.qa import load_qa
-
-    records = load_qa(path)[:max_questions]
-    if not records:
-        raise ValueError(f"{path}: no questions")
-    rows = []
-    for r in records:
-        row = {"prompt": format_prompt(r.question, tokenizer), "golden_answers": list(r.golden_answers)}
-        if isinstance(r.meta.get("chain"), list):
-            row["chain"] = r.meta["chain"]
-        rows.append(row)
-    return rows
 
 
 def schedule_means(metrics_path: Path) -> dict[str, float | None]:
@@ -558,13 +221,13 @@ def train_rl(
     if model.get_input_embeddings().weight.shape[0] != _saved_vocab(ref_path):
         ref_path = out_dir / "init"
         if dist.is_main_process and not (ref_path / "config.json").exists():
-            _save_atomic(model, tok, ref_path)
+            save_atomic(model, tok, ref_path)
         dist.wait_for_everyone()
     model.config._name_or_path = str(ref_path)
 
     rows = load_questions(questions_path, tok, max_questions)
     ckpt = last_complete_checkpoint(out_dir / "trainer")
-    state = RunState(detector=_detector(cfg))
+    state = RunState(detector=detector_for(cfg))
     if ckpt is not None:
         state = RunState.from_dict(json.loads((ckpt / RUN_STATE).read_text(encoding="utf-8")))
         done_steps = json.loads((ckpt / "trainer_state.json").read_text(encoding="utf-8"))["global_step"]
@@ -643,7 +306,7 @@ def build_trainer(
     from autocoa.train.common import metrics_callback
     from autocoa.train.rewards import accuracy, make_reward
 
-    state = state or RunState(detector=_detector(cfg))
+    state = state or RunState(detector=detector_for(cfg))
     golds = {r["prompt"]: r["golden_answers"] for r in rows}
     chains = {r["prompt"]: r["chain"] for r in rows if "chain" in r}
     rows = [{k: r[k] for k in ("prompt", "golden_answers")} for r in rows]
@@ -692,16 +355,10 @@ def build_trainer(
         train_dataset=Dataset.from_list(rows),
         processing_class=tokenizer,
         rollout_func=rollout_func,
-        callbacks=[metrics_callback(out_dir / "metrics.jsonl"), _monitor(cfg, state, out_dir)],
+        callbacks=[metrics_callback(out_dir / "metrics.jsonl"), monitor(cfg, state, out_dir)],
     )
     trainer.run_state = state
     return trainer
-
-
-def _detector(cfg: RLConfig) -> CollapseDetector:
-    return CollapseDetector(
-        patience=cfg.collapse_patience, entropy_factor=cfg.collapse_entropy_factor, max_capped=cfg.collapse_capped
-    )
 
 
 def _saved_vocab(path: Path) -> int | None:

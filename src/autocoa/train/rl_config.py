@@ -1,0 +1,89 @@
+"""The RL stage's configuration (:class:`RLConfig`): schedule, GRPO loss, rollouts, reward,
+logging and collapse detection, with the departures from the paper in the help texts. The
+stage itself is :mod:`autocoa.train.rl`."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from autocoa.config import Config
+from autocoa.train.rewards import Metric
+
+Env = Literal["simulated", "real"]
+
+
+class RLConfig(Config):
+    # schedule
+    sim_steps: int = Field(80, ge=0, description="RL-stage1: GRPO steps in the simulated environment (run first)")
+    real_steps: int = Field(16, ge=0, description="RL-stage2: GRPO steps in the real environment (run after)")
+    prompts_per_step: int = Field(8, ge=1, description="questions per GRPO step (paper: 48)")
+    num_generations: int = Field(5, ge=2, description="group size: rollouts per question (paper: 5)")
+    # GRPO loss
+    lr: float = Field(1e-4, gt=0, description="AdamW learning rate, constant (paper: 7e-7 for a 7B model)")
+    warmup_steps: int = Field(0, ge=0, description="linear warm-up steps")
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay")
+    max_grad_norm: float = Field(1.0, gt=0, description="gradient clipping")
+    clip_epsilon: float = Field(0.2, gt=0, description="PPO clip range (paper: 0.2)")
+    kl_coef: float = Field(0.001, ge=0, description="k3 KL to the initial policy (paper: 0.001); 0 = no ref model")
+    entropy_coef: float = Field(0.001, ge=0, description="entropy bonus (paper: 0.001)")
+    loss_type: Literal["dapo", "grpo", "bnpo", "dr_grpo"] = Field(
+        "dapo", description="loss normaliser (TRL names): dapo = token mean over the batch; grpo = per sequence"
+    )
+    # rollouts
+    temperature: float = Field(0.6, gt=0, description="sampling temperature (paper: 0.6)")
+    top_p: float = Field(1.0, gt=0, le=1.0, description="nucleus sampling mass")
+    max_actions: int = Field(6, ge=0, description="action budget per rollout; then an answer is forced")
+    max_new_tokens: int = Field(512, ge=8, description="token budget per response, observations included")
+    max_obs_tokens: int = Field(256, ge=8, description="observations (real or simulated) are cut here")
+    max_answer_tokens: int = Field(32, ge=1, description="a forced answer is closed after this many tokens")
+    topk: int = Field(3, ge=1, description="documents per real search")
+    # reward
+    reward_metric: Metric = Field("em", description="em: exact match (paper); f1: token F1 (partial credit)")
+    require_well_formed: bool = Field(True, description="a malformed trajectory scores 0 (paper)")
+    format_weight: float = Field(0.0, ge=0, description="subtracted from a trajectory that breaks a format rule")
+    # logging, checkpoints, collapse
+    rollouts_every: int = Field(5, ge=1, description="dump decoded rollouts every N steps")
+    rollouts_per_dump: int = Field(4, ge=0, description="rollouts dumped each time")
+    save_every: int = Field(10, ge=1, description="checkpoint every N steps (resume point)")
+    keep_checkpoints: int = Field(2, ge=1, description="checkpoints kept")
+    eval_every: int = Field(5, ge=1, description="collapse check and best-model selection every N steps")
+    stop_on_collapse: bool = Field(True, description="stop when a collapse is detected (keep the best model)")
+    collapse_patience: int = Field(3, ge=1, description="collapse: window reward fell this many evaluations in a row")
+    collapse_entropy_factor: float = Field(3.0, gt=1, description="collapse: entropy above this x the first window's")
+    collapse_capped: float = Field(0.5, gt=0, le=1, description="collapse: this share of rollouts hit the token budget")
+    seed: int = Field(0, description="data order, sampling and initialisation seed")
+    bf16: bool | None = Field(None, description="bf16 autocast for the update; None = when supported (CPU too)")
+
+    @model_validator(mode="after")
+    def _check(self) -> RLConfig:
+        if self.total_steps == 0:
+            raise ValueError("sim_steps + real_steps must be at least 1")
+        if self.max_answer_tokens + 3 >= self.max_new_tokens:
+            raise ValueError("max_new_tokens must leave room for a forced answer (max_answer_tokens + 3)")
+        return self
+
+    @property
+    def total_steps(self) -> int:
+        return self.sim_steps + self.real_steps
+
+    def env_at(self, step: int) -> Env:
+        """The environment of (0-based) step ``step``: simulated first, then real."""
+        return "simulated" if step < self.sim_steps else "real"
+
+    def agent_config(self, env: Env, seed: int) -> Any:
+        from autocoa.agent.config import AgentConfig
+
+        return AgentConfig(
+            env=env,
+            n=1,  # TRL already repeated each prompt num_generations times
+            temperature=self.temperature,
+            top_p=self.top_p,
+            seed=seed,
+            max_actions=self.max_actions,
+            max_new_tokens=self.max_new_tokens,
+            max_obs_tokens=self.max_obs_tokens,
+            max_answer_tokens=self.max_answer_tokens,
+            batch_size=max(1, self.prompts_per_step * self.num_generations),
+        )

@@ -1,0 +1,133 @@
+"""What watches an RL run: the collapse detector (pure), the run counters that must survive a
+resume (:class:`RunState`), and the Trainer callback that feeds the detector and keeps the best
+weights in ``best/``."""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from autocoa.train.rl_config import RLConfig
+
+RUN_STATE = "autocoa_rl_state.json"  # RunState, inside each checkpoint-N (see autocoa.train.rl)
+
+
+@dataclass
+class CollapseDetector:
+    """Watches one number per evaluation window and says when training has collapsed.
+
+    >>> d = CollapseDetector(patience=2)
+    >>> d.update(5, reward=0.2, entropy=1.0)
+    (True, None)
+    >>> d.update(10, reward=0.1, entropy=1.1)
+    (False, None)
+    >>> d.update(15, reward=0.05, entropy=1.0)
+    (False, 'reward fell for 2 evaluations in a row (0.2 -> 0.05)')
+    >>> d.update(20, reward=0.3, entropy=3.5)
+    (True, 'entropy blew up: 3.5 vs 1 in the first window (x3 allowed)')
+    >>> d = CollapseDetector()
+    >>> d.update(5, reward=0.0, capped=0.1) and d.update(10, reward=0.0, capped=0.8)
+    (False, 'length blew up: 80% of rollouts hit the token budget (limit 50%)')
+    """
+
+    patience: int = 3
+    entropy_factor: float = 3.0
+    max_capped: float = 0.5
+    baseline_entropy: float | None = None
+    baseline_capped: float | None = None
+    rewards: list[float] = field(default_factory=list)
+    best_reward: float | None = None
+    best_step: int = -1
+
+    def update(
+        self, step: int, reward: float, entropy: float | None = None, capped: float = 0.0
+    ) -> tuple[bool, str | None]:
+        """Record one window; return (new best reward?, collapse reason or None)."""
+        if self.baseline_entropy is None and entropy is not None:
+            self.baseline_entropy = entropy
+        if self.baseline_capped is None:
+            self.baseline_capped = capped
+        self.rewards.append(reward)
+        improved = self.best_reward is None or reward > self.best_reward
+        if improved:
+            self.best_reward, self.best_step = reward, step
+        if entropy is not None and self.baseline_entropy and entropy > self.entropy_factor * self.baseline_entropy:
+            return improved, (
+                f"entropy blew up: {entropy:.3g} vs {self.baseline_entropy:.3g} in the first window "
+                f"(x{self.entropy_factor:g} allowed)"
+            )
+        limit = max(self.max_capped, self.baseline_capped + 0.25)
+        if capped > limit:
+            return improved, f"length blew up: {capped:.0%} of rollouts hit the token budget (limit {limit:.0%})"
+        tail = self.rewards[-(self.patience + 1) :]
+        if len(tail) == self.patience + 1 and all(b < a for a, b in itertools.pairwise(tail)):
+            return improved, (f"reward fell for {self.patience} evaluations in a row ({tail[0]:.3g} -> {tail[-1]:.3g})")
+        return improved, None
+
+
+@dataclass
+class RunState:
+    """What a resumed run must remember beyond TRL's own state."""
+
+    real_calls_total: int = 0
+    detector: CollapseDetector = field(default_factory=CollapseDetector)
+    stopped: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RunState:
+        return cls(d["real_calls_total"], CollapseDetector(**d["detector"]), d.get("stopped"))
+
+
+def detector_for(cfg: RLConfig) -> CollapseDetector:
+    return CollapseDetector(
+        patience=cfg.collapse_patience, entropy_factor=cfg.collapse_entropy_factor, max_capped=cfg.collapse_capped
+    )
+
+
+def monitor(cfg: RLConfig, state: RunState, out_dir: Path):
+    from transformers import TrainerCallback
+
+    class RLMonitor(TrainerCallback):
+        """Every ``eval_every`` steps: window means -> collapse check, best model to ``best/``."""
+
+        def __init__(self) -> None:
+            self.window: list[tuple[float, float | None, float]] = []
+
+        def on_log(self, args, state_, control, logs=None, model=None, processing_class=None, **_):
+            if not logs or "reward" not in logs:
+                return
+            self.window.append((logs["reward"], logs.get("entropy"), logs.get("rl/capped", 0.0)))
+            if state_.global_step % cfg.eval_every:
+                return
+            rewards, ents, caps = zip(*self.window, strict=True)
+            self.window = []
+            ents = [e for e in ents if e is not None]
+            improved, reason = state.detector.update(
+                state_.global_step,
+                sum(rewards) / len(rewards),
+                sum(ents) / len(ents) if ents else None,
+                sum(caps) / len(caps),
+            )
+            if improved and state_.is_world_process_zero and model is not None:
+                save_atomic(getattr(model, "module", model), processing_class, out_dir / "best")
+            if reason is not None and cfg.stop_on_collapse:
+                state.stopped = f"collapse at step {state_.global_step}: {reason}"
+                control.should_training_stop = True
+
+    return RLMonitor()
+
+
+def save_atomic(model: Any, tokenizer: Any, dest: Path) -> None:
+    tmp = dest.with_name(dest.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    if tokenizer is not None:
+        tokenizer.save_pretrained(tmp)
+    shutil.rmtree(dest, ignore_errors=True)
+    tmp.rename(dest)

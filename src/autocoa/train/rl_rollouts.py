@@ -1,0 +1,148 @@
+"""The RL stage's rollouts: TRL's ``rollout_func`` as our agent loop (:class:`AgentRollouts`), and
+the questions it is asked (:func:`load_questions`). See :mod:`autocoa.train.rl` for how they
+meet TRL's ``GRPOTrainer``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from autocoa.train.rl_config import RLConfig
+from autocoa.train.rl_monitor import RunState
+
+
+class AgentRollouts:
+    """TRL ``rollout_func``: one agent-loop rollout per (already repeated) prompt."""
+
+    def __init__(
+        self,
+        tokenizer: Any,
+        cfg: RLConfig,
+        toolbox: Any,
+        golds: dict[str, list[str]],
+        out_dir: Path,
+        state: RunState,
+        logits_hook: Any = None,
+        chains: dict[str, list[dict]] | None = None,
+    ):
+        from autocoa.train.rewards import make_reward
+
+        self.tokenizer, self.cfg, self.toolbox, self.golds, self.out_dir = tokenizer, cfg, toolbox, golds, out_dir
+        self.state, self.logits_hook, self.chains = state, logits_hook, chains or {}
+        self.reward = make_reward(cfg.reward_metric, cfg.require_well_formed, cfg.format_weight)
+
+    def __call__(self, prompts: list[str], trainer: Any) -> dict[str, list]:
+        import torch
+
+        from autocoa.agent.engine import Engine
+
+        step = trainer.state.global_step
+        env = self.cfg.env_at(step)
+        acc = trainer.accelerator
+        model = acc.unwrap_model(trainer.model)
+        toolbox = self.toolbox if env == "real" else None
+        engine = Engine(model, self.tokenizer, toolbox, tags=self._tags(), logits_hook=self.logits_hook)
+        seed = self.cfg.seed * 1_000_003 + step * 101 + acc.process_index
+        rollouts = engine.generate(list(prompts), self.cfg.agent_config(env, seed))
+        cap = self.cfg.max_new_tokens - self.cfg.max_answer_tokens - 3
+        checked, fact = self._observation_check(rollouts)
+        local = torch.tensor(
+            [
+                len(rollouts),
+                sum(r.n_tool_calls for r in rollouts),
+                sum(r.n_actions for r in rollouts),
+                sum(r.forced_answer for r in rollouts),
+                sum(len(r.ids) >= cap for r in rollouts),
+                sum(len(r.ids) for r in rollouts),
+                checked,
+                fact,
+            ],
+            dtype=torch.float64,
+            device=acc.device,
+        )
+        n, calls, actions, forced, capped, tokens, checked, fact = acc.reduce(local, reduction="sum").tolist()
+        self.state.real_calls_total += int(calls)
+        metrics = [
+            ("rl/real_calls", calls),
+            ("rl/actions", actions / n),
+            ("rl/forced_answer", forced / n),
+            ("rl/capped", capped / n),
+            ("rl/response_tokens", tokens / n),
+            ("rl/env_real", float(env == "real")),
+        ]
+        if self.chains:
+            metrics += [("rl/obs_checked", checked)] + ([("rl/obs_fact", fact / checked)] if checked else [])
+        for name, value in metrics:
+            trainer._log_metric(name, value)  # TRL's per-step metric buffer (the `log_metric` of reward functions)
+        if acc.is_main_process and step % self.cfg.rollouts_every == 0 and self.cfg.rollouts_per_dump:
+            self._dump(step, env, rollouts[: self.cfg.rollouts_per_dump])
+        return {
+            "prompt_ids": [r.prompt_ids for r in rollouts],
+            "completion_ids": [r.ids for r in rollouts],
+            "logprobs": [r.logprobs for r in rollouts],
+            "env_mask": [r.mask for r in rollouts],
+        }
+
+    def _observation_check(self, rollouts: list) -> tuple[int, int]:
+        """(search results matched to a hop, of those stating its true object) over the rollouts
+        whose question has a gold chain (:func:`autocoa.eval.analysis.check_observations`)."""
+        from autocoa.eval.analysis import check_observations
+
+        checked = fact = 0
+        for r in rollouts:
+            chain = self.chains.get(r.prompt)
+            if chain and r.trajectory is not None:
+                for c in check_observations(r.trajectory, chain):
+                    checked += c["hop"] is not None
+                    fact += bool(c["states_fact"])
+        return checked, fact
+
+    def _tags(self):
+        from autocoa.tags import DEFAULT_TAGS
+
+        return self.toolbox.tags if self.toolbox is not None else DEFAULT_TAGS
+
+    def _dump(self, step: int, env: str, rollouts: list) -> None:
+        from autocoa.jsonl import write_jsonl
+
+        rows = []
+        for r in rollouts:
+            golds = self.golds.get(r.prompt, [])
+            text = r.trajectory.response if r.trajectory is not None else ""
+            reward = self.reward(completions=[text], golden_answers=[golds])[0] if golds else None
+            rows.append(
+                {
+                    "step": step,
+                    "env": env,
+                    "prompt": r.prompt,
+                    "response": text,
+                    "answer": r.trajectory.answer if r.trajectory is not None else None,
+                    "golden_answers": golds,
+                    "reward": reward,
+                    "n_actions": r.n_actions,
+                    "n_tool_calls": r.n_tool_calls,
+                    "forced_answer": r.forced_answer,
+                    "finish": r.finish,
+                    "n_tokens": len(r.ids),
+                    "n_trained_tokens": sum(r.mask),
+                }
+            )
+        write_jsonl(self.out_dir / "rollouts.jsonl", rows, append=True)
+
+
+def load_questions(path: str | Path, tokenizer: Any, max_questions: int | None = None) -> list[dict[str, Any]]:
+    """QA rows (any supported format, e.g. synth's ``coa.jsonl``) -> ``{"prompt", "golden_answers"}``,
+    plus ``chain`` when the row carries the synthetic world's gold chain."""
+    from autocoa.agent.prompts import format_prompt
+    from autocoa.data.qa import load_qa
+
+    records = load_qa(path)[:max_questions]
+    if not records:
+        raise ValueError(f"{path}: no questions")
+    rows = []
+    for r in records:
+        row = {"prompt": format_prompt(r.question, tokenizer), "golden_answers": list(r.golden_answers)}
+        if isinstance(r.meta.get("chain"), list):
+            row["chain"] = r.meta["chain"]
+        rows.append(row)
+    return rows
