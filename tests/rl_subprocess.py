@@ -19,7 +19,7 @@ torch.set_num_threads(1)
 
 from autocoa.models import load_model  # noqa: E402
 from autocoa.tools.base import Toolbox  # noqa: E402
-from autocoa.train import rl  # noqa: E402
+from autocoa.train import rl, rl_config, rl_rollouts  # noqa: E402
 from tests.agent_helpers import FakeSearch  # noqa: E402
 from tests.rl_helpers import scripted_hook  # noqa: E402
 
@@ -42,20 +42,20 @@ def main() -> None:
     model, questions, out = sys.argv[1:4]
     kill_at = int(sys.argv[4]) if len(sys.argv) > 4 else None
     if kill_at is not None:
-        original = rl.AgentRollouts.__call__
+        original = rl_rollouts.AgentRollouts.__call__
 
         def call(self, prompts, trainer):
             if trainer.state.global_step == kill_at:
                 os.kill(os.getpid(), signal.SIGKILL)
             return original(self, prompts, trainer)
 
-        rl.AgentRollouts.__call__ = call
+        rl_rollouts.AgentRollouts.__call__ = call
     _, tok = load_model(model)
     summary = rl.train_rl(
         model,
         questions,
         out,
-        rl.RLConfig(**CFG),
+        rl_config.RLConfig(**CFG),
         toolbox=Toolbox([FakeSearch()]),
         progress=False,
         logits_hook=scripted_hook(tok, TURNS),
