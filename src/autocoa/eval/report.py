@@ -114,7 +114,8 @@ def results_table(rows: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib's pyplot on the Agg backend (files only, no display)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -123,12 +124,20 @@ def _pyplot():
     return plt
 
 
+def save_figure(fig, path: Path) -> Path:
+    """Lay out, write (PNG, 110 dpi) and close a figure; return its path."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    pyplot().close(fig)
+    return path
+
+
 def plot_em_by_hops(rows: Sequence[dict[str, Any]], path: Path) -> Path | None:
     """Grouped bars: EM per hop count, one bar per (run, method); None without hop counts."""
     hops = sorted({h for r in rows for h in r["em_by_hops"] if isinstance(h, int)})
     if not hops:
         return None
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(max(5.0, 1.2 * len(hops) + 0.4 * len(rows)), 3.6))
     width = 0.8 / len(rows)
     for i, r in enumerate(rows):
@@ -140,10 +149,7 @@ def plot_em_by_hops(rows: Sequence[dict[str, Any]], path: Path) -> Path | None:
     ax.set_title("EM by hop count")
     ax.legend(fontsize=8, ncol=2)
     ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_by_actions(rows: Sequence[dict[str, Any]], path: Path) -> Path | None:
@@ -151,7 +157,7 @@ def plot_by_actions(rows: Sequence[dict[str, Any]], path: Path) -> Path | None:
     correct answers that used that many actions (right), one line per (run, method)."""
     if not any(r["by_actions"] for r in rows):
         return None
-    plt = _pyplot()
+    plt = pyplot()
     fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.6))
     for r in rows:
         acts = sorted(a for a in r["by_actions"] if isinstance(a, int))
@@ -170,10 +176,7 @@ def plot_by_actions(rows: Sequence[dict[str, Any]], path: Path) -> Path | None:
         ax.grid(alpha=0.3)
     left.set_ylabel("fraction")
     right.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_cost(rows: Sequence[dict[str, Any]], path: Path) -> Path | None:
@@ -184,7 +187,7 @@ def plot_cost(rows: Sequence[dict[str, Any]], path: Path) -> Path | None:
     pts = [r for r in pts if r["method"] == "agent"] or pts
     if not pts:
         return None
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
     for r in pts:
         ax.scatter(r["train_real_calls"], r["em"], s=40)
@@ -195,10 +198,7 @@ def plot_cost(rows: Sequence[dict[str, Any]], path: Path) -> Path | None:
     ax.set_ylabel("EM (avg)")
     ax.set_title("accuracy vs real-environment cost")
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 _LEGEND = (

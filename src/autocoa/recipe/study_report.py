@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from autocoa.eval.report import pyplot, save_figure
+
 
 def fmt(s: dict[str, Any] | None, digits: int = 3) -> str:
     """``mean (min-max)`` of a :func:`~autocoa.recipe.study.spread`, or ``-``.
@@ -82,15 +84,6 @@ def collapse_table(rows: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def _err(s: dict[str, Any]) -> tuple[list[float], list[float]]:
     """Error bar lengths below and above the mean (never negative: the mean is rounded)."""
     return [max(0.0, s["mean"] - s["min"])], [max(0.0, s["max"] - s["mean"])]
@@ -101,7 +94,7 @@ def plot_cost(rows: Sequence[dict[str, Any]], path: Path, title: str) -> Path | 
     pts = [r for r in rows if r.get("em") and r.get("real_calls") and r.get("method", "agent") == "agent"]
     if not pts:
         return None
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
     for r in pts:
         x, y = r["real_calls"], r["em"]
@@ -112,10 +105,7 @@ def plot_cost(rows: Sequence[dict[str, Any]], path: Path, title: str) -> Path | 
     ax.set_title(title, fontsize=10)
     ax.margins(x=0.25, y=0.15)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_fidelity(rows: Sequence[dict[str, Any]], path: Path) -> Path | None:
@@ -123,7 +113,7 @@ def plot_fidelity(rows: Sequence[dict[str, Any]], path: Path) -> Path | None:
     rows = [r for r in rows if "pool_repeats" in r["params"]]
     if not rows:
         return None
-    plt = _pyplot()
+    plt = pyplot()
     fig, (left, right) = plt.subplots(1, 2, figsize=(9.5, 3.8))
     xs = [r["params"]["pool_repeats"] for r in rows]
     for key, label in (
@@ -161,10 +151,7 @@ def plot_fidelity(rows: Sequence[dict[str, Any]], path: Path) -> Path | None:
         ax.set_ylim(-0.02, 1.05)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_rows(rows: Sequence[dict[str, Any]], path: Path) -> Path | None:
@@ -172,7 +159,7 @@ def plot_rows(rows: Sequence[dict[str, Any]], path: Path) -> Path | None:
     rows = [r for r in rows if r.get("em")]
     if not rows:
         return None
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7.0, 0.4 * len(rows) + 1.2))
     ys = list(range(len(rows)))[::-1]
     means = [r["em"]["mean"] for r in rows]
@@ -182,10 +169,7 @@ def plot_rows(rows: Sequence[dict[str, Any]], path: Path) -> Path | None:
     ax.set_xlim(0, 1.0)
     ax.set_xlabel("held-out EM (mean over seeds, bars: min-max)")
     ax.grid(axis="x", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def write_study_report(
