@@ -96,10 +96,13 @@ def plot_cost(rows: Sequence[dict[str, Any]], path: Path, title: str) -> Path | 
         return None
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
-    for r in pts:
+    for i, r in enumerate(pts):
         x, y = r["real_calls"], r["em"]
-        ax.errorbar([x["mean"]], [y["mean"]], xerr=_err(x), yerr=_err(y), fmt="o", capsize=3)
-        ax.annotate(r["name"], (x["mean"], y["mean"]), fontsize=7, xytext=(4, 4), textcoords="offset points")
+        label = r["params"].get("schedule") if r.get("params", {}).get("schedule") not in (None, "-") else r["name"]
+        ax.errorbar([x["mean"]], [y["mean"]], xerr=_err(x), yerr=_err(y), fmt="o", capsize=3, label=r["name"])
+        offset = (4, 6 if i % 2 == 0 else -12)  # alternate above / below: schedules often tie
+        ax.annotate(label, (x["mean"], y["mean"]), fontsize=7, xytext=offset, textcoords="offset points")
+    ax.legend(fontsize=6, loc="best")
     ax.set_xlabel("real tool calls spent in RL (mean over seeds, bars: min-max)")
     ax.set_ylabel("held-out EM (avg)")
     ax.set_title(title, fontsize=10)
