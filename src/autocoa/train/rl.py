@@ -60,6 +60,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from autocoa.train.checkpoints import MANIFEST
 from autocoa.train.rl_config import RLConfig
 from autocoa.train.rl_monitor import RUN_STATE, RunState, detector_for, monitor, save_atomic
 from autocoa.train.rl_rollouts import AgentRollouts, load_questions
@@ -171,42 +172,14 @@ def train_rl(
     import torch
     from accelerate import PartialState
 
-    from autocoa.data.qa import load_qa
     from autocoa.models import load_model
-    from autocoa.train.checkpoints import MANIFEST, check_resumable, file_hash, trim_jsonl
-    from autocoa.train.common import check_out_dir, mark_done
 
     cfg = cfg or RLConfig()
     out_dir, questions_path = Path(out_dir), Path(questions_path)
-    if not load_qa(questions_path):  # a bad row fails here, before anything is deleted or written
-        raise ValueError(f"{questions_path}: no questions")
-    manifest = {
-        "stage": "rl",
-        "model": str(Path(model_path).resolve()),
-        "config": cfg.model_dump(mode="json"),
-        "questions": {str(questions_path.resolve()): file_hash(questions_path)},
-        "max_questions": max_questions,
-    }
+    manifest = _manifest(model_path, questions_path, cfg, max_questions)  # reads every row first
     dist = PartialState(cpu=not torch.cuda.is_available())  # as Trainer(use_cpu=...) will: gloo DDP on CPU
-    if dist.is_main_process:
-        check_out_dir(out_dir, overwrite)
-        if overwrite:
-            for name in ("trainer", "best", "metrics.jsonl", "rollouts.jsonl", "DONE", CONFIG_NAME, MANIFEST):
-                p = out_dir / name
-                shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
-    dist.wait_for_everyone()
-    saved_cfg = out_dir / CONFIG_NAME
-    resumable = last_complete_checkpoint(out_dir / "trainer") is not None  # else a fresh start, whatever was there
-    # something to resume: only the same run (questions hashed); runs from before the manifest: same config
-    if resumable and not check_resumable(out_dir, manifest) and saved_cfg.exists() and RLConfig.load(saved_cfg) != cfg:
-        raise ValueError(f"{out_dir} holds a run with another config ({saved_cfg}); use another --out or --overwrite")
-    if cfg.real_steps and toolbox is None:
-        if (index is None) == (url is None):
-            raise ValueError("the real environment (real_steps > 0) needs exactly one of index or url")
-        from autocoa.tools import open_toolbox
-
-        toolbox = open_toolbox(index=str(index) if index is not None else None, url=url, k=cfg.topk)
-
+    _prepare_out_dir(out_dir, cfg, manifest, overwrite, dist)
+    toolbox = _real_toolbox(cfg, toolbox, index, url)
     batch = cfg.prompts_per_step * cfg.num_generations
     if batch % dist.num_processes:
         raise ValueError(
@@ -215,30 +188,11 @@ def train_rl(
         )
     t0 = time.perf_counter()
     model, tok = load_model(model_path, for_training=True)
-    # TRL builds the KL reference from config._name_or_path: point it at a checkpoint holding
-    # exactly these weights (a copy when load_model had to add the tags to the vocabulary).
-    ref_path = Path(model_path)
-    if model.get_input_embeddings().weight.shape[0] != _saved_vocab(ref_path):
-        ref_path = out_dir / "init"
-        if dist.is_main_process and not (ref_path / "config.json").exists():
-            save_atomic(model, tok, ref_path)
-        dist.wait_for_everyone()
-    model.config._name_or_path = str(ref_path)
-
+    _point_reference_at(model, tok, Path(model_path), out_dir, dist)
     rows = load_questions(questions_path, tok, max_questions)
-    ckpt = last_complete_checkpoint(out_dir / "trainer")
-    state = RunState(detector=detector_for(cfg))
-    if ckpt is not None:
-        state = RunState.from_dict(json.loads((ckpt / RUN_STATE).read_text(encoding="utf-8")))
-        done_steps = json.loads((ckpt / "trainer_state.json").read_text(encoding="utf-8"))["global_step"]
-        if dist.is_main_process:
-            trim_jsonl(out_dir / "metrics.jsonl", lambda r: r.get("step", 0) <= done_steps)
-            trim_jsonl(out_dir / "rollouts.jsonl", lambda r: r.get("step", 0) < done_steps)
-    elif dist.is_main_process:
-        for name in ("metrics.jsonl", "rollouts.jsonl"):
-            (out_dir / name).unlink(missing_ok=True)
+    ckpt, state = _resume_state(out_dir, cfg, dist)
     if dist.is_main_process:
-        cfg.save(saved_cfg)
+        cfg.save(out_dir / CONFIG_NAME)
         (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     dist.wait_for_everyone()
 
@@ -250,16 +204,9 @@ def train_rl(
     t_train = time.perf_counter()
     trainer.train(resume_from_checkpoint=str(ckpt) if ckpt is not None else None)
     t_end = time.perf_counter()
-    seconds, train_seconds = t_end - t0, t_end - t_train
-    steps = trainer.state.global_step
-
     if dist.is_main_process:
-        final = trainer.accelerator.unwrap_model(trainer.model)
-        if state.stopped and (out_dir / "best" / "config.json").exists():
-            shutil.copytree(out_dir / "best", out_dir, dirs_exist_ok=True)
-        else:
-            final.save_pretrained(out_dir)
-            tok.save_pretrained(out_dir)
+        _save_output(trainer, tok, state, out_dir)
+    steps = trainer.state.global_step
     summary = {
         "steps": steps,
         "sim_steps_done": min(steps, cfg.sim_steps),
@@ -271,19 +218,108 @@ def train_rl(
         "best_step": state.detector.best_step,
         "window_rewards": state.detector.rewards,
         "resumed_from_step": step_before if ckpt is not None else None,
-        "seconds": round(seconds, 1),
-        "train_seconds": round(train_seconds, 1),
-        "steps_per_second": round((steps - step_before) / train_seconds, 4) if train_seconds else None,
+        "seconds": round(t_end - t0, 1),
+        "train_seconds": round(t_end - t_train, 1),
+        "steps_per_second": round((steps - step_before) / (t_end - t_train), 4) if t_end > t_train else None,
         "bf16": trainer.args.bf16,
         "num_processes": dist.num_processes,
         "output": "best" if state.stopped else "last",
         **schedule_means(out_dir / "metrics.jsonl"),
     }
     if dist.is_main_process:
+        from autocoa.train.common import mark_done
+
         (out_dir / "rl.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
         mark_done(out_dir, summary)
     dist.wait_for_everyone()
     return summary
+
+
+def _manifest(model_path: str | Path, questions: Path, cfg: RLConfig, max_questions: int | None) -> dict[str, Any]:
+    """What makes two runs the same run (resume only those); the questions file is read whole
+    first, so a bad row fails before anything is deleted or written."""
+    from autocoa.data.qa import load_qa
+    from autocoa.train.checkpoints import file_hash
+
+    if not load_qa(questions):
+        raise ValueError(f"{questions}: no questions")
+    return {
+        "stage": "rl",
+        "model": str(Path(model_path).resolve()),
+        "config": cfg.model_dump(mode="json"),
+        "questions": {str(questions.resolve()): file_hash(questions)},
+        "max_questions": max_questions,
+    }
+
+
+def _prepare_out_dir(out_dir: Path, cfg: RLConfig, manifest: dict[str, Any], overwrite: bool, dist: Any) -> None:
+    """Refuse a finished run (unless ``overwrite``, which clears it) and an unfinished run of
+    another manifest; a directory without a complete checkpoint is a fresh start."""
+    from autocoa.train.checkpoints import MANIFEST, check_resumable
+    from autocoa.train.common import check_out_dir
+
+    if dist.is_main_process:
+        check_out_dir(out_dir, overwrite)
+        if overwrite:
+            for name in ("trainer", "best", "metrics.jsonl", "rollouts.jsonl", "DONE", CONFIG_NAME, MANIFEST):
+                p = out_dir / name
+                shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+    dist.wait_for_everyone()
+    saved_cfg = out_dir / CONFIG_NAME
+    resumable = last_complete_checkpoint(out_dir / "trainer") is not None
+    # something to resume: only the same run (questions hashed); runs from before the manifest: same config
+    if resumable and not check_resumable(out_dir, manifest) and saved_cfg.exists() and RLConfig.load(saved_cfg) != cfg:
+        raise ValueError(f"{out_dir} holds a run with another config ({saved_cfg}); use another --out or --overwrite")
+
+
+def _real_toolbox(cfg: RLConfig, toolbox: Any, index: str | Path | None, url: str | None) -> Any:
+    if not cfg.real_steps or toolbox is not None:
+        return toolbox
+    if (index is None) == (url is None):
+        raise ValueError("the real environment (real_steps > 0) needs exactly one of index or url")
+    from autocoa.tools import open_toolbox
+
+    return open_toolbox(index=str(index) if index is not None else None, url=url, k=cfg.topk)
+
+
+def _point_reference_at(model: Any, tok: Any, model_path: Path, out_dir: Path, dist: Any) -> None:
+    """TRL builds the KL reference from ``config._name_or_path``: point it at a checkpoint
+    holding exactly these weights (a copy when load_model had to add the tags to the vocabulary)."""
+    ref_path = model_path
+    if model.get_input_embeddings().weight.shape[0] != _saved_vocab(ref_path):
+        ref_path = out_dir / "init"
+        if dist.is_main_process and not (ref_path / "config.json").exists():
+            save_atomic(model, tok, ref_path)
+        dist.wait_for_everyone()
+    model.config._name_or_path = str(ref_path)
+
+
+def _resume_state(out_dir: Path, cfg: RLConfig, dist: Any) -> tuple[Path | None, RunState]:
+    """The last complete checkpoint (None: a fresh start) and the run state to continue from;
+    the logs are cut back to that checkpoint (a line torn by a kill is dropped)."""
+    from autocoa.train.checkpoints import trim_jsonl
+
+    ckpt = last_complete_checkpoint(out_dir / "trainer")
+    if ckpt is None:
+        if dist.is_main_process:
+            for name in ("metrics.jsonl", "rollouts.jsonl"):
+                (out_dir / name).unlink(missing_ok=True)
+        return None, RunState(detector=detector_for(cfg))
+    state = RunState.from_dict(json.loads((ckpt / RUN_STATE).read_text(encoding="utf-8")))
+    done_steps = json.loads((ckpt / "trainer_state.json").read_text(encoding="utf-8"))["global_step"]
+    if dist.is_main_process:
+        trim_jsonl(out_dir / "metrics.jsonl", lambda r: r.get("step", 0) <= done_steps)
+        trim_jsonl(out_dir / "rollouts.jsonl", lambda r: r.get("step", 0) < done_steps)
+    return ckpt, state
+
+
+def _save_output(trainer: Any, tok: Any, state: RunState, out_dir: Path) -> None:
+    """The run's model in ``out_dir``: the best window's after a collapse stop, else the last."""
+    if state.stopped and (out_dir / "best" / "config.json").exists():
+        shutil.copytree(out_dir / "best", out_dir, dirs_exist_ok=True)
+    else:
+        trainer.accelerator.unwrap_model(trainer.model).save_pretrained(out_dir)
+        tok.save_pretrained(out_dir)
 
 
 def build_trainer(
