@@ -80,7 +80,7 @@ def create_app(
     from contextlib import asynccontextmanager
 
     from fastapi import FastAPI, Request
-    from fastapi.responses import JSONResponse, StreamingResponse
+    from fastapi.responses import JSONResponse
     from starlette.exceptions import HTTPException
 
     base = agent_config or AgentConfig()
@@ -134,33 +134,36 @@ def create_app(
                 )
             cfg = _agent_config(req, base, limits, engine)
             prompt = _prompt(req, engine, limits)
+            if req.stream:
+                return await _streamed(batcher, engine, model_name, req, cfg, prompt)
+            rollouts = await asyncio.wrap_future(batcher.submit(prompt, cfg))
         except RequestError as e:
             return error(e.status, e.message, e.param, e.code)
-        cid = schemas.completion_id()
-        if not req.stream:
-            try:
-                rollouts = await asyncio.wrap_future(batcher.submit(prompt, cfg))
-            except QueueFull as e:
-                return error(503, str(e), type="server_error", code="overloaded")
-            except Exception:  # logged by the batcher; the client learns no internals
-                return error(500, "the model failed on this request (see the server log)", type="server_error")
-            return schemas.completion(cid, model_name, rollouts, cfg.env)
-        include_usage = bool(req.stream_options and req.stream_options.include_usage)
-        events: asyncio.Queue = asyncio.Queue()
-        loop = asyncio.get_running_loop()
-
-        def on_pieces(j: int, pieces: list[Piece]) -> None:  # worker thread
-            loop.call_soon_threadsafe(events.put_nowait, ("pieces", j, pieces))
-
-        try:
-            fut = batcher.submit(prompt, cfg, on_pieces)
         except QueueFull as e:
             return error(503, str(e), type="server_error", code="overloaded")
-        fut.add_done_callback(lambda f: loop.call_soon_threadsafe(events.put_nowait, ("done", f)))
-        sse = _stream(cid, model_name, cfg, events, include_usage, engine)
-        return StreamingResponse(sse, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+        except Exception:  # logged by the batcher; the client learns no internals
+            return error(500, "the model failed on this request (see the server log)", type="server_error")
+        return schemas.completion(schemas.completion_id(), model_name, rollouts, cfg.env)
 
     return app
+
+
+async def _streamed(batcher: Batcher, engine: Engine, model_name: str, req, cfg: AgentConfig, prompt: str):
+    """A streaming reply: the batcher's pieces become server-sent events (``QueueFull`` if
+    the queue is full; a model failure is reported inside the stream)."""
+    from fastapi.responses import StreamingResponse
+
+    include_usage = bool(req.stream_options and req.stream_options.include_usage)
+    events: asyncio.Queue = asyncio.Queue()
+    loop = asyncio.get_running_loop()
+
+    def on_pieces(j: int, pieces: list[Piece]) -> None:  # worker thread
+        loop.call_soon_threadsafe(events.put_nowait, ("pieces", j, pieces))
+
+    fut = batcher.submit(prompt, cfg, on_pieces)
+    fut.add_done_callback(lambda f: loop.call_soon_threadsafe(events.put_nowait, ("done", f)))
+    sse = _stream(schemas.completion_id(), model_name, cfg, events, include_usage, engine)
+    return StreamingResponse(sse, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
 
 
 async def _read(request, limits: ServeLimits) -> schemas.ChatRequest:
