@@ -341,7 +341,7 @@ def test_config_errors_name_file_and_field(tmp_path):
 
 
 def test_trim_jsonl_keeps_rows_and_drops_a_torn_line(tmp_path):
-    from autocoa.train.checkpoints import trim_jsonl
+    from autocoa.jsonl import trim_jsonl
 
     path = tmp_path / "m.jsonl"
     path.write_text('{"step": 1}\n{"step": 2}\n{"step": 3}\n{"step": 4, "lo')

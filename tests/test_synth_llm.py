@@ -77,6 +77,19 @@ def test_rejection_sampling_resumes(tmp_path):
     assert sorted(ids) == ["q0", "q1", "q2", "q3"]  # nothing sampled twice
 
 
+def test_a_kill_between_the_rows_and_the_progress_line_leaves_no_duplicate(tmp_path):
+    app = scripted_completions_app()
+    with serve(app) as url:
+        teacher = EndpointTeacher(url + "/v1", "teacher", Toolbox([FakeSearch()]))
+        rejection_sample(teacher, RECORDS[:2], tmp_path, n=2, batch=1)
+        # a kill after q2's rows were written, before its progress line: q2 is sampled again
+        coa = (tmp_path / "coa.jsonl").read_text().splitlines()
+        (tmp_path / "coa.jsonl").write_text("\n".join([*coa, coa[0].replace('"q0"', '"q2"')]) + "\n")
+        rejection_sample(teacher, RECORDS, tmp_path, n=2, batch=1)
+    ids = [r["id"] for _, r in read_jsonl(tmp_path / "coa.jsonl")]
+    assert sorted(ids) == ["q0", "q1", "q2", "q3"]
+
+
 def test_endpoint_errors_are_clear(tmp_path):
     app = FastAPI()
     with serve(app) as url:

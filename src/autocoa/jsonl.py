@@ -46,3 +46,21 @@ def write_jsonl(path: str | Path, rows: Iterable[Any], append: bool = False) -> 
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
             n += 1
     return n
+
+
+def trim_jsonl(path: Path, keep) -> None:
+    """Keep the JSONL rows for which ``keep(row)`` holds, dropping a line torn by a kill
+    (the resumed run writes those rows again). Written atomically."""
+    if not path.exists():
+        return
+    kept = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            row = json.loads(line)
+        except ValueError:  # a line cut short by the kill
+            continue
+        if isinstance(row, dict) and keep(row):
+            kept.append(line)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(x + "\n" for x in kept), encoding="utf-8")
+    tmp.replace(path)

@@ -34,6 +34,9 @@ class Kind(StrEnum):
 
 # Tag names of the non-action kinds. An action's tag name is its tool's name.
 THINK, OBSERVATION, ANSWER = "think", "result", "answer"
+# The non-action kinds and their tag names, both ways (an action's tag is its tool's name).
+TAG_OF_KIND = {Kind.THINK: THINK, Kind.OBSERVATION: OBSERVATION, Kind.ANSWER: ANSWER}
+KIND_OF_TAG = {name: kind for kind, name in TAG_OF_KIND.items()}
 DEFAULT_ACTIONS = ("search", "calculate")
 # What a chat model's instructions say of each built-in action (a prompt must not depend on the
 # runtime toolbox: training and inference format it alike). Other actions are described by name.
@@ -84,12 +87,8 @@ class Tags:
         return [t for n in self.names for t in (open_tag(n), close_tag(n))]
 
     def kind_of(self, name: str) -> Kind:
-        if name == THINK:
-            return Kind.THINK
-        if name == OBSERVATION:
-            return Kind.OBSERVATION
-        if name == ANSWER:
-            return Kind.ANSWER
+        if name in KIND_OF_TAG:
+            return KIND_OF_TAG[name]
         if name in self.actions:
             return Kind.ACTION
         raise KeyError(f"unknown tag name {name!r}")

@@ -29,9 +29,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from autocoa.tags import ANSWER, DEFAULT_TAGS, OBSERVATION, THINK, Kind, Tags, close_tag, open_tag
-
-_TAG_OF_KIND = {Kind.THINK: THINK, Kind.OBSERVATION: OBSERVATION, Kind.ANSWER: ANSWER}
+from autocoa.tags import DEFAULT_TAGS, TAG_OF_KIND, Kind, Tags, close_tag, open_tag
 
 
 @dataclass(frozen=True)
@@ -59,7 +57,7 @@ class Segment:
     @property
     def tag(self) -> str | None:
         """The tag name (``think``, ``search``, ``result``, ``answer``); None for free text."""
-        return self.tool if self.kind is Kind.ACTION else _TAG_OF_KIND.get(self.kind)
+        return self.tool if self.kind is Kind.ACTION else TAG_OF_KIND.get(self.kind)
 
     @property
     def rendered(self) -> str:

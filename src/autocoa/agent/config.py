@@ -12,6 +12,25 @@ MIN_TEMPERATURE = 1e-3  # below it, logits / temperature overflow float32 (and s
 SEED_RANGE = (-(2**63), 2**64 - 1)  # what torch.Generator.manual_seed accepts
 
 
+FORCED_ANSWER_TAGS = 3  # a forced answer's frame: the open think's closer, <answer> and </answer>
+
+
+def answer_deadline(max_new_tokens: int, max_answer_tokens: int) -> int:
+    """The response length at which an answer is forced, so that it and its tags still fit.
+
+    >>> answer_deadline(600, 32)
+    565
+    """
+    return max_new_tokens - max_answer_tokens - FORCED_ANSWER_TAGS
+
+
+def check_answer_room(max_new_tokens: int, max_answer_tokens: int) -> None:
+    if answer_deadline(max_new_tokens, max_answer_tokens) <= 0:
+        raise ValueError(
+            f"max_new_tokens must leave room for a forced answer (max_answer_tokens + {FORCED_ANSWER_TAGS})"
+        )
+
+
 class AgentConfig(Config):
     # fields each rollout may set for itself (budget, environment, sampling); the others are
     # the decoding call's (its seed and batching)
@@ -67,12 +86,15 @@ class AgentConfig(Config):
         "(1.0 = only when every row waits; smaller = less waiting, more padding in the KV cache)",
     )
 
+    @property
+    def answer_deadline(self) -> int:
+        return answer_deadline(self.max_new_tokens, self.max_answer_tokens)
+
     @model_validator(mode="after")
     def _answer_fits(self) -> AgentConfig:
         if 0 < self.temperature < MIN_TEMPERATURE:
             raise ValueError(
                 f"temperature must be 0 (greedy) or at least {MIN_TEMPERATURE:g}, not {self.temperature:g}"
             )
-        if self.max_answer_tokens + 3 >= self.max_new_tokens:
-            raise ValueError("max_new_tokens must leave room for a forced answer (max_answer_tokens + 3)")
+        check_answer_room(self.max_new_tokens, self.max_answer_tokens)
         return self

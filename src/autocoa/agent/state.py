@@ -18,7 +18,7 @@ from enum import StrEnum
 from typing import Any
 
 from autocoa.agent.config import AgentConfig
-from autocoa.tags import ANSWER, OBSERVATION, THINK, Kind, Tags, close_tag, escape_tags, open_tag
+from autocoa.tags import ANSWER, OBSERVATION, TAG_OF_KIND, Kind, Tags, close_tag, escape_tags, open_tag
 from autocoa.trajectory import Trajectory, check_tags, is_trained, parse
 
 
@@ -202,7 +202,7 @@ class Row:
     def _check_token_budget(self) -> None:
         """Reserve room for a forced answer so the response stays within ``max_new_tokens``
         (an observation that crosses the line is kept whole first)."""
-        limit = self.cfg.max_new_tokens - self.cfg.max_answer_tokens - 3  # </think> <answer> ... </answer>
+        limit = self.cfg.answer_deadline  # </think> <answer> ... </answer> still fit after it
         if self.status is Status.GENERATING and self.mode is not Mode.ANSWER and len(self.r.ids) >= limit:
             self.force_answer()
 
@@ -228,7 +228,7 @@ class Row:
             return
         self.r.forced_answer = True
         self.mode, self.mode_tokens = Mode.ANSWER, 0
-        open_name = {Kind.THINK: THINK, Kind.OBSERVATION: OBSERVATION}.get(self.kind)
+        open_name = TAG_OF_KIND.get(self.kind) if self.kind is not Kind.ANSWER else None
         closers = [self.t.close_id(open_name)] if open_name else []
         self.push_forced([*closers, self.t.open_id(ANSWER)])
         self.mode_tokens = 0

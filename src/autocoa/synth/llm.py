@@ -31,7 +31,7 @@ import httpx
 from autocoa.agent.config import AgentConfig
 from autocoa.agent.prompts import instructions
 from autocoa.data.qa import QARecord
-from autocoa.jsonl import read_jsonl
+from autocoa.jsonl import read_jsonl, trim_jsonl, write_jsonl
 from autocoa.metrics import exact_match
 from autocoa.tags import DEFAULT_TAGS, Kind, Tags, close_tag, open_tag
 from autocoa.tools.base import Toolbox
@@ -148,44 +148,37 @@ def rejection_sample(
     out_dir.mkdir(parents=True, exist_ok=True)
     done_path = out_dir / "progress.jsonl"
     done = {row["id"] for _, row in read_jsonl(done_path)} if done_path.exists() else set()
+    for name in ("coa.jsonl", "cot.jsonl"):  # rows of a question a kill left unmarked: it is sampled again
+        trim_jsonl(out_dir / name, lambda row: row.get("id") in done)
     todo = [r for r in records if r.id not in done]
     counts: Counter[str] = Counter()
     t0 = time.perf_counter()
     for start in range(0, len(todo), batch):
         chunk = todo[start : start + batch]
         samples = teacher.sample([r.question for r in chunk], n)
-        with (
-            (out_dir / "coa.jsonl").open("a", encoding="utf-8") as coa,
-            (out_dir / "cot.jsonl").open("a", encoding="utf-8") as cot,
-            done_path.open("a", encoding="utf-8") as prog,
-        ):
-            for rec, trajs in zip(chunk, samples, strict=True):
-                good = [t for t in trajs if t.well_formed and exact_match(t.answer, rec.golden_answers)]
-                kept = good[:keep_per_question]
-                counts["kept"] += len(kept)
-                counts["rejected"] += len(trajs) - len(kept)
-                counts["questions with a kept trajectory"] += bool(kept)
-                for t in kept:
-                    row = {
-                        "id": rec.id,
-                        "question": rec.question,
-                        "golden_answers": rec.golden_answers,
-                        "hops": rec.hops,
-                        **t.to_dict(),
-                        "n_actions": t.n_actions,
-                    }
-                    (coa if t.n_actions else cot).write(json.dumps(row, ensure_ascii=False) + "\n")
-                prog.write(
-                    json.dumps(
-                        {
-                            "id": rec.id,
-                            "sampled": len(trajs),
-                            "kept": len(kept),
-                            "malformed": sum(not t.well_formed for t in trajs),
-                        }
-                    )
-                    + "\n"
-                )
+        rows: dict[str, list[dict]] = {"coa.jsonl": [], "cot.jsonl": [], done_path.name: []}
+        for rec, trajs in zip(chunk, samples, strict=True):
+            good = [t for t in trajs if t.well_formed and exact_match(t.answer, rec.golden_answers)]
+            kept = good[:keep_per_question]
+            counts["kept"] += len(kept)
+            counts["rejected"] += len(trajs) - len(kept)
+            counts["questions with a kept trajectory"] += bool(kept)
+            for t in kept:
+                row = {
+                    "id": rec.id,
+                    "question": rec.question,
+                    "golden_answers": rec.golden_answers,
+                    "hops": rec.hops,
+                    **t.to_dict(),
+                    "n_actions": t.n_actions,
+                }
+                rows["coa.jsonl" if t.n_actions else "cot.jsonl"].append(row)
+            malformed = sum(not t.well_formed for t in trajs)
+            rows[done_path.name].append(
+                {"id": rec.id, "sampled": len(trajs), "kept": len(kept), "malformed": malformed}
+            )
+        for name, batch_rows in rows.items():  # the progress file last: a kill leaves no question marked done unwritten
+            write_jsonl(out_dir / name, batch_rows, append=True)
         if progress is not None:
             progress(len(done) + start + len(chunk), len(records))
     totals: Counter[str] = Counter()

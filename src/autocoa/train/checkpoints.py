@@ -90,25 +90,9 @@ def step_of(checkpoint: Path | None) -> int:
     return int(_CHECKPOINT.match(checkpoint.name).group(1)) if checkpoint is not None else 0
 
 
-def trim_jsonl(path: Path, keep) -> None:
-    """Keep the JSONL rows for which ``keep(row)`` holds, dropping a line torn by a kill
-    (the resumed run writes those rows again). Written atomically."""
-    if not path.exists():
-        return
-    kept = []
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        try:
-            row = json.loads(line)
-        except ValueError:  # a line cut short by the kill
-            continue
-        if isinstance(row, dict) and keep(row):
-            kept.append(line)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(x + "\n" for x in kept), encoding="utf-8")
-    tmp.replace(path)
-
-
 def trim_metrics(path: Path, checkpoint: Path | None) -> None:
     """Drop metric lines logged after the checkpoint's step: the resumed run logs them again."""
+    from autocoa.jsonl import trim_jsonl
+
     step = step_of(checkpoint)
     trim_jsonl(path, lambda row: row.get("step", 0) <= step)

@@ -7,6 +7,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from autocoa.jsonl import write_jsonl
+
 if TYPE_CHECKING:
     from autocoa.train.stage_config import SFTConfig
 
@@ -47,9 +49,7 @@ def metrics_callback(path: Path):
                 "time": round(time.perf_counter() - self.t0, 2),
                 **{k: v for k, v in logs.items() if isinstance(v, int | float)},
             }
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with path.open("a", encoding="utf-8") as f:
-                f.write(json.dumps(row) + "\n")
+            write_jsonl(path, [row], append=True)
 
     return _JsonlMetrics()
 

@@ -297,7 +297,7 @@ def _point_reference_at(model: Any, tok: Any, model_path: Path, out_dir: Path, d
 def _resume_state(out_dir: Path, cfg: RLConfig, dist: Any) -> tuple[Path | None, RunState]:
     """The last complete checkpoint (None: a fresh start) and the run state to continue from;
     the logs are cut back to that checkpoint (a line torn by a kill is dropped)."""
-    from autocoa.train.checkpoints import trim_jsonl
+    from autocoa.jsonl import trim_jsonl
 
     ckpt = last_complete_checkpoint(out_dir / "trainer")
     if ckpt is None:

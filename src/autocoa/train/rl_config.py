@@ -60,8 +60,9 @@ class RLConfig(Config):
     def _check(self) -> RLConfig:
         if self.total_steps == 0:
             raise ValueError("sim_steps + real_steps must be at least 1")
-        if self.max_answer_tokens + 3 >= self.max_new_tokens:
-            raise ValueError("max_new_tokens must leave room for a forced answer (max_answer_tokens + 3)")
+        from autocoa.agent.config import check_answer_room
+
+        check_answer_room(self.max_new_tokens, self.max_answer_tokens)
         return self
 
     @property

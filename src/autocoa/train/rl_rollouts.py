@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from autocoa.agent.config import answer_deadline
 from autocoa.train.rl_config import RLConfig
 from autocoa.train.rl_monitor import RunState
 
@@ -44,7 +45,7 @@ class AgentRollouts:
         engine = Engine(model, self.tokenizer, toolbox, tags=self._tags(), logits_hook=self.logits_hook)
         seed = self.cfg.seed * 1_000_003 + step * 101 + acc.process_index
         rollouts = engine.generate(list(prompts), self.cfg.agent_config(env, seed))
-        cap = self.cfg.max_new_tokens - self.cfg.max_answer_tokens - 3
+        cap = answer_deadline(self.cfg.max_new_tokens, self.cfg.max_answer_tokens)
         checked, fact = self._observation_check(rollouts)
         local = torch.tensor(
             [
