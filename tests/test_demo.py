@@ -42,6 +42,18 @@ def test_fast_demo_end_to_end_resume_and_a_study_on_its_stages(tmp_path):
     assert sim == {"rl_pool.jsonl", "train_unseen.jsonl", "test.jsonl"}
     assert (out / "report" / "em_by_hops.png").stat().st_size > 1000
     assert "held-out test questions" in res.output and "world model" in res.output  # the final tables
+    assert "autocoa chat --model" in res.output and "autocoa serve --model" in res.output
+    from rich.console import Console
+
+    from autocoa.demo import console_table, schedule_table
+
+    narrow = Console(width=80, record=True)
+    for table in [
+        console_table(out / "report" / "results.json"),
+        *schedule_table(results, out / "report" / "results.json"),
+    ]:
+        narrow.print(table)
+    assert "…" not in narrow.export_text()  # nothing squeezed out at 80 columns
 
     # a second run skips every finished stage; a stage whose marker is gone runs again
     (out / "eval" / "main" / "DONE").unlink()

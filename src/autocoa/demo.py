@@ -104,11 +104,19 @@ def run_demo(cfg: RecipeConfig, out: str | Path, console: Any = None) -> dict[st
     for table in [console_table(report_rows), *schedule_table(results, report_rows)]:
         if table is not None:
             console.print(table)
+    console.print(next_steps(out), highlight=False)
     return results
 
 
+LEGEND = (
+    "EM by hop count (1h..4h) and on average; calls, err: real tool calls that answered / failed per "
+    "question; extra, miss: searches beyond / short of the question's rare hops per question."
+)
+
+
 def console_table(path: Path):
-    """The report's rows as a rich table (EM by hops, average, real calls per question)."""
+    """The report's real-environment rows as a rich table that fits 80 columns (short headers;
+    :data:`LEGEND` explains them): EM by hops and average, tool calls, when-to-act counts."""
     from rich.table import Table
 
     if not path.exists():
@@ -117,21 +125,32 @@ def console_table(path: Path):
     if not rows:
         return None
     hops = sorted({h for r in rows for h in r["em_by_hops"]}, key=int)
-    table = Table(title="held-out test questions (EM)")
-    for col in ("method", *(f"{h}-hop" for h in hops), "avg", "F1", "calls/q", "err/q", "unneeded/q", "missed/q"):
-        table.add_column(col, justify="left" if col == "method" else "right")
+    table = Table(title="held-out test questions (EM)", caption=LEGEND, padding=(0, 1), caption_justify="left")
+    for col in ("run / method", *(f"{h}h" for h in hops), "avg", "calls", "err", "extra", "miss"):
+        first = col == "run / method"
+        table.add_column(
+            col, justify="left" if first else "right", no_wrap=not first, overflow="fold" if first else None
+        )
     for r in rows:
         table.add_row(
             r["label"],
-            *(f"{r['em_by_hops'].get(h, 0):.3f}" for h in hops),
+            *(f"{r['em_by_hops'].get(h, 0):.2f}" for h in hops),
             f"{r['em']:.3f}",
-            f"{r['f1']:.3f}",
             f"{r['tool_calls_per_question']:.2f}",
             f"{r.get('tool_errors_per_question') or 0:.2f}",
             f"{r['unneeded_searches']:.2f}",
             f"{r['missed_searches']:.2f}",
         )
     return table
+
+
+def next_steps(out: Path) -> str:
+    """What to run with what the demo trained (printed at its end)."""
+    return (
+        f"report: {out / 'report' / 'report.md'}\n"
+        f"chat with the trained agent:  autocoa chat --model {out / 'rl'} --index {out / 'index'} --topk 1\n"
+        f"serve it (OpenAI API):         autocoa serve --model {out / 'rl'} --index {out / 'index'} --topk 1"
+    )
 
 
 def schedule_table(results: dict[str, Any], report_rows: Path):
@@ -146,7 +165,7 @@ def schedule_table(results: dict[str, Any], report_rows: Path):
     rows = json.loads(report_rows.read_text(encoding="utf-8")) if report_rows.exists() else []
     sim = [r for r in rows if r.get("env") == "simulated"]
     if sim:
-        t = Table(title="world model (simulated environment, its own imagined results)")
+        t = Table(title="world model (simulated environment, its own imagined results)", padding=(0, 1))
         for col in ("run", "questions", "EM", "fidelity", "rare", "halluc."):
             t.add_column(col, justify="left" if col in ("run", "questions") else "right")
         for r in sim:
@@ -161,8 +180,8 @@ def schedule_table(results: dict[str, Any], report_rows: Path):
         tables.append(t)
     rl_runs = {k: v for k, v in results.items() if isinstance(v, dict) and "reward_sim" in v}
     if rl_runs:
-        t = Table(title="RL: mean reward of the simulated and the real steps")
-        for col in ("run", "sim", "real", "reward sim", "reward real", "fidelity", "real calls"):
+        t = Table(title="RL: mean reward of the simulated and the real steps", padding=(0, 1))
+        for col in ("run", "sim", "real", "rew. sim", "rew. real", "fidelity", "calls"):
             t.add_column(col, justify="left" if col == "run" else "right")
         for name, s in rl_runs.items():
             keys = (
