@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from autocoa.agent.config import AgentConfig
 from autocoa.cli import app
-from autocoa.serve.chat import ChatSession
+from autocoa.cli.chat_session import ChatSession
 from tests.agent_helpers import FakeSearch
 from tests.serve_helpers import echo_engine
 

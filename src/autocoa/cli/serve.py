@@ -51,7 +51,7 @@ def chat_cmd(
     device: Device = "auto",
 ) -> None:
     """Ask the agent questions in the terminal and watch it reason, search and answer."""
-    from autocoa.serve.chat import ENVS, ChatSession
+    from autocoa.cli.chat_session import ENVS, ChatSession
 
     if env not in ENVS:
         raise CLIError(f"--env {env}: choose one of {', '.join(ENVS)}")
