@@ -20,7 +20,7 @@ class _ScriptCache:
 
 class _Out:
     def __init__(self, logits, cache):
-        self.logits, self.past_key_values = logits, cache
+        self.logits, self.cache = logits, cache
 
 
 class ScriptedLM(torch.nn.Module):
@@ -34,9 +34,9 @@ class ScriptedLM(torch.nn.Module):
         self._dummy = torch.nn.Parameter(torch.zeros(1))
         self.calls = 0
 
-    def forward(self, input_ids, attention_mask, past_key_values=None, **_):
+    def forward(self, input_ids, attention_mask, cache=None, **_):
         b, width = input_ids.shape
-        cache = past_key_values if isinstance(past_key_values, _ScriptCache) else _ScriptCache(b)
+        cache = cache if isinstance(cache, _ScriptCache) else _ScriptCache(b)
         block_mask = attention_mask[:, -width:]
         logits = torch.full((b, 1, self.vocab_size), -1e4)
         for i in range(b):

@@ -42,6 +42,7 @@ def test_fast_demo_end_to_end_resume_and_a_study_on_its_stages(tmp_path):
     assert sim == {"rl_pool.jsonl", "train_unseen.jsonl", "test.jsonl"}
     assert (out / "report" / "em_by_hops.png").stat().st_size > 1000
     assert "held-out test questions" in res.output and "world model" in res.output  # the final tables
+    assert "{'loss'" not in res.output and "Map:" not in res.output  # log dictionaries go to metrics.jsonl only
     assert "autocoa chat --model" in res.output and "autocoa serve --model" in res.output
     from rich.console import Console
 

@@ -95,7 +95,7 @@ def run_demo(cfg: RecipeConfig, out: str | Path, console: Any = None) -> dict[st
 
         def end(st: Stage, summary: dict[str, Any], seconds: float | None) -> None:
             if seconds is not None:
-                console.log(f"{st.name}: {json.dumps(summary, default=str)} ({seconds} s)")
+                console.log(f"{st.name} ({seconds:.0f} s): {one_line(summary)}", highlight=False)
             bar.advance(task)
 
         results = run_stages(stages, out / "timings.json", on_start=start, on_end=end)
@@ -106,6 +106,21 @@ def run_demo(cfg: RecipeConfig, out: str | Path, console: Any = None) -> dict[st
             console.print(table)
     console.print(next_steps(out), highlight=False)
     return results
+
+
+def one_line(summary: dict[str, Any], width: int = 60) -> str:
+    """A stage summary's scalar numbers on one line (the whole summary is in the stage's DONE).
+
+    >>> one_line({"coa": 18718, "pairs": 4989, "first": {"loss": 2.3}, "stopped": None, "fidelity_sim": 0.71234})
+    'coa 18718, pairs 4989, fidelity_sim 0.712'
+    """
+    parts = []
+    for k, v in summary.items():
+        if isinstance(v, bool) or v is None or not isinstance(v, int | float | str):
+            continue
+        parts.append(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}")
+    text = ", ".join(parts)
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 LEGEND = (

@@ -32,6 +32,7 @@ response (observations included) and reserves room for the forced answer.
 
 from __future__ import annotations
 
+import inspect
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -99,6 +100,9 @@ class Engine:
         self.tag_ids = TagIds.of(tokenizer, self.tags)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         self.stats = EngineStats()
+        # transformers 5.x renamed the forward's cache argument (past_key_values is deprecated)
+        params = inspect.signature(model.forward).parameters
+        self._cache_kwarg = "cache" if "cache" in params else "past_key_values"
 
     @property
     def device(self) -> torch.device:
@@ -319,9 +323,9 @@ class Engine:
             input_ids=ids,
             attention_mask=attn,
             position_ids=pos,
-            past_key_values=cache,
             use_cache=True,
             logits_to_keep=1,
+            **{self._cache_kwarg: cache},
         )
         logits = out.logits[:, -1, :].float()
         if width == 1:
@@ -331,7 +335,7 @@ class Engine:
         self.stats.forward_steps += 1
         self.stats.fed_tokens += n_real
         self.stats.padded_tokens += len(live) * width - n_real
-        return out.past_key_values, attn, logits
+        return (out.cache if hasattr(out, "cache") else out.past_key_values), attn, logits
 
     @staticmethod
     def _sample(

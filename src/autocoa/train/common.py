@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -83,3 +84,32 @@ def trainer_args(cfg: SFTConfig, out_dir: Path, progress: bool) -> dict[str, Any
         ddp_find_unused_parameters=False,  # every parameter gets a gradient; skips a graph traversal per step
         disable_tqdm=not progress,
     )
+
+
+def quiet_libraries(progress: bool) -> None:
+    """Without our progress display, the libraries' own bars (datasets' "Map:", transformers'
+    weight loading) are noise in a pipeline's log: turn them off (process-wide)."""
+    # deprecations raised inside TRL and transformers by their own calls (not ours): by message
+    for pattern in (
+        r"`(is_)?gradient_checkpointing(_enable|_disable)?` is"
+        r" deprecated",
+        r"`past_key_values` is deprecated",
+    ):
+        warnings.filterwarnings("ignore", message=pattern, category=FutureWarning, module=r"(trl|transformers)\.")
+    if progress:
+        return
+    import datasets
+    from transformers.utils import logging as hf_logging
+
+    datasets.disable_progress_bars()
+    hf_logging.disable_progress_bar()
+
+
+def quiet_trainer(trainer: Any, progress: bool) -> Any:
+    """Without a progress bar transformers prints every log dictionary (``PrinterCallback``);
+    those lines already go to ``metrics.jsonl``, so the printer goes."""
+    if not progress:
+        from transformers import PrinterCallback
+
+        trainer.remove_callback(PrinterCallback)
+    return trainer

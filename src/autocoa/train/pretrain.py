@@ -174,13 +174,14 @@ def pretrain(
 
     from autocoa.models import load_model, trainer_precision
     from autocoa.tokenizer import train_tokenizer
-    from autocoa.train.common import check_out_dir, mark_done, metrics_callback
+    from autocoa.train.common import check_out_dir, mark_done, metrics_callback, quiet_libraries, quiet_trainer
 
     world_dir, out_dir = Path(world_dir), Path(out_dir)
     for name in ("pretrain.txt", "corpus.jsonl", "entities.jsonl", "train.jsonl"):
         if not (world_dir / name).exists():
             raise FileNotFoundError(f"{world_dir / name}: missing; generate the world with `autocoa world`")
     check_out_dir(out_dir, overwrite)
+    quiet_libraries(progress)
     t0 = time.perf_counter()
     if init is not None:
         model, tok = load_model(init, for_training=True)
@@ -218,6 +219,7 @@ def pretrain(
         data_collator=default_data_collator,
         callbacks=[metrics_callback(out_dir / "metrics.jsonl")],
     )
+    quiet_trainer(trainer, progress)
     result = trainer.train()
     train_seconds = time.perf_counter() - t0
     model.save_pretrained(out_dir)

@@ -61,6 +61,7 @@ from pathlib import Path
 from typing import Any
 
 from autocoa.train.checkpoints import MANIFEST
+from autocoa.train.common import quiet_libraries, quiet_trainer
 from autocoa.train.rl_config import RLConfig
 from autocoa.train.rl_monitor import RUN_STATE, RunState, detector_for, monitor, save_atomic
 from autocoa.train.rl_rollouts import AgentRollouts, load_questions
@@ -186,6 +187,7 @@ def train_rl(
             f"prompts_per_step x num_generations = {batch} rollouts must split evenly "
             f"over {dist.num_processes} processes"
         )
+    quiet_libraries(progress)
     t0 = time.perf_counter()
     model, tok = load_model(model_path, for_training=True)
     _point_reference_at(model, tok, Path(model_path), out_dir, dist)
@@ -394,7 +396,7 @@ def build_trainer(
         callbacks=[metrics_callback(out_dir / "metrics.jsonl"), monitor(cfg, state, out_dir)],
     )
     trainer.run_state = state
-    return trainer
+    return quiet_trainer(trainer, progress)
 
 
 def _saved_vocab(path: Path) -> int | None:

@@ -32,7 +32,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from autocoa.train.common import trainer_args
+from autocoa.train.common import quiet_libraries, quiet_trainer, trainer_args
 from autocoa.train.examples import check_rows, masked_example, mix_cot, read_rows, trajectory_of
 from autocoa.train.stage_config import SFTConfig, config_for
 
@@ -179,6 +179,7 @@ def train_sft(
     if state.is_main_process and ckpt is not None:
         trim_metrics(out_dir / "metrics.jsonl", ckpt)
 
+    quiet_libraries(progress)
     t0 = time.perf_counter()
     model, tok = load_model(model_path, device="cpu", dtype="fp32", for_training=True)
     if tok.pad_token is None:
@@ -194,6 +195,7 @@ def train_sft(
             data_path, tok, cfg, mask_observations=stage == "sft2", cot_path=cot_path, pool_path=pool_path
         )
         trainer = build_sft_trainer(model, tok, examples, cfg, out_dir, progress, callbacks)
+    quiet_trainer(trainer, progress)
     prepare_seconds = time.perf_counter() - t0
 
     t1 = time.perf_counter()
