@@ -129,55 +129,14 @@ def train_sft(
     from accelerate import PartialState
 
     from autocoa.models import load_model
-    from autocoa.train.checkpoints import (
-        MANIFEST,
-        check_resumable,
-        clear_run,
-        file_hash,
-        last_checkpoint,
-        trim_metrics,
-    )
-    from autocoa.train.common import check_out_dir, mark_done, metrics_callback
+    from autocoa.train.common import mark_done, metrics_callback
 
-    cfg_type = config_for(stage)
-    cfg = cfg if cfg is not None else cfg_type()
-    if not isinstance(cfg, cfg_type):
-        raise TypeError(f"{stage} takes a {cfg_type.__name__}, got {type(cfg).__name__}")
-    if stage == "sft1" and (cot_path is not None or pool_path is not None):
-        raise ValueError("--cot-data and --pool-data are for sft2/sft3; sft1 trains on pairs only")
-    if (pool_path is not None) != bool(getattr(cfg, "pool_repeats", 0)):
-        raise ValueError("--pool-data and pool_repeats >= 1 go together (pool rows are added pool_repeats times)")
+    cfg = _check_inputs(stage, cfg, cot_path, pool_path)
     model_path, data_path, out_dir = Path(model_path), Path(data_path), Path(out_dir)
     cot_path = Path(cot_path) if cot_path is not None else None
     pool_path = Path(pool_path) if pool_path is not None else None
-    for p in (data_path, cot_path, pool_path):
-        if p is not None and not p.exists():
-            raise FileNotFoundError(f"{p}: no such data file (write it with `autocoa synth`)")
-
     state = PartialState()
-    manifest = {
-        "stage": stage,
-        "model": str(model_path.resolve()),
-        "config": cfg.model_dump(mode="json"),
-        "data": {str(p.resolve()): file_hash(p) for p in (data_path, cot_path, pool_path) if p is not None},
-    }
-    # read every data file before anything is deleted: a bad row fails with its place and the
-    # previous run (with --overwrite) is left as it was
-    for p in (data_path, cot_path, pool_path):
-        if p is not None:
-            check_rows(p, pairs=stage == "sft1" and p == data_path)
-    check_out_dir(out_dir, overwrite)
-    # resume only what can be resumed: without a complete checkpoint a differing run.json (a
-    # start that failed, say on a data error since fixed) is simply replaced
-    resuming = not overwrite and last_checkpoint(out_dir) is not None and check_resumable(out_dir, manifest)
-    state.wait_for_everyone()
-    if state.is_main_process and not resuming:
-        clear_run(out_dir)
-        (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-    state.wait_for_everyone()
-    ckpt = last_checkpoint(out_dir) if resuming else None
-    if state.is_main_process and ckpt is not None:
-        trim_metrics(out_dir / "metrics.jsonl", ckpt)
+    ckpt = _prepare_run(stage, cfg, model_path, out_dir, (data_path, cot_path, pool_path), overwrite, state)
 
     quiet_libraries(progress)
     t0 = time.perf_counter()
@@ -204,20 +163,75 @@ def train_sft(
     trainer.save_model(str(out_dir))  # gathers sharded (FSDP / ZeRO-3) weights; saves the tokenizer too
 
     summary = run_summary(stage, trainer, stats, train_seconds, prepare_seconds, ckpt)
-    if (summary.get("collapse") or {}).get("collapsed") and state.is_main_process:
-        c = summary["collapse"]
-        warnings.warn(
-            f"sft1: chosen and rejected log-probs both fell (chosen {c['chosen_first']} -> {c['chosen_last']}, "
-            f"rejected {c['rejected_first']} -> {c['rejected_last']}): a contrastive collapse; raise alpha "
-            f"(the NLL weight, now {getattr(cfg, 'alpha', '?')})",
-            stacklevel=2,
-        )
     if state.is_main_process:
+        _warn_on_collapse(summary, cfg)
         cfg.save(out_dir / "sft_config.yaml")
         (out_dir / "sft.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
         mark_done(out_dir, summary)
     state.wait_for_everyone()
     return summary
+
+
+def _check_inputs(stage: str, cfg: SFTConfig | None, cot_path: Any, pool_path: Any) -> SFTConfig:
+    """The stage's config (its default when None), checked against the inputs given."""
+    cfg_type = config_for(stage)
+    cfg = cfg if cfg is not None else cfg_type()
+    if not isinstance(cfg, cfg_type):
+        raise TypeError(f"{stage} takes a {cfg_type.__name__}, got {type(cfg).__name__}")
+    if stage == "sft1" and (cot_path is not None or pool_path is not None):
+        raise ValueError("--cot-data and --pool-data are for sft2/sft3; sft1 trains on pairs only")
+    if (pool_path is not None) != bool(getattr(cfg, "pool_repeats", 0)):
+        raise ValueError("--pool-data and pool_repeats >= 1 go together (pool rows are added pool_repeats times)")
+    return cfg
+
+
+def _prepare_run(
+    stage: str, cfg: SFTConfig, model_path: Path, out_dir: Path, files: tuple, overwrite: bool, state: Any
+) -> Path | None:
+    """Check the data and the output directory; return the checkpoint to resume from (None:
+    a fresh start, the directory cleared and the run's manifest written)."""
+    from autocoa.train.checkpoints import MANIFEST, check_resumable, clear_run, file_hash, last_checkpoint, trim_metrics
+    from autocoa.train.common import check_out_dir
+
+    data_path = files[0]
+    for p in files:
+        if p is not None and not p.exists():
+            raise FileNotFoundError(f"{p}: no such data file (write it with `autocoa synth`)")
+    manifest = {
+        "stage": stage,
+        "model": str(model_path.resolve()),
+        "config": cfg.model_dump(mode="json"),
+        "data": {str(p.resolve()): file_hash(p) for p in files if p is not None},
+    }
+    # read every data file before anything is deleted: a bad row fails with its place and the
+    # previous run (with --overwrite) is left as it was
+    for p in files:
+        if p is not None:
+            check_rows(p, pairs=stage == "sft1" and p == data_path)
+    check_out_dir(out_dir, overwrite)
+    # resume only what can be resumed: without a complete checkpoint a differing run.json (a
+    # start that failed, say on a data error since fixed) is simply replaced
+    resuming = not overwrite and last_checkpoint(out_dir) is not None and check_resumable(out_dir, manifest)
+    state.wait_for_everyone()
+    if state.is_main_process and not resuming:
+        clear_run(out_dir)
+        (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    state.wait_for_everyone()
+    ckpt = last_checkpoint(out_dir) if resuming else None
+    if state.is_main_process and ckpt is not None:
+        trim_metrics(out_dir / "metrics.jsonl", ckpt)
+    return ckpt
+
+
+def _warn_on_collapse(summary: dict, cfg: SFTConfig) -> None:
+    c = summary.get("collapse") or {}
+    if c.get("collapsed"):
+        warnings.warn(
+            f"sft1: chosen and rejected log-probs both fell (chosen {c['chosen_first']} -> {c['chosen_last']}, "
+            f"rejected {c['rejected_first']} -> {c['rejected_last']}): a contrastive collapse; raise alpha "
+            f"(the NLL weight, now {getattr(cfg, 'alpha', '?')})",
+            stacklevel=3,
+        )
 
 
 def run_summary(
