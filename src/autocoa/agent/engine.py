@@ -184,6 +184,9 @@ class Engine:
         return rollouts
 
     # -- the decoding loop ---------------------------------------------------------------
+    # Over 80 lines on purpose: one decode loop whose five numbered steps (feed, sample, run
+    # tools, retire and refill, compact) share the batch's cache, mask and slot tables; split
+    # into functions they would pass six mutable values back and forth.
     def _run(
         self,
         rows: list[Row],

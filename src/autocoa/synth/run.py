@@ -85,6 +85,51 @@ def _rows(world_dir: Path, cfg: SynthConfig) -> list[dict[str, Any]]:
     return rows
 
 
+def _name_tables(world_dir: Path) -> tuple[dict[str, list[str]], dict[str, str]]:
+    """Common entities' names by type (wrong guesses of the right type), and the type of
+    every common or training entity's name."""
+    names_by_type: dict[str, list[str]] = {}
+    type_of: dict[str, str] = {}
+    for _, e in read_jsonl(world_dir / "entities.jsonl"):
+        if e["pool"] == "common":
+            names_by_type.setdefault(e["type"], []).append(e["name"])
+        if e["pool"] in ("common", "train"):
+            type_of[e["name"]] = e["type"]
+    return names_by_type, type_of
+
+
+def _write_files(out_dir: Path, coa: list, cot: list, pairs: list, cfg: SynthConfig) -> tuple[list, list]:
+    """Write the stage files: the holdout (the last ``cfg.holdout`` CoA rows) leaves
+    ``coa.jsonl`` for ``train_unseen.jsonl``; the RL pool (its first ``cfg.rl_pool``) stays in
+    it and is also ``rl_pool.jsonl``. Returns (CoA rows written, holdout rows)."""
+    if cfg.rl_pool + cfg.holdout > len(coa):
+        raise ValueError(f"rl_pool + holdout = {cfg.rl_pool + cfg.holdout} exceeds the {len(coa)} CoA rows")
+    unseen, coa = coa[len(coa) - cfg.holdout :], coa[: len(coa) - cfg.holdout]
+    write_jsonl(out_dir / "coa.jsonl", coa)
+    for name, part in (("rl_pool.jsonl", coa[: cfg.rl_pool]), ("train_unseen.jsonl", unseen)):
+        if part:
+            write_jsonl(out_dir / name, part)
+        else:
+            (out_dir / name).unlink(missing_ok=True)
+    write_jsonl(out_dir / "cot.jsonl", cot)
+    write_jsonl(out_dir / "pairs.jsonl", pairs)
+    return coa, unseen
+
+
+def _plan_chunk(chunk: list[dict], rng: random.Random, cfg: SynthConfig) -> tuple[list, list, list]:
+    """The teacher's plan for each question of a chunk, its garbled first queries, and the
+    searches it will make (in order: the rng draws are the teacher's choices)."""
+    plans, bad_names, calls = [], [], []
+    for row in chunk:
+        hops = Hop.from_chain(row["chain"])
+        p = plan(hops, rng, cfg.unneeded_search_rate, cfg.bad_query_rate)
+        bad = [garble(h.subject, rng) if p.bad_first[i] else None for i, h in enumerate(hops)]
+        plans.append(p)
+        bad_names.append(bad)
+        calls.append(p.queries(bad))
+    return plans, bad_names, calls
+
+
 def synthesize(
     world_dir: str | Path,
     out_dir: str | Path,
@@ -102,27 +147,13 @@ def synthesize(
     rows = _rows(world_dir, cfg)
     index = index if index is not None else train_corpus_index(world_dir)
     box = Toolbox([SearchTool(index, cfg.topk)], max_chars=cfg.max_obs_chars)
-    names_by_type: dict[str, list[str]] = {}
-    for _, e in read_jsonl(world_dir / "entities.jsonl"):
-        if e["pool"] == "common":
-            names_by_type.setdefault(e["type"], []).append(e["name"])
-    type_of = {}  # object name -> type, for wrong guesses of the right type
-    for _, e in read_jsonl(world_dir / "entities.jsonl"):
-        if e["pool"] in ("common", "train"):
-            type_of[e["name"]] = e["type"]
+    names_by_type, type_of = _name_tables(world_dir)
 
     counts: Counter[str] = Counter()
     coa, cot, pairs = [], [], []
     for start in range(0, len(rows), cfg.batch):
         chunk = rows[start : start + cfg.batch]
-        plans, bad_names, calls = [], [], []
-        for row in chunk:
-            hops = Hop.from_chain(row["chain"])
-            p = plan(hops, rng, cfg.unneeded_search_rate, cfg.bad_query_rate)
-            bad = [garble(h.subject, rng) if p.bad_first[i] else None for i, h in enumerate(hops)]
-            plans.append(p)
-            bad_names.append(bad)
-            calls.append(p.queries(bad))
+        plans, bad_names, calls = _plan_chunk(chunk, rng, cfg)
         flat = [("search", q) for c in calls for _, q in c]
         results = iter(box.run(flat))
         for row, p, bad, c in zip(chunk, plans, bad_names, calls, strict=True):
@@ -162,17 +193,7 @@ def synthesize(
     # (SFT's max_examples) is a sample across hop counts.
     for rows_ in (coa, cot, pairs):
         rng.shuffle(rows_)
-    if cfg.rl_pool + cfg.holdout > len(coa):
-        raise ValueError(f"rl_pool + holdout = {cfg.rl_pool + cfg.holdout} exceeds the {len(coa)} CoA rows")
-    unseen, coa = coa[len(coa) - cfg.holdout :], coa[: len(coa) - cfg.holdout]
-    write_jsonl(out_dir / "coa.jsonl", coa)
-    for name, part in (("rl_pool.jsonl", coa[: cfg.rl_pool]), ("train_unseen.jsonl", unseen)):
-        if part:
-            write_jsonl(out_dir / name, part)
-        else:
-            (out_dir / name).unlink(missing_ok=True)
-    write_jsonl(out_dir / "cot.jsonl", cot)
-    write_jsonl(out_dir / "pairs.jsonl", pairs)
+    coa, unseen = _write_files(out_dir, coa, cot, pairs, cfg)
     summary = {
         "questions": len(rows),
         "coa": len(coa),
