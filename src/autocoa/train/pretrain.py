@@ -159,6 +159,28 @@ def evaluate_facts(model: Any, tokenizer: Any, facts: list[tuple[str, str, str]]
     }
 
 
+def _training_args(cfg: PretrainConfig, out_dir: Path, steps: int, precision: dict, progress: bool):
+    """transformers' ``TrainingArguments`` of pretraining (no checkpoints: it restarts if killed)."""
+    from transformers import TrainingArguments
+
+    return TrainingArguments(
+        output_dir=str(out_dir / "trainer"),
+        per_device_train_batch_size=cfg.batch_size,
+        learning_rate=cfg.lr,
+        max_steps=steps,
+        warmup_steps=cfg.warmup_steps,
+        lr_scheduler_type="cosine",
+        weight_decay=cfg.weight_decay,
+        logging_steps=max(1, min(10, steps // 5)),
+        save_strategy="no",
+        report_to=[],
+        seed=cfg.seed,
+        **precision,
+        dataloader_num_workers=0,
+        disable_tqdm=not progress,
+    )
+
+
 def pretrain(
     world_dir: str | Path,
     out_dir: str | Path,
@@ -170,7 +192,7 @@ def pretrain(
     """Train (or, with ``init``, continue training) the base model; save it and its tokenizer
     to ``out_dir``; return the summary also written to ``out_dir/pretrain.json``."""
     from datasets import Dataset
-    from transformers import Trainer, TrainingArguments, default_data_collator
+    from transformers import Trainer, default_data_collator
 
     from autocoa.models import load_model, trainer_precision
     from autocoa.tokenizer import train_tokenizer
@@ -196,22 +218,7 @@ def pretrain(
     steps = math.ceil(len(blocks) / cfg.batch_size * cfg.epochs)
     precision = trainer_precision(cfg.bf16)
     bf16 = precision["bf16"]
-    args = TrainingArguments(
-        output_dir=str(out_dir / "trainer"),
-        per_device_train_batch_size=cfg.batch_size,
-        learning_rate=cfg.lr,
-        max_steps=steps,
-        warmup_steps=cfg.warmup_steps,
-        lr_scheduler_type="cosine",
-        weight_decay=cfg.weight_decay,
-        logging_steps=max(1, min(10, steps // 5)),
-        save_strategy="no",
-        report_to=[],
-        seed=cfg.seed,
-        **precision,
-        dataloader_num_workers=0,
-        disable_tqdm=not progress,
-    )
+    args = _training_args(cfg, out_dir, steps, precision, progress)
     trainer = Trainer(
         model=model,
         args=args,

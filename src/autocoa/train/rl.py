@@ -208,8 +208,31 @@ def train_rl(
     t_end = time.perf_counter()
     if dist.is_main_process:
         _save_output(trainer, tok, state, out_dir)
+    summary = _summary(trainer, cfg, state, calls_before, step_before, ckpt, (t0, t_train, t_end), out_dir)
+    if dist.is_main_process:
+        from autocoa.train.common import mark_done
+
+        (out_dir / "rl.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+        mark_done(out_dir, summary)
+    dist.wait_for_everyone()
+    return summary
+
+
+def _summary(
+    trainer: Any,
+    cfg: RLConfig,
+    state: RunState,
+    calls_before: int,
+    step_before: int,
+    ckpt: Path | None,
+    times: tuple[float, float, float],
+    out_dir: Path,
+) -> dict[str, Any]:
+    """What the run did (``rl.json``): steps of each environment, real calls, the collapse
+    detector's windows, speed, and the mean rewards of the simulated and the real steps."""
+    t0, t_train, t_end = times
     steps = trainer.state.global_step
-    summary = {
+    return {
         "steps": steps,
         "sim_steps_done": min(steps, cfg.sim_steps),
         "real_steps_done": max(0, steps - cfg.sim_steps),
@@ -224,17 +247,10 @@ def train_rl(
         "train_seconds": round(t_end - t_train, 1),
         "steps_per_second": round((steps - step_before) / (t_end - t_train), 4) if t_end > t_train else None,
         "bf16": trainer.args.bf16,
-        "num_processes": dist.num_processes,
+        "num_processes": trainer.accelerator.num_processes,
         "output": "best" if state.stopped else "last",
         **schedule_means(out_dir / "metrics.jsonl"),
     }
-    if dist.is_main_process:
-        from autocoa.train.common import mark_done
-
-        (out_dir / "rl.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-        mark_done(out_dir, summary)
-    dist.wait_for_everyone()
-    return summary
 
 
 def _manifest(model_path: str | Path, questions: Path, cfg: RLConfig, max_questions: int | None) -> dict[str, Any]:
