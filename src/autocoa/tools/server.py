@@ -10,9 +10,9 @@ So Search-R1's, FlashRAG's and verl's search clients work against it unchanged, 
 :class:`~autocoa.tools.client.RemoteRetriever` works against theirs.
 
 A request's queries are answered in chunks of ``chunk_queries`` (one index call each); the
-index lock is held per chunk, not per request, so one client's giant batch cannot stall the
-others for its whole length. Requests are validated with pydantic (:class:`RetrieveRequest`,
-which the OpenAPI document declares) and bounded by :class:`ServerLimits`: a body too large,
+index's own lock (``index`` must be thread-safe, as ours are) is held per chunk, not per
+request, so one client's giant batch cannot stall the others for its whole length. Requests
+are validated with pydantic (:class:`RetrieveRequest`, which the OpenAPI document declares) and bounded by :class:`ServerLimits`: a body too large,
 too many queries, a query too long or more than ``max_results`` documents (queries x topk)
 is answered 413, a topk out of range or a malformed body 422 or 400, each with
 ``{"error": "..."}`` saying what to change. :mod:`autocoa.httpguard` checks the Host header
@@ -24,7 +24,6 @@ Run: ``autocoa serve-retriever --index index/ --port 8000``.
 
 # No `from __future__ import annotations`: FastAPI reads the endpoint annotations at runtime.
 
-import threading
 from collections.abc import Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationError
@@ -67,7 +66,6 @@ def create_app(
     from fastapi.responses import JSONResponse
 
     limits = limits or ServerLimits()
-    lock = threading.Lock()
     app = FastAPI(title="autocoa retrieval server", version="1")
 
     def error(status: int, message: str, _code: str | None = None) -> JSONResponse:
@@ -80,10 +78,11 @@ def create_app(
         return {"status": "ok", "documents": len(index), "index": type(index).__name__}
 
     def search(queries: list[str], k: int):
+        # one index call per chunk: the index serialises its own calls (BM25Index and DenseIndex
+        # hold a lock), so other requests interleave with a large one between chunks
         hits = []
         for i in range(0, len(queries), limits.chunk_queries):
-            with lock:  # per chunk: other requests interleave with a large one
-                hits += index.search(queries[i : i + limits.chunk_queries], k)
+            hits += index.search(queries[i : i + limits.chunk_queries], k)
         return hits
 
     @app.post("/retrieve", openapi_extra=request_body_schema(RetrieveRequest))
