@@ -11,13 +11,15 @@ So Search-R1's, FlashRAG's and verl's search clients work against it unchanged, 
 
 A request's queries are answered in chunks of ``chunk_queries`` (one index call each); the
 index's own lock (``index`` must be thread-safe, as ours are) is held per chunk, not per
-request, so one client's giant batch cannot stall the others for its whole length. Requests
-are validated with pydantic (:class:`RetrieveRequest`, which the OpenAPI document declares) and bounded by :class:`ServerLimits`: a body too large,
-too many queries, a query too long or more than ``max_results`` documents (queries x topk)
-is answered 413, a topk out of range or a malformed body 422 or 400, each with
-``{"error": "..."}`` saying what to change. :mod:`autocoa.httpguard` checks the Host header
-(loopback names unless ``--allow-host``), JSON content types (415) and, with ``--api-key``
-or ``AUTOCOA_API_KEY``, the key; the server binds to 127.0.0.1 unless told otherwise.
+request, so one client's giant batch cannot stall the others for its whole length.
+
+Requests are validated with pydantic (:class:`RetrieveRequest`, which the OpenAPI document
+declares) and bounded by :class:`ServerLimits`: a body too large, too many queries, a query
+too long or more than ``max_results`` documents (queries x topk) is answered 413; a topk out
+of range or a malformed body 422 or 400; each with ``{"error": "..."}`` saying what to change.
+:mod:`autocoa.httpguard` checks the Host header (loopback names unless ``--allow-host``), JSON
+content types (415) and, with ``--api-key`` or ``AUTOCOA_API_KEY``, the key; the server binds
+to 127.0.0.1 unless told otherwise.
 
 Run: ``autocoa serve-retriever --index index/ --port 8000``.
 """
