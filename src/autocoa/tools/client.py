@@ -102,7 +102,11 @@ class RemoteRetriever:
         self.close()
 
     def post(self, body: dict) -> Any:
-        """POST ``body`` to ``/retrieve`` with bounded retries; the decoded JSON answer."""
+        """POST ``body`` to ``/retrieve`` with bounded retries; the decoded JSON answer.
+
+        The retry loop is ours, not ``httpx.HTTPTransport(retries=...)``: that retries only
+        failed connections, while a retrieval server also times out and answers 5xx under
+        load, and a 4xx must not be retried at all."""
         last: Exception | None = None
         for attempt in range(self.retries + 1):
             if attempt:
