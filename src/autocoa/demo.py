@@ -28,6 +28,7 @@ from autocoa.recipe.stages import (
     fidelity_specs,
     recipe_stages,
     rl_stage,
+    run_spec,
     run_stages,
     sft_stage,
 )
@@ -46,7 +47,7 @@ def build_stages(cfg: RecipeConfig, out: Path) -> list[Stage]:
     specs = [
         EvalSpec("base", "base", ("direct",)),
         EvalSpec("sft123", "sft123", ("agent",)),
-        EvalSpec("rl", "rl", ("agent", "direct", "rag", "react")),
+        run_spec("rl"),
         *fidelity_specs("sft123", "sft123", cfg),
     ]
     stages.append(eval_stage("main", cfg, out, specs, deps=("pretrain", "sft3", "rl")))

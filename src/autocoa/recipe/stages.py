@@ -243,6 +243,17 @@ class EvalSpec:
     env: str = "real"
 
 
+# The recipe's own run ("rl") is evaluated with its baselines wherever it appears (the demo and
+# every study), so that all write the same eval/rl and none overwrites another's methods.
+RECIPE_RUN_METHODS = ("agent", "direct", "rag", "react")
+
+
+def run_spec(name: str) -> EvalSpec:
+    """The held-out evaluation of the checkpoint in directory ``name`` (label = name); the
+    recipe's own run also with the baselines."""
+    return EvalSpec(name, name, RECIPE_RUN_METHODS if name == "rl" else ("agent",))
+
+
 QUESTION_FILES = {
     "test": ("world", "test.jsonl"),
     "pool": ("data", "rl_pool.jsonl"),

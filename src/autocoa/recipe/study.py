@@ -28,7 +28,16 @@ from pathlib import Path
 from typing import Any
 
 from autocoa.recipe.config import RecipeConfig
-from autocoa.recipe.stages import EvalSpec, Stage, eval_stage, fidelity_specs, recipe_stages, rl_stage, sft_stage
+from autocoa.recipe.stages import (
+    EvalSpec,
+    Stage,
+    eval_stage,
+    fidelity_specs,
+    recipe_stages,
+    rl_stage,
+    run_spec,
+    sft_stage,
+)
 
 STUDIES = ("ablations", "frontier", "fidelity")
 FRONTIER_RATIOS: tuple[tuple[str, float | None], ...] = (
@@ -105,8 +114,7 @@ def ablations_grid(cfg: RecipeConfig, root: Path) -> Grid:
         EvalSpec("sft2", "sft2_only"),
         EvalSpec("sft12", "sft12"),
         EvalSpec("sft123", "sft123"),
-        *(EvalSpec(label, st.name) for label, st in rl_runs.items() if label != "sft123_rl12"),
-        EvalSpec("rl", "rl", ("agent", "direct", "rag", "react")),
+        *(run_spec(st.name) for st in rl_runs.values()),  # the checkpoints' own evaluations (shared by studies)
     ]
     deps = ["pretrain", "sft2", "sft3", "sft2_only", *(st.name for st in rl_runs.values())]
     stages.append(eval_stage("study_ablations", cfg, root, specs, deps=list(dict.fromkeys(deps))))
@@ -115,10 +123,10 @@ def ablations_grid(cfg: RecipeConfig, root: Path) -> Grid:
         Row("SFT-2", "sft2"),
         Row("SFT-1&2", "sft12"),
         Row("SFT-1&2&3", "sft123"),
-        Row("SFT-1&2&3 + RL-1 (sim only)", "sft123_rl1", rl=rl_runs["sft123_rl1"].name),
+        Row("SFT-1&2&3 + RL-1 (sim only)", rl_runs["sft123_rl1"].name, rl=rl_runs["sft123_rl1"].name),
         Row("SFT-1&2&3 + RL-1&2 (the recipe)", "rl", rl="rl"),
-        Row("SFT-1&2&3 + RL-2 (all real)", "sft123_rl2", rl=rl_runs["sft123_rl2"].name),
-        Row("SFT-1&2 + RL-2 (all real)", "sft12_rl2", rl=rl_runs["sft12_rl2"].name),
+        Row("SFT-1&2&3 + RL-2 (all real)", rl_runs["sft123_rl2"].name, rl=rl_runs["sft123_rl2"].name),
+        Row("SFT-1&2 + RL-2 (all real)", rl_runs["sft12_rl2"].name, rl=rl_runs["sft12_rl2"].name),
         Row("recipe model, ReAct workflow", "rl", "react", rl="rl"),
         Row("recipe model, RAG", "rl", "rag", rl="rl"),
         Row("recipe model, direct", "rl", "direct", rl="rl"),
@@ -135,7 +143,7 @@ def frontier_grid(cfg: RecipeConfig, root: Path) -> Grid:
         st = _rl(cfg, root, "sft123", sim, real)
         if all(x.name != st.name for x in stages):  # short runs: two ratios can round to one schedule
             stages.append(st)
-            specs.append(EvalSpec(st.name, st.name))
+            specs.append(run_spec(st.name))
         rows.append(
             Row(
                 f"{tag} ({sim} sim + {real} real)",
@@ -178,26 +186,18 @@ def fidelity_grid(cfg: RecipeConfig, root: Path) -> Grid:
                     pool=b > 0,
                 )
             )
-        rl_st = rl_stage(
-            f"rl_{ckpt}" if ckpt != "sft123" else "rl",
-            cfg,
-            root,
-            ckpt,
-            sft_name,
-            f"rl_{ckpt}" if ckpt != "sft123" else "rl",
-            cfg.rl.sim_steps,
-            cfg.rl.real_steps,
-        )
+        rl_st = _rl(cfg, root, ckpt, cfg.rl.sim_steps, cfg.rl.real_steps)
         if ckpt != "sft123":
             stages.append(rl_st)
-        specs += [EvalSpec(f"{ckpt}_start", ckpt), EvalSpec(rl_st.name, rl_st.name), *fidelity_specs(ckpt, ckpt, cfg)]
+        # the start's held-out evaluation is the checkpoint's own (shared with other studies)
+        specs += [EvalSpec(ckpt, ckpt), run_spec(rl_st.name), *fidelity_specs(ckpt, ckpt, cfg)]
         deps += [sft_name, rl_st.name]
         rows.append(
             Row(
                 f"pool x{b}",
                 rl_st.name,
                 rl=rl_st.name,
-                params={"pool_repeats": b, "start": f"{ckpt}_start"},
+                params={"pool_repeats": b, "start": ckpt},
                 fidelity=ckpt,
             )
         )
