@@ -16,6 +16,14 @@ from tests.agent_helpers import FakeSearch, ScriptedLM, chaotic, tiny_llama, tur
 P1, P2 = "Question: Where was Rotema Kesh born?\n", "Question: Who founded Pelto Works?\n"
 
 
+def one_shot(tokenizer, traj):
+    """The ids of a one-shot tokenization of the response, with the end-of-turn token a
+    finished turn gets."""
+    return tokenizer(traj.response, add_special_tokens=False)["input_ids"] + (
+        [tokenizer.eos_token_id] if traj.ends_turn else []
+    )
+
+
 def scripted(tokenizer, scripts, tools=None, env="real", **cfg):
     model = ScriptedLM(len(tokenizer), turn_policy(tokenizer, scripts))
     box = Toolbox(tools if tools is not None else [FakeSearch()])
@@ -41,14 +49,16 @@ def test_real_env_stops_at_action_and_inserts_observation_ids(tokenizer):
     assert r1.ids[cut : cut + len(obs)] == obs
     assert r1.sampled[cut : cut + len(obs)] == [False] * len(obs)
     assert all(k is Kind.OBSERVATION for k in r1.kinds[cut : cut + len(obs)])
-    assert r1.mask == [0 if cut <= i < cut + len(obs) else 1 for i in range(len(r1.ids))]
+    # the end-of-turn token after </answer> is appended, not sampled (nor trained in RL)
+    assert r1.ids[-1] == tokenizer.eos_token_id and r1.ids[-2] == tokenizer.convert_tokens_to_ids("</answer>")
+    assert r1.mask == [0 if cut <= i < cut + len(obs) or i == len(r1.ids) - 1 else 1 for i in range(len(r1.ids))]
     assert all(lp == 0.0 for lp in r1.logprobs[cut : cut + len(obs)])
     # the tags inside the document were escaped, so the observation cannot end early
     assert "&lt;/result>" in t1.segments[2].text
     # ids equal a one-shot tokenization of the final text
     assert r1.prompt_ids == encode_prompt(tokenizer, P1)
-    assert r1.ids == tokenizer(t1.response, add_special_tokens=False)["input_ids"]
-    assert r2.trajectory.answer == "Miro Satani" and r2.n_tool_calls == 0 and all(r2.mask)
+    assert r1.ids == one_shot(tokenizer, t1)
+    assert r2.trajectory.answer == "Miro Satani" and r2.n_tool_calls == 0 and all(r2.mask[:-1])
     assert "!" not in t1.response + r2.trajectory.response  # the model was never asked past its turn
     assert box.stats.calls["search"] == 1
 
@@ -72,7 +82,7 @@ def test_token_budget_forces_an_answer_and_bounds_length(tokenizer):
     # the open think was closed for the model, then the answer opened, and closed after 4 tokens
     toks = tokenizer.convert_ids_to_tokens(r.ids)
     i = toks.index("<answer>")
-    assert toks[i - 1] == "</think>" and toks[-1] == "</answer>" and len(toks) - i - 2 == 4
+    assert toks[i - 1] == "</think>" and toks[-2:] == ["</answer>", "<|endoftext|>"] and len(toks) - i - 3 == 4
     assert r.trajectory.answer is not None
 
 
@@ -92,7 +102,7 @@ def test_simulated_env_calls_no_tool_and_masks_the_imagined_result(tokenizer):
     assert obs and all(r.mask[i] == 0 for i in obs)
     assert not r.sampled[obs[0]]  # <result> was inserted by the environment
     assert all(r.sampled[i] for i in obs[1:])  # the content (and </result>) the model imagined
-    assert sum(r.mask) == len(r.ids) - len(obs)
+    assert sum(r.mask) == len(r.ids) - len(obs) - 1  # and the appended end-of-turn token
 
 
 def test_simulated_observation_is_cut_at_max_obs_tokens(tokenizer):
@@ -149,7 +159,7 @@ def test_rows_wait_at_different_times_and_groups_are_contiguous(tokenizer):
     assert box.stats.calls["search"] == 9 and eng.stats.tool_calls == 9
     assert eng.stats.tool_flushes < 9  # calls were batched
     for r in rs:
-        assert r.ids == tokenizer(r.trajectory.response, add_special_tokens=False)["input_ids"]
+        assert r.ids == one_shot(tokenizer, r.trajectory)
 
 
 def test_real_env_needs_a_toolbox(tokenizer):
@@ -228,7 +238,7 @@ def test_prefix_is_replayed_not_acted_on(tokenizer):
         assert r.trajectory.well_formed and r.trajectory.answer == "Varnelo"
         assert r.ids[: len(prefix)] == prefix and not any(r.sampled[: len(prefix)])
         assert r.n_actions == 1 and r.n_tool_calls == 0
-        assert r.mask == [0] * len(prefix) + [1] * (len(r.ids) - len(prefix))
+        assert r.mask == [0] * len(prefix) + [1] * (len(r.ids) - len(prefix) - 1) + [0]  # end of turn appended
     assert search.seen == []
     with pytest.raises(ValueError, match="prefixes"):
         eng.generate([P1, P2], AgentConfig(), prefixes=[prefix])
@@ -255,7 +265,7 @@ def test_long_real_observation_is_cut_with_a_visible_marker(tokenizer):
     (r,) = eng.generate([P1], AgentConfig(max_obs_tokens=20))
     obs = next(s for s in r.trajectory.segments if s.kind is Kind.OBSERVATION)
     assert long_doc.startswith(obs.text.split(" ...[truncated")[0]) and "tokens]" in obs.text
-    assert r.ids == tokenizer(r.trajectory.response, add_special_tokens=False)["input_ids"]
+    assert r.ids == one_shot(tokenizer, r.trajectory)
     assert r.trajectory.answer == "Osmira"
 
 

@@ -63,6 +63,18 @@ def test_tags_are_single_non_special_tokens(tokenizer):
     assert tokenizer.decode(ids, skip_special_tokens=True) == T.text  # decoding keeps the tags
 
 
+def test_a_finished_turn_ends_with_a_trained_end_of_turn_token(tokenizer):
+    ids, mask = render(T, tokenizer)
+    assert ids[-1] == tokenizer.eos_token_id and mask[-1] == 1
+    assert ids[-2] == tokenizer.convert_tokens_to_ids("</answer>")
+    # an unfinished response (no closed answer last) gets none
+    for segs in (T.segments[:3], (*T.segments[:4], Segment(Kind.ANSWER, "Var", closed=False))):
+        ids, _ = render(Trajectory(T.prompt, segs), tokenizer)
+        assert tokenizer.eos_token_id not in ids
+    # trailing blank text still ends the turn
+    assert Trajectory(T.prompt, (*T.segments, Segment(Kind.TEXT, "\n"))).ends_turn
+
+
 def test_check_tags_rejects_a_tokenizer_without_tags():
     from autocoa.tags import Tags
     from autocoa.tokenizer import train_tokenizer
@@ -98,7 +110,8 @@ def test_render_properties(tokenizer, t, mask_obs):
     assert len(ids) == len(mask)
     # ids equal a one-shot tokenization of the response (prompt tokenized alone, as in the agent loop)
     prompt_ids = tokenizer(t.prompt)["input_ids"] if t.prompt else []
-    assert ids == prompt_ids + tokenizer(t.response, add_special_tokens=False)["input_ids"]
+    eot = [tokenizer.eos_token_id] if t.ends_turn else []  # a finished turn ends as its chat template does
+    assert ids == prompt_ids + tokenizer(t.response, add_special_tokens=False)["input_ids"] + eot
     # the mask is 0 exactly on the prompt and (when masked) on observation spans
     expected = []
     for piece, kind in render_pieces(t, tokenizer):
@@ -109,4 +122,4 @@ def test_render_properties(tokenizer, t, mask_obs):
         sum(len(p) for p, k in render_pieces(t, tokenizer) if k is Kind.OBSERVATION) if mask_obs else 0
     )
     # and decoding the ids gives back the text, which parses to the same trajectory
-    assert parse(tokenizer.decode(ids[len(prompt_ids) :]), prompt=t.prompt) == t
+    assert parse(tokenizer.decode(ids[len(prompt_ids) :], skip_special_tokens=True), prompt=t.prompt) == t

@@ -135,6 +135,13 @@ class Trajectory:
         return len(self.actions)
 
     @property
+    def ends_turn(self) -> bool:
+        """Whether the response ends with a closed answer (blank text after it aside): the turn
+        is over, and :func:`render` appends the tokenizer's end-of-turn token."""
+        segs = [s for s in self.segments if not s.blank]
+        return bool(segs) and segs[-1].kind is Kind.ANSWER and segs[-1].closed
+
+    @property
     def answer(self) -> str | None:
         """The stripped text of the last closed answer, or None."""
         answers = [s.text.strip() for s in self.segments if s.kind is Kind.ANSWER and s.closed]
@@ -327,8 +334,18 @@ def encode_prompt(tokenizer: Any, prompt: str) -> list[int]:
     return list(tokenizer(prompt, add_special_tokens=add)["input_ids"])
 
 
+def end_of_turn_id(tokenizer: Any) -> int | None:
+    """The token a finished turn ends with: the tokenizer's EOS, which is what its chat
+    template closes a turn with (``<|im_end|>`` for ChatML models). Trained after the answer,
+    so that ``generate``, vLLM and llama.cpp stop without stop strings; the agent loop appends
+    it after ``</answer>`` without sampling it (:mod:`autocoa.agent.state`)."""
+    return getattr(tokenizer, "eos_token_id", None)
+
+
 def render_pieces(traj: Trajectory, tokenizer: Any) -> list[tuple[list[int], Kind]]:
-    """Token ids of the trajectory, cut at tags: ``[(ids, kind), ...]`` starting with the prompt."""
+    """Token ids of the trajectory, cut at tags: ``[(ids, kind), ...]`` starting with the
+    prompt; a trajectory that :attr:`~Trajectory.ends_turn` gets the end-of-turn token
+    (:func:`end_of_turn_id`) as a last piece of kind ANSWER (trained as the answer is)."""
     tag_ids = check_tags(tokenizer, traj.tags)
     texts: list[tuple[str, Kind]] = []  # pieces to tokenize; tags become ids directly
     layout: list[tuple[int | None, int | None, Kind]] = []  # (tag id, text index, kind)
@@ -345,6 +362,9 @@ def render_pieces(traj: Trajectory, tokenizer: Any) -> list[tuple[list[int], Kin
     pieces: list[tuple[list[int], Kind]] = [(list(prompt_ids), Kind.PROMPT)]
     for tag_id, idx, kind in layout:
         pieces.append(([tag_id], kind) if tag_id is not None else (list(encoded[idx]), kind))
+    eot = end_of_turn_id(tokenizer)
+    if traj.ends_turn and eot is not None:
+        pieces.append(([eot], Kind.ANSWER))
     return pieces
 
 

@@ -12,14 +12,14 @@ MIN_TEMPERATURE = 1e-3  # below it, logits / temperature overflow float32 (and s
 SEED_RANGE = (-(2**63), 2**64 - 1)  # what torch.Generator.manual_seed accepts
 
 
-FORCED_ANSWER_TAGS = 3  # a forced answer's frame: the open think's closer, <answer> and </answer>
+FORCED_ANSWER_TAGS = 4  # a forced answer's frame: the open think's closer, <answer>, </answer>, end of turn
 
 
 def answer_deadline(max_new_tokens: int, max_answer_tokens: int) -> int:
     """The response length at which an answer is forced, so that it and its tags still fit.
 
     >>> answer_deadline(600, 32)
-    565
+    564
     """
     return max_new_tokens - max_answer_tokens - FORCED_ANSWER_TAGS
 

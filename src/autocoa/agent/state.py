@@ -177,6 +177,7 @@ class Row:
             self._finish("eos")
         elif token in t.closers and t.closers[token] == ANSWER:
             self._finish("budget" if self.r.forced_answer else "answer")
+            self._end_turn()
         elif self.mode is Mode.FREE and token in t.closers and t.closers[token] in t.tags.actions:
             # An action closed (a stray closer counts too: the environment answers it with an error).
             self.r.n_actions += 1
@@ -214,6 +215,16 @@ class Row:
     def _after_observation(self) -> None:
         if self.r.n_actions >= self.cfg.max_actions:
             self.force_answer()
+
+    def _end_turn(self) -> None:
+        """After ``</answer>`` the turn is over: append the end-of-turn token (trained in SFT,
+        see :func:`autocoa.trajectory.end_of_turn_id`) without sampling it, so the rollout ends
+        as its chat template does (TRL then counts it as finished, not truncated). Not
+        trained in RL: the policy did not sample it."""
+        if self.t.eos is None:
+            return
+        for lst, v in ((self.r.ids, self.t.eos), (self.r.sampled, False), (self.r.logprobs, 0.0), (self.r.kinds, Kind.TEXT)):
+            lst.append(v)
 
     def _finish(self, why: str) -> None:
         self.status = Status.DONE
