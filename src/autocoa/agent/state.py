@@ -120,12 +120,7 @@ class Row:
     # -- token intake ------------------------------------------------------------------
     def push(self, token: int, logprob: float = 0.0, sampled: bool = True) -> None:
         """Append one token and react to it."""
-        kind = self._kind_of(token)
-        r = self.r
-        r.ids.append(token)
-        r.sampled.append(sampled)
-        r.logprobs.append(logprob if sampled else 0.0)
-        r.kinds.append(kind)
+        self._append(token, sampled, logprob if sampled else 0.0, self._kind_of(token))
         self.pending.append(token)
         self.mode_tokens += 1
         self._react(token)
@@ -136,13 +131,19 @@ class Row:
         but their segment kinds are tracked and replayed actions are counted."""
         for tok in tokens:
             kind = self._kind_of(tok)
-            for lst, v in ((self.r.ids, tok), (self.r.sampled, False), (self.r.logprobs, 0.0), (self.r.kinds, kind)):
-                lst.append(v)
+            self._append(tok, False, 0.0, kind)
             self.pending.append(tok)
             if tok in self.t.closers and self.t.closers[tok] in self.t.tags.actions and kind is Kind.ACTION:
                 self.r.n_actions += 1
             if tok in self.t.openers and self.t.openers[tok] == ANSWER:
                 self.mode, self.mode_tokens = Mode.ANSWER, 0
+
+    def _append(self, token: int, sampled: bool, logprob: float, kind: Kind) -> None:
+        r = self.r
+        r.ids.append(token)
+        r.sampled.append(sampled)
+        r.logprobs.append(logprob)
+        r.kinds.append(kind)
 
     def push_forced(self, tokens: Sequence[int]) -> None:
         """Insert environment tokens (never trained); budget checks wait until all are in."""
@@ -223,8 +224,7 @@ class Row:
         trained in RL: the policy did not sample it."""
         if self.t.eos is None:
             return
-        for lst, v in ((self.r.ids, self.t.eos), (self.r.sampled, False), (self.r.logprobs, 0.0), (self.r.kinds, Kind.TEXT)):
-            lst.append(v)
+        self._append(self.t.eos, False, 0.0, Kind.TEXT)
 
     def _finish(self, why: str) -> None:
         self.status = Status.DONE
