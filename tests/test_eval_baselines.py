@@ -103,43 +103,75 @@ def _eager_answerer(think_first: bool):
     return lambda tag, history: table.get(tag, "")
 
 
-@pytest.mark.parametrize("steps", [1, 2, 3])
 @pytest.mark.parametrize("think_first", [False, True])
-def test_react_forces_the_configured_number_of_actions(tokenizer, steps, think_first):
+def test_react_lets_the_model_finish_when_it_answers(tokenizer, think_first):
+    """ReAct's Finish: a model that knows the answer answers without a search; the workflow
+    only makes it think first (and closes the thought it tries to answer from)."""
     policy = tag_policy(tokenizer, _eager_answerer(think_first))
-    rows, _, _ = run(tokenizer, policy, "agent", max_actions=steps)
-    assert all(r["n_actions"] == 0 and r["prediction"] == "x" for r in rows)  # on its own it never acts
+    search = FakeSearch()
+    rows, info, _ = run(tokenizer, policy, "react", [search], max_actions=3)
+    assert search.seen == []
+    for r in rows:
+        assert r["n_actions"] == 0 and r["prediction"] == "x" and r["well_formed"], r["trajectory"]
+        kinds = [s["kind"] for s in r["trajectory"]["segments"]]
+        assert kinds == ["think", "answer"]
+    assert info["controller_forced_tokens"] >= 2 * (1 + (not think_first))
+
+
+def _eager_searcher():
+    table = {
+        None: "<search>",  # would act without a thought
+        "</think>": "<search>",
+        "</result>": "<search>",  # would search again and again without thinking
+        "<think>": "hm</think>",
+        "<search>": "q</search>",
+        "<answer>": "x</answer>",
+    }
+    return lambda tag, history: table.get(tag, "")
+
+
+@pytest.mark.parametrize("steps", [1, 2, 3])
+def test_react_thinks_before_each_action_and_stops_at_its_steps(tokenizer, steps):
+    policy = tag_policy(tokenizer, _eager_searcher())
     search = FakeSearch()
     rows, info, _ = run(tokenizer, policy, "react", [search], max_actions=steps)
     assert len(search.seen) == 2 * steps and set(search.seen) == {"q"}
-    for r in rows:  # T forced actions, then the model's own answer (no further action, no forced answer)
-        assert r["n_actions"] == steps and r["n_tool_calls"] == steps
-        assert r["prediction"] == "x" and r["well_formed"], r["trajectory"]
-    assert info["max_actions"] == steps + 1 and info["controller_forced_tokens"] >= 2 * steps
+    for r in rows:  # T steps of thought, action, observation; then a thought and the answer
+        kinds = [s["kind"] for s in r["trajectory"]["segments"]]
+        assert kinds == ["think", "action", "observation"] * steps + ["think", "answer"]
+        assert r["n_tool_calls"] == steps and r["well_formed"] and not r["forced_answer"]
+    assert info["max_actions"] == steps + 1
 
 
-def test_react_controller_is_passive_after_its_steps(tokenizer):
+def test_react_grammar_at_the_top_level(tokenizer):
     import torch
 
     t = TagIds.of(tokenizer, DEFAULT_TAGS)
     ctl = ReactController(t, steps=1)
-    ans = t.open_id("answer")
-    logits = torch.full((2, len(tokenizer)), -5.0)
+    ans, srch, think = t.open_id("answer"), t.open_id("search"), t.open_id("think")
+    logits = torch.full((3, len(tokenizer)), -5.0)
     logits[:, ans] = 0.0
-    fresh, done = [], tokenizer("<search>q</search><result>d</result>", add_special_tokens=False)["input_ids"]
-    out = ctl([fresh, done], logits)
-    assert out[0].argmax().item() == t.open_id("search") and out[1].argmax().item() == ans
+    logits[:, srch] = -1.0
+    fresh = []
+    thought = tokenizer("<think>a</think>", add_special_tokens=False)["input_ids"]
+    spent = tokenizer("<think>a</think><search>q</search><result>d</result>", add_special_tokens=False)["input_ids"]
+    out = ctl([fresh, thought, spent], logits)
+    # a step opens with a thought; after a thought the model's choice (here the answer) stands
+    assert [row.argmax().item() for row in out] == [think, ans, think]
+    assert out[1, srch] == -1.0 and torch.isinf(out[1, think])  # the model's own scores among the allowed
     with pytest.raises(ValueError):
         ReactController(t, steps=0)
 
 
-def test_chat_models_get_prompts_not_hooks(tokenizer):
+def test_chat_models_get_the_few_shot_react_prompt(tokenizer):
     chat = tokenizer.__class__(
         tokenizer_object=tokenizer.backend_tokenizer, pad_token="<|pad|>", eos_token="<|endoftext|>"
     )
     chat.chat_template = "{% for m in messages %}[{{ m.role }}] {{ m.content }}\n{% endfor %}[assistant] "
     s = setup("react", [Q1], chat, AgentConfig(), Toolbox([FakeSearch()]), react_steps=3)
-    assert s.hook is None and s.cfg.max_actions == 3 and "at most 3 steps" in s.prompts[0]
+    assert isinstance(s.hook, ReactController) and s.cfg.max_actions == 4
+    assert "at most 3 search actions" in s.prompts[0] and s.prompts[0].count("[assistant] <think>") == 2
+    assert s.prompts[0].endswith(f"[user] {Q1}\n[assistant] ")
     assert react_prompt(Q1, tokenizer, 3) == f"Question: {Q1}\n"
     d = setup("direct", [Q1], chat, AgentConfig(), None)
     assert d.hook is not None and d.cfg.env == "simulated" and "own knowledge" in d.prompts[0]

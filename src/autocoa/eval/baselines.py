@@ -11,20 +11,17 @@ prefix or action budget (:func:`setup`), so the comparison changes nothing else:
   call per question, batched), and replay ``<search>question</search><result>docs</result>``
   as the start of the response (inserted, never sampled); then actions are banned as in
   ``direct``. The replayed search counts as one action and one real tool call.
-- ``react``: an external workflow decides to act, for a fixed number of steps ``T``
-  (default: the data's maximum hop count, else 4): Thought, Action, Observation ``T`` times,
-  then a last Thought and the Answer (after ``T`` actions the controller turns any further
-  action opener into ``<answer>``; the engine's budget, ``T + 1``, is only a safety net).
-  * Models without a chat template (the tiny default, trained on the bare prompt): a
-    controller hook (:class:`ReactController`). At the top level (after the prompt, a
-    ``</think>`` or a ``</result>``) while fewer than ``T`` actions were made, whatever the
-    model would write other than ``<think>`` or an action opener (``<answer>``, EOS, stray
-    text) is replaced by ``<search>``; inside a think, an attempt to answer or stop
-    (``<answer>``, ``</answer>``, EOS) is replaced by ``</think>``. The model writes the
-    queries itself. Its reasoning is not read: the workflow acts whether or not the model
-    needs to, which is the point of the comparison.
-  * Models with a chat template: a ReAct-style system prompt (:func:`react_prompt`) that asks
-    for think -> search -> result steps, ``T`` at most, then an answer; no hook.
+- ``react``: the ReAct workflow (Yao et al.): Thought, Action, Observation steps, and a Finish
+  action that the model takes when it decides to (``<answer>``), after at most ``T`` actions
+  (default: the data's maximum hop count, else 4). The workflow is a grammar the decoder is held
+  to (:class:`ReactController`), the model chooses within it: every step opens with a thought;
+  after a thought comes an action or the answer (only the answer once ``T`` actions were made);
+  a thought that tries to end otherwise (an opener, ``</answer>``, EOS) is closed with
+  ``</think>``, an action that tries to end otherwise with its own closer. A model with a chat
+  template also gets the ReAct prompt (:func:`react_prompt`: instructions and two worked
+  examples as earlier turns, few-shot as in the ReAct paper); the tiny default, trained on the
+  bare prompt, gets its own prompt. The difference from ``agent`` is the workflow: the agent
+  may act without a thought, think twice, answer at once.
 """
 
 from __future__ import annotations
@@ -66,8 +63,10 @@ def ban_tokens(ids: Sequence[int]) -> Hook:
 
 
 class ReactController:
-    """The ReAct workflow as a logits hook for a model without a chat template (see the
-    module docstring). Keeps per-row state incrementally: the engine passes each row's own
+    """The ReAct workflow as a logits hook (see the module docstring): at the top level the
+    logits are restricted to what the grammar allows next (the model's own preference among
+    them decides); inside a thought or an action a token that would end it otherwise is
+    replaced by its closer. Keeps per-row state incrementally: the engine passes each row's own
     response list, which grows by appends, so each call reads only the new tokens."""
 
     def __init__(self, t: TagIds, steps: int, tool: str = SEARCH):
@@ -76,55 +75,78 @@ class ReactController:
         if tool not in t.tags.actions:
             raise ValueError(f"react's tool {tool!r} is not an action tag ({t.tags.actions})")
         self.t, self.steps = t, steps
-        self.act = t.open_id(tool)
-        self.allowed_at_top = {t.open_id(THINK), *(i for i, n in t.openers.items() if n in t.tags.actions)}
-        self.stop_in_think = {t.open_id(ANSWER), t.close_id(ANSWER)} | ({t.eos} if t.eos is not None else set())
-        self.close_think = t.close_id(THINK)
+        eos = {t.eos} if t.eos is not None else set()
+        self.think, self.close_think, self.answer = t.open_id(THINK), t.close_id(THINK), t.open_id(ANSWER)
         self.action_openers = {i for i, n in t.openers.items() if n in t.tags.actions}
-        self.answer = t.open_id(ANSWER)
-        # inside an action the model may try to end it some other way (a forced <search> where it
-        # wanted <answer> ends with </answer>): any other tag or EOS becomes the action's closer
-        self.stop_in_action = {*t.openers, *t.closers} | ({t.eos} if t.eos is not None else set())
-        self._rows: dict[int, tuple[list[int], int, int, str | None]] = {}  # id -> (list, read, actions, open tag)
-        self.forced = 0  # tokens the controller replaced (for the log)
+        self.after_think = sorted({*self.action_openers, self.answer})
+        # a thought ends with </think> only; an action with its own closer only
+        self.stop_in_think = ({*t.openers, *t.closers} | eos) - {self.close_think}
+        self.stop_in_action = {*t.openers, *t.closers} | eos
+        self._rows: dict[int, tuple[list[int], int, int, str | None, str | None]] = {}
+        self.forced = 0  # tokens the grammar changed (for the log)
 
-    def _state(self, history: list[int]) -> tuple[int, str | None]:
-        """(actions so far, the open segment's tag name or None at the top level)."""
-        _, read, actions, open_name = self._rows.get(id(history), (history, 0, 0, None))
+    def _state(self, history: list[int]) -> tuple[int, str | None, str | None]:
+        """(actions so far, the open segment's tag or None at the top level, the last closed tag)."""
+        _, read, actions, open_name, last = self._rows.get(id(history), (history, 0, 0, None, None))
         for tok in history[read:]:
             if tok in self.t.openers:
                 open_name = self.t.openers[tok]
             elif tok in self.t.closers:
-                if self.t.closers[tok] in self.t.tags.actions:
-                    actions += 1
-                if self.t.closers[tok] == open_name:
-                    open_name = None
-        self._rows[id(history)] = (history, len(history), actions, open_name)  # the list ref keeps its id unique
-        return actions, open_name
+                name = self.t.closers[tok]
+                actions += name in self.t.tags.actions
+                if name == open_name:
+                    open_name, last = None, name
+        self._rows[id(history)] = (history, len(history), actions, open_name, last)  # the list ref keeps its id
+        return actions, open_name, last
+
+    def allowed_at_top(self, actions: int, last: str | None) -> list[int]:
+        """What may open next at the top level: a thought to start a step; after a thought an
+        action or the answer (the answer only, once the steps are spent)."""
+        if last != THINK:
+            return [self.think]
+        return [self.answer] if actions >= self.steps else self.after_think
 
     def __call__(self, histories: list[list[int]], logits: torch.Tensor) -> torch.Tensor:
         top = logits.argmax(dim=-1).tolist()
-        force: dict[int, int] = {}
+        out = None
         for i, h in enumerate(histories):
-            actions, open_name = self._state(h)
-            if actions >= self.steps:  # the workflow's steps are spent: a last thought, then the answer
-                if open_name is None and top[i] in self.action_openers:
-                    force[i] = self.answer
+            actions, open_name, last = self._state(h)
+            if open_name is None:
+                allowed = self.allowed_at_top(actions, last)
+                self.forced += top[i] not in allowed
+                out = logits.clone() if out is None else out
+                keep = out[i, allowed].clone()
+                out[i] = float("-inf")
+                out[i, allowed] = keep
                 continue
-            if open_name is None and top[i] not in self.allowed_at_top:
-                force[i] = self.act
-            elif open_name == THINK and top[i] in self.stop_in_think:
-                force[i] = self.close_think
-            elif open_name in self.t.tags.actions and top[i] in self.stop_in_action - {self.t.close_id(open_name)}:
-                force[i] = self.t.close_id(open_name)
-        if not force:
-            return logits
-        logits = logits.clone()
-        for i, tok in force.items():
-            logits[i] = float("-inf")
-            logits[i, tok] = 0.0
-        self.forced += len(force)
-        return logits
+            closer = self.t.close_id(open_name) if open_name in (THINK, *self.t.tags.actions) else None
+            stop = self.stop_in_think if open_name == THINK else self.stop_in_action
+            if closer is not None and top[i] in stop - {closer}:
+                self.forced += 1
+                out = logits.clone() if out is None else out
+                out[i] = float("-inf")
+                out[i, closer] = 0.0
+        return logits if out is None else out
+
+
+# Two worked examples for the ReAct prompt of a chat model, in the synthetic world's style (the
+# names are invented here; they are not the world's).
+REACT_EXAMPLES = (
+    (
+        "Where was Kemaru Doli born?",
+        "<think>I need the birthplace of Kemaru Doli.</think><search>Kemaru Doli born</search>"
+        "<result>Doc 1 (Title: Kemaru Doli) Kemaru Doli is a person. Kemaru Doli was born in Sabeto.</result>"
+        "<think>Kemaru Doli was born in Sabeto.</think><answer>Sabeto</answer>",
+    ),
+    (
+        "In which country is the city where Lunaro Pev was born?",
+        "<think>I need the city where Lunaro Pev was born.</think><search>Lunaro Pev born</search>"
+        "<result>Doc 1 (Title: Lunaro Pev) Lunaro Pev was born in Orvadi.</result>"
+        "<think>Lunaro Pev was born in Orvadi. Now I need the country of Orvadi.</think>"
+        "<search>Orvadi country</search><result>Doc 1 (Title: Orvadi) Orvadi is a city. Orvadi lies in Tesmar.</result>"
+        "<think>Orvadi lies in Tesmar.</think><answer>Tesmar</answer>",
+    ),
+)
 
 
 def direct_prompt(question: str, tokenizer: Any) -> str:
@@ -143,16 +165,22 @@ def direct_prompt(question: str, tokenizer: Any) -> str:
 
 
 def react_prompt(question: str, tokenizer: Any, steps: int) -> str:
-    """A ReAct-style prompt for a chat model; the bare prompt for a model without a template."""
+    """The ReAct prompt of a chat model: the workflow's instructions, then
+    :data:`REACT_EXAMPLES` as earlier turns (few-shot), then the question; the model's own bare
+    prompt for a model without a chat template."""
     if not getattr(tokenizer, "chat_template", None):
         return format_prompt(question, tokenizer)
     system = (
-        "Solve the question step by step, alternating Thought, Action and Observation. In each step write "
-        "your thought inside <think> </think>, then one search query inside <search> </search>; the search "
-        "results come back inside <result> </result>. Take at most "
-        f"{steps} steps, then give the final short answer inside <answer> </answer>."
+        "Solve the question with interleaved Thought, Action and Observation steps. Thought: reason about "
+        "what you know and what you still need, inside <think> </think>. Action: either search the "
+        "encyclopedia with a short query inside <search> </search> (the Observation, its result, comes back "
+        "inside <result> </result>), or Finish: give the final short answer inside <answer> </answer> as "
+        f"soon as you know it. Take at most {steps} search actions."
     )
-    messages = [{"role": "system", "content": system}, {"role": "user", "content": question}]
+    messages = [{"role": "system", "content": system}]
+    for q, a in REACT_EXAMPLES:
+        messages += [{"role": "user", "content": q}, {"role": "assistant", "content": a}]
+    messages.append({"role": "user", "content": question})
     return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
 
@@ -220,8 +248,6 @@ def setup(
             rag_prefixes(questions, toolbox, tokenizer, t, cfg.max_obs_tokens),
             calls_before=1,
         )
-    if getattr(tokenizer, "chat_template", None):  # the prompt asks for T steps; the budget enforces them
-        cfg = cfg.model_copy(update={"max_actions": react_steps})
-        return Setup(method, [react_prompt(q, tokenizer, react_steps) for q in questions], cfg)
     cfg = cfg.model_copy(update={"max_actions": react_steps + 1})  # the controller stops at T; this is a net
-    return Setup(method, [format_prompt(q, tokenizer) for q in questions], cfg, ReactController(t, react_steps))
+    prompts = [react_prompt(q, tokenizer, react_steps) for q in questions]
+    return Setup(method, prompts, cfg, ReactController(t, react_steps))
