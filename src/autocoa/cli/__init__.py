@@ -12,6 +12,7 @@ from rich.console import Console
 from autocoa.cli.app import CLIError, app
 from autocoa.config import ConfigError
 from autocoa.jsonl import DataError
+from autocoa.named_models import MissingDependency
 
 COMMAND_MODULES = ("core", "data", "tools", "stages", "train", "rl", "agent", "eval", "serve", "score", "demo")
 for _name in COMMAND_MODULES:
@@ -21,6 +22,6 @@ for _name in COMMAND_MODULES:
 def main() -> None:
     try:
         app()
-    except (CLIError, DataError, ConfigError, FileNotFoundError) as e:
+    except (CLIError, DataError, ConfigError, FileNotFoundError, FileExistsError, MissingDependency) as e:
         Console(stderr=True).print(f"[bold red]error:[/] {e}", highlight=False)
         sys.exit(2)

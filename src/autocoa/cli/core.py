@@ -1,4 +1,4 @@
-"""Commands on trajectories and tokenizers: ``show-mask``, ``tokenizer``."""
+"""Commands on trajectories, tokenizers and checkpoints: ``show-mask``, ``tokenizer``, ``convert``."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from autocoa.cli.app import CLIError, app
+from autocoa.named_models import NAMED_MODELS as NAMED
 
 
 def _read_trajectories(path: Path, lines: list[int] | None):
@@ -95,3 +96,26 @@ def _lines(paths: list[Path]):
     for p in paths:
         with p.open(encoding="utf-8") as f:
             yield from f
+
+
+@app.command("convert")
+def convert(
+    out: Annotated[Path, typer.Option(help="checkpoint directory to write (must not exist)")],
+    gguf: Annotated[Path | None, typer.Option(help="a GGUF file transformers can read")] = None,
+    model: Annotated[str | None, typer.Option(help="a named model instead: " + ", ".join(NAMED))] = None,
+) -> None:
+    """Turn a GGUF file (or a named model's) into a safetensors checkpoint directory with its
+    tokenizer and chat template, which every command then takes as a model path. (A named model
+    is also accepted directly wherever a model path is, converted once into the cache.)"""
+    from autocoa.named_models import convert_gguf, named_gguf
+
+    if (gguf is None) == (model is None):
+        raise CLIError("give either --gguf FILE or --model NAME")
+    if model is not None and model not in NAMED:
+        raise CLIError(f"unknown model {model!r}; named models: {', '.join(NAMED)}")
+    src = gguf if gguf is not None else named_gguf(model)
+    try:
+        convert_gguf(src, out)
+    except ValueError as e:
+        raise CLIError(str(e)) from None
+    typer.echo(f"converted {src} -> {out}")

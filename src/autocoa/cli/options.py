@@ -8,7 +8,9 @@ from typing import Annotated
 
 import typer
 
-ModelDir = Annotated[Path, typer.Option("--model", help="model directory (save_pretrained layout)")]
+ModelDir = Annotated[
+    Path, typer.Option("--model", help="model directory (save_pretrained layout), or a named model: smollm2-135m-instruct")
+]
 IndexDir = Annotated[Path | None, typer.Option("--index", help="local search index directory")]
 RetrieverURL = Annotated[
     str | None, typer.Option("--retriever", help="retrieval server URL (Search-R1 /retrieve protocol)")

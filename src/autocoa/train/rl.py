@@ -174,9 +174,10 @@ def train_rl(
     from accelerate import PartialState
 
     from autocoa.models import load_model
+    from autocoa.named_models import resolve_model
 
     cfg = cfg or RLConfig()
-    out_dir, questions_path = Path(out_dir), Path(questions_path)
+    out_dir, questions_path, model_path = Path(out_dir), Path(questions_path), resolve_model(model_path)
     manifest = _manifest(model_path, questions_path, cfg, max_questions)  # reads every row first
     dist = PartialState(cpu=not torch.cuda.is_available())  # as Trainer(use_cpu=...) will: gloo DDP on CPU
     _prepare_out_dir(out_dir, cfg, manifest, overwrite, dist)

@@ -132,7 +132,9 @@ def train_sft(
     from autocoa.train.common import mark_done, metrics_callback
 
     cfg = _check_inputs(stage, cfg, cot_path, pool_path)
-    model_path, data_path, out_dir = Path(model_path), Path(data_path), Path(out_dir)
+    from autocoa.named_models import resolve_model
+
+    model_path, data_path, out_dir = resolve_model(model_path), Path(data_path), Path(out_dir)
     cot_path = Path(cot_path) if cot_path is not None else None
     pool_path = Path(pool_path) if pool_path is not None else None
     state = PartialState()
