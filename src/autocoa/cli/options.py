@@ -9,7 +9,8 @@ from typing import Annotated
 import typer
 
 ModelDir = Annotated[
-    Path, typer.Option("--model", help="model directory (save_pretrained layout), or a named model: smollm2-135m-instruct")
+    Path,
+    typer.Option("--model", help="model directory (save_pretrained layout), or a named model: smollm2-135m-instruct"),
 ]
 IndexDir = Annotated[Path | None, typer.Option("--index", help="local search index directory")]
 RetrieverURL = Annotated[
