@@ -46,6 +46,8 @@ def test_schedule_switches_env_and_counts_real_calls(tokenizer, tmp_path):
     assert summary["real_calls_total"] == 8 == len(search.seen)
     assert (summary["sim_steps_done"], summary["real_steps_done"]) == (2, 2)
     assert all(r["reward"] == 1.0 and r["rewards/accuracy/mean"] == 1.0 for r in rows)
+    # every rollout ended its turn (EOS after </answer>): TRL counts none as truncated
+    assert all(r["completions/clipped_ratio"] == 0.0 for r in rows)
     dumped = [json.loads(line) for line in (out / "rollouts.jsonl").read_text().splitlines()]
     assert [d["env"] for d in dumped][::4] == ["simulated", "simulated", "real", "real"]
     sim, real = dumped[0], dumped[-1]
