@@ -98,3 +98,23 @@ def test_fast_demo_with_ablations(tmp_path):
     assert results["rl_sim"]["real_calls_total"] == 0
     report = (out / "report" / "report.md").read_text()
     assert "sft12_rl2 agent" in report and "rl agent" in report
+
+
+@pytest.mark.slow
+def test_pretrained_fast_demo_on_the_real_model(tmp_path, monkeypatch):
+    """`autocoa demo --model smollm2-135m-instruct --fast`: every stage on the real weights, and
+    the base chat model evaluated as the prompted workflows (the paper's Table 1 comparison)."""
+    monkeypatch.setenv("AUTOCOA_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "demo"
+    res = CliRunner().invoke(app, ["demo", "--model", "smollm2-135m-instruct", "--fast", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    results = json.loads((out / "demo.json").read_text())
+    assert results["pretrain"]["num_hidden_layers"] == 30 and not (out / "base").exists()
+    assert set(results["main"]["em"]["base"]) == {"agent", "direct", "rag", "react"}
+    assert set(results["main"]["em"]["rl"]) == {"agent", "direct", "rag", "react"}
+    assert (out / "rl" / "model.safetensors").exists() and results["sft2"]["steps"] == 2
+
+
+def test_demo_refuses_an_unknown_model(tmp_path):
+    res = CliRunner().invoke(app, ["demo", "--model", str(tmp_path / "nope"), "--out", str(tmp_path / "d")])
+    assert res.exit_code != 0 and "not a checkpoint directory nor a named model" in str(res.output or res.exception)

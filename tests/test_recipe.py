@@ -178,3 +178,24 @@ def test_plots_take_a_rounded_mean_below_its_minimum(tmp_path):
     for name in ("frontier", "fidelity", "ablations"):
         paths = study_report.write_study_report(name, rows, [], [0], tmp_path / name)
         assert all(p.exists() for p in paths.values())
+
+
+def test_a_pretrained_model_replaces_the_pretrain_stage(tmp_path, monkeypatch):
+    from autocoa.demo import build_stages
+
+    monkeypatch.setenv("AUTOCOA_CACHE", str(tmp_path / "cache"))
+    cfg = preset("pretrained").model_copy(update={"model": "smollm2-135m-instruct"})
+    stages = {s.name: s for s in build_stages(cfg, tmp_path / "run")}
+    base = tmp_path / "cache" / "models" / "smollm2-135m-instruct"
+    assert stages["pretrain"].out == tmp_path / "run" / "base_model" and stages["pretrain"].config == {
+        "model": "smollm2-135m-instruct"
+    }
+    assert stages["sft1"].deps[0] == "pretrain"  # SFT-1 reads the converted checkpoint, not run/base
+    main = next(s for s in stages.values() if s.name == "main")
+    base_spec = next(sp for sp in main.config["specs"] if sp["label"] == "base")
+    assert base_spec["ckpt"] == str(base.resolve()) and set(base_spec["methods"]) == {"agent", "direct", "rag", "react"}
+    tiny = {s.name: s for s in build_stages(preset("default"), tmp_path / "tiny")}
+    assert tiny["pretrain"].out == tmp_path / "tiny" / "base"
+    for size in ("pretrained", "pretrained-fast"):
+        p = preset(size)
+        assert p.size == size and p.model is None and p.sft2.max_steps and p.rl.max_new_tokens <= 320

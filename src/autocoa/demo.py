@@ -24,6 +24,7 @@ from autocoa.recipe.config import RecipeConfig, preset
 from autocoa.recipe.stages import (
     EvalSpec,
     Stage,
+    base_dir,
     eval_stage,
     fidelity_specs,
     recipe_stages,
@@ -41,11 +42,13 @@ def build_stages(cfg: RecipeConfig, out: Path) -> list[Stage]:
     stages = recipe_stages(cfg, out)
     sim, real = cfg.rl.sim_steps, cfg.rl.real_steps
     stages.append(rl_stage("rl", cfg, out, "sft123", "sft3", "rl", sim, real))
-    # the paper's rows in miniature: the base model alone, SFT-1&2&3, and the full recipe
-    # (SFT-1&2&3 + RL-1&2) deciding by itself and driven by the three baselines; and what the
-    # world model knows of what it simulates
+    # the paper's rows in miniature: the base model alone (a real chat model also prompted as
+    # the ReAct, RAG and zero-shot agent workflows: the paper's Table 1 comparison), SFT-1&2&3,
+    # and the full recipe (SFT-1&2&3 + RL-1&2) deciding by itself and driven by the three
+    # baselines; and what the world model knows of what it simulates
+    base_methods = ("direct",) if cfg.model is None else ("agent", "direct", "rag", "react")
     specs = [
-        EvalSpec("base", "base", ("direct",)),
+        EvalSpec("base", base_dir(cfg), base_methods),
         EvalSpec("sft123", "sft123", ("agent",)),
         run_spec("rl"),
         *fidelity_specs("sft123", "sft123", cfg),
@@ -54,7 +57,7 @@ def build_stages(cfg: RecipeConfig, out: Path) -> list[Stage]:
     if cfg.ablations:
         total = sim + real
         stages += [
-            sft_stage("sft2_only", "sft2", "base", "sft2_only", cfg.sft2, out, "pretrain"),
+            sft_stage("sft2_only", "sft2", base_dir(cfg), "sft2_only", cfg.sft2, out, "pretrain"),
             rl_stage("rl_sim", cfg, out, "sft123", "sft3", "rl_sim", total, 0),
             rl_stage("rl_real", cfg, out, "sft123", "sft3", "rl_real", 0, total),
             rl_stage("sft12_rl2", cfg, out, "sft12", "sft2", "sft12_rl2", 0, total),

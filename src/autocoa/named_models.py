@@ -120,11 +120,19 @@ def resolve_model(path: str | Path) -> Path:
     >>> resolve_model("runs/demo/sft123")
     PosixPath('runs/demo/sft123')
     """
+    p = model_dir(path)
+    if str(path) in NAMED_MODELS and not (p / "config.json").exists():
+        convert_gguf(named_gguf(str(path)), p)
+    return p
+
+
+def model_dir(path: str | Path) -> Path:
+    """The directory :func:`resolve_model` returns for ``path``, without converting anything.
+
+    >>> model_dir("runs/demo/rl"), model_dir("smollm2-135m-instruct").name
+    (PosixPath('runs/demo/rl'), 'smollm2-135m-instruct')
+    """
     p = Path(path)
-    name = str(path)
-    if name not in NAMED_MODELS or p.exists():
+    if str(path) not in NAMED_MODELS or p.exists():
         return p
-    cached = cache_dir() / "models" / name
-    if not (cached / "config.json").exists():
-        convert_gguf(named_gguf(name), cached)
-    return cached
+    return cache_dir() / "models" / str(path)

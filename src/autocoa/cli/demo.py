@@ -23,6 +23,13 @@ def demo_cmd(
         bool, typer.Option(help="also the paper's ablation rows (SFT-2, SFT-1&2, +RL-1, all-real RL, SFT-1&2+RL-2)")
     ] = False,
     config: ConfigFile = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            help="start from this pretrained chat model (directory or named model: smollm2-135m-instruct) "
+            "instead of pretraining the tiny one; its own preset (pretrained)"
+        ),
+    ] = None,
 ) -> None:
     """Run the recipe end to end on a generated synthetic world, on CPU."""
     from rich.console import Console
@@ -31,7 +38,17 @@ def demo_cmd(
     from autocoa.recipe.config import load_recipe
     from autocoa.recipe.stages import StageMismatchError
 
-    cfg = load_recipe("fast" if fast else "default", config)
+    if model is not None:
+        from autocoa.named_models import NAMED_MODELS
+
+        if model not in NAMED_MODELS and not (Path(model) / "config.json").exists():
+            raise CLIError(f"--model {model}: not a checkpoint directory nor a named model ({', '.join(NAMED_MODELS)})")
+        size = "pretrained-fast" if fast else "pretrained"
+    else:
+        size = "fast" if fast else "default"
+    cfg = load_recipe(size, config)
+    if model is not None:
+        cfg = cfg.model_copy(update={"model": model})
     if ablations:
         cfg = cfg.model_copy(update={"ablations": True})
     console = Console()

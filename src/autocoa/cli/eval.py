@@ -36,7 +36,7 @@ def eval_cmd(
     max_actions: Annotated[int | None, typer.Option(help="action budget of agent/rag/direct")] = None,
     batch_size: Annotated[int | None, typer.Option(help="rows decoded together")] = None,
     react_steps: Annotated[
-        int | None, typer.Option(help="ReAct's fixed number of actions (default: the data's max hops, else 4)")
+        int | None, typer.Option(help="ReAct's most searches before it must finish (default: data's max hops, else 4)")
     ] = None,
     label: Annotated[
         str | None, typer.Option(help="name of this run in reports (default: the model's dir name)")

@@ -123,7 +123,7 @@ def method_metrics(rows: Sequence[dict[str, Any]], simulated: bool = False) -> d
 
 
 def react_steps_for(records: Sequence[QARecord]) -> int:
-    """The ReAct workflow's fixed number of steps: the data's maximum hop count, else 4."""
+    """The ReAct workflow's most search steps: the data's maximum hop count, else 4."""
     hops = [r.hops for r in records if r.hops is not None]
     return max(hops) if hops else DEFAULT_REACT_STEPS
 

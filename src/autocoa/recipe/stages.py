@@ -156,6 +156,30 @@ def pretrain_stage(cfg: RecipeConfig, root: Path) -> Stage:
     return Stage("pretrain", root / "base", run, cfg.pretrain.model_dump(mode="json"), deps=("world",))
 
 
+def base_model_stage(cfg: RecipeConfig, root: Path) -> Stage:
+    """The base model, pretrained from scratch (:func:`pretrain_stage`) or, with ``cfg.model``,
+    a real checkpoint: a named model is converted into the cache here (once per machine)."""
+    if cfg.model is None:
+        return pretrain_stage(cfg, root)
+
+    def run() -> dict[str, Any]:
+        from autocoa.named_models import resolve_model
+
+        path = resolve_model(cfg.model)
+        config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+        keys = ("model_type", "num_hidden_layers", "hidden_size", "vocab_size")
+        return {"model": str(path), **{k: config.get(k) for k in keys}}
+
+    return Stage("pretrain", root / "base_model", run, {"model": cfg.model})
+
+
+def base_dir(cfg: RecipeConfig) -> str:
+    """The base model's directory, relative to a seed directory (absolute for ``cfg.model``)."""
+    from autocoa.named_models import model_dir
+
+    return "base" if cfg.model is None else str(model_dir(cfg.model).resolve())
+
+
 def synth_stage(cfg: RecipeConfig, root: Path) -> Stage:
     synth_cfg = cfg.synth.model_copy(
         update={"topk": cfg.topk, "rl_pool": cfg.world_model.rl_pool, "holdout": cfg.world_model.holdout}
@@ -309,14 +333,15 @@ def write_seed_report(root: Path) -> Path:
 
 
 def recipe_stages(cfg: RecipeConfig, root: Path) -> list[Stage]:
-    """The stages every run of one seed shares: world, indexes, base model, data, SFT-1, -1&2, -1&2&3."""
+    """The stages every run of one seed shares: world, indexes, base model (pretrained here, or
+    ``cfg.model``), data, SFT-1, -1&2, -1&2&3."""
     pool = bool(cfg.world_model.rl_pool and cfg.sft3.pool_repeats)
     return [
         world_stage(cfg, root),
         index_stage(root),
-        pretrain_stage(cfg, root),
+        base_model_stage(cfg, root),
         synth_stage(cfg, root),
-        sft_stage("sft1", "sft1", "base", "sft1", cfg.sft1, root, "pretrain"),
+        sft_stage("sft1", "sft1", base_dir(cfg), "sft1", cfg.sft1, root, "pretrain"),
         sft_stage("sft2", "sft2", "sft1", "sft12", cfg.sft2, root, "sft1"),
         sft_stage("sft3", "sft3", "sft12", "sft123", cfg.sft3, root, "sft2", pool=pool),
     ]

@@ -31,6 +31,7 @@ from autocoa.recipe.config import RecipeConfig
 from autocoa.recipe.stages import (
     EvalSpec,
     Stage,
+    base_dir,
     eval_stage,
     fidelity_specs,
     recipe_stages,
@@ -105,12 +106,12 @@ def ablations_grid(cfg: RecipeConfig, root: Path) -> Grid:
     }
     alpha0 = cfg.sft1.model_copy(update={"alpha": 0.0})
     stages = [
-        sft_stage("sft1_alpha0", "sft1", "base", "sft1_alpha0", alpha0, root, "pretrain"),
-        sft_stage("sft2_only", "sft2", "base", "sft2_only", cfg.sft2, root, "pretrain"),
+        sft_stage("sft1_alpha0", "sft1", base_dir(cfg), "sft1_alpha0", alpha0, root, "pretrain"),
+        sft_stage("sft2_only", "sft2", base_dir(cfg), "sft2_only", cfg.sft2, root, "pretrain"),
         *rl_runs.values(),
     ]
     specs = [
-        EvalSpec("base", "base", ("direct",)),
+        EvalSpec("base", base_dir(cfg), ("direct",)),
         EvalSpec("sft2", "sft2_only"),
         EvalSpec("sft12", "sft12"),
         EvalSpec("sft123", "sft123"),

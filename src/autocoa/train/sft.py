@@ -145,6 +145,8 @@ def train_sft(
     model, tok = load_model(model_path, device="cpu", dtype="fp32", for_training=True)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
+    if cfg.lora_rank:
+        model = with_lora(model, tok, cfg.lora_rank)
     callbacks = [metrics_callback(out_dir / "metrics.jsonl")]
     if stage == "sft1":
         from autocoa.train.contrastive import build_cpo_trainer, pair_examples
@@ -162,6 +164,8 @@ def train_sft(
     t1 = time.perf_counter()
     trainer.train(resume_from_checkpoint=str(ckpt) if ckpt is not None else None)
     train_seconds = time.perf_counter() - t1
+    if cfg.lora_rank:  # the adapters merged in: the stage's output is a plain checkpoint like any other
+        trainer.model = trainer.accelerator.unwrap_model(trainer.model).merge_and_unload()
     trainer.save_model(str(out_dir))  # gathers sharded (FSDP / ZeRO-3) weights; saves the tokenizer too
 
     summary = run_summary(stage, trainer, stats, train_seconds, prepare_seconds, ckpt)
@@ -172,6 +176,25 @@ def train_sft(
         mark_done(out_dir, summary)
     state.wait_for_everyone()
     return summary
+
+
+def with_lora(model: Any, tokenizer: Any, rank: int) -> Any:
+    """``model`` with LoRA adapters of ``rank`` on every linear layer (alpha = 2 x rank) and the
+    tag tokens' embedding rows trainable (peft's ``trainable_token_indices``: the tags are new
+    tokens, so the model must learn them, and the rest of the embedding stays frozen)."""
+    from peft import LoraConfig, get_peft_model
+
+    from autocoa.trajectory import check_tags
+
+    tags = sorted(check_tags(tokenizer).values())
+    config = LoraConfig(
+        r=rank,
+        lora_alpha=2 * rank,
+        target_modules="all-linear",
+        trainable_token_indices=tags,
+        task_type="CAUSAL_LM",
+    )
+    return get_peft_model(model, config)
 
 
 def _check_inputs(stage: str, cfg: SFTConfig | None, cot_path: Any, pool_path: Any) -> SFTConfig:

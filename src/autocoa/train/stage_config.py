@@ -41,6 +41,12 @@ class SFTConfig(Config):
     save_steps: int = Field(100, ge=1, description="optimizer steps between resumable checkpoints")
     save_total_limit: int = Field(2, ge=1, description="checkpoints kept in OUT/checkpoints (oldest deleted)")
     report_to: list[str] = Field(default_factory=list, description="extra loggers: tensorboard, wandb, ...")
+    lora_rank: int = Field(
+        0,
+        ge=0,
+        description="LoRA (peft) of this rank on every linear layer, plus the tag tokens' embedding rows, merged "
+        "into the saved model; 0 = full fine-tuning",
+    )
 
 
 class MaskedSFTConfig(SFTConfig):
