@@ -348,3 +348,30 @@ def test_trim_jsonl_keeps_rows_and_drops_a_torn_line(tmp_path):
     trim_jsonl(path, lambda r: r["step"] <= 2)
     assert path.read_text() == '{"step": 1}\n{"step": 2}\n'
     trim_jsonl(tmp_path / "missing.jsonl", lambda r: True)  # nothing to trim
+
+
+def test_lora_trains_adapters_and_tag_rows_and_saves_a_plain_checkpoint(tokenizer, tmp_path):
+    from autocoa.models import load_model
+    from autocoa.trajectory import check_tags
+
+    data = write_data(tmp_path / "data")
+    model_dir = write_model(tokenizer, tmp_path / "init")
+    out = tmp_path / "lora"
+    cfg = MaskedSFTConfig(**FAST, lr=1e-2, batch_size=4, max_steps=4, save_steps=2, cot_ratio=0.0, lora_rank=4)
+    summary = train_sft("sft2", model_dir, data["coa"], out, cfg, progress=False)
+    assert summary["steps"] == 4 and not (out / "adapter_config.json").exists()  # merged: a plain checkpoint
+    before, _ = load_model(model_dir, device="cpu")
+    after, _ = load_model(out, device="cpu")
+    b, a = dict(before.named_parameters()), dict(after.named_parameters())
+    assert set(b) == set(a)
+    assert not torch.equal(b["model.layers.0.self_attn.q_proj.weight"], a["model.layers.0.self_attn.q_proj.weight"])
+    emb_b, emb_a = b["model.embed_tokens.weight"], a["model.embed_tokens.weight"]
+    tags = sorted(check_tags(tokenizer).values())
+    others = [i for i in range(emb_b.shape[0]) if i not in tags]
+    assert torch.equal(emb_b[others], emb_a[others])  # only the tags' rows of the embedding train
+    assert not torch.equal(emb_b[tags], emb_a[tags])
+
+
+def test_lora_refuses_weight_decay():
+    with pytest.raises(ValueError, match="decay"):
+        MaskedSFTConfig(lora_rank=4, weight_decay=0.1)

@@ -180,21 +180,24 @@ def train_sft(
 
 def with_lora(model: Any, tokenizer: Any, rank: int) -> Any:
     """``model`` with LoRA adapters of ``rank`` on every linear layer (alpha = 2 x rank) and the
-    tag tokens' embedding rows trainable (peft's ``trainable_token_indices``: the tags are new
-    tokens, so the model must learn them, and the rest of the embedding stays frozen)."""
+    tag tokens' embedding rows trainable (the tags are new tokens, so the model must learn them;
+    the other rows stay frozen). The rows are trained through a gradient mask on the embedding,
+    not peft's ``trainable_token_indices``: on a model with tied embeddings that wraps the LM
+    head in a module without ``bias``, which TRL's fused LM head reads."""
+    import torch
     from peft import LoraConfig, get_peft_model
 
     from autocoa.trajectory import check_tags
 
-    tags = sorted(check_tags(tokenizer).values())
-    config = LoraConfig(
-        r=rank,
-        lora_alpha=2 * rank,
-        target_modules="all-linear",
-        trainable_token_indices=tags,
-        task_type="CAUSAL_LM",
+    peft_model = get_peft_model(
+        model, LoraConfig(r=rank, lora_alpha=2 * rank, target_modules="all-linear", task_type="CAUSAL_LM")
     )
-    return get_peft_model(model, config)
+    emb = peft_model.get_input_embeddings().weight
+    rows = torch.zeros(emb.shape[0], 1, dtype=emb.dtype, device=emb.device)
+    rows[sorted(check_tags(tokenizer).values())] = 1.0
+    emb.requires_grad_(True)
+    emb.register_hook(lambda grad: grad * rows)
+    return peft_model
 
 
 def _check_inputs(stage: str, cfg: SFTConfig | None, cot_path: Any, pool_path: Any) -> SFTConfig:

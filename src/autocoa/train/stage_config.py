@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from autocoa.config import Config
 
@@ -47,6 +47,12 @@ class SFTConfig(Config):
         description="LoRA (peft) of this rank on every linear layer, plus the tag tokens' embedding rows, merged "
         "into the saved model; 0 = full fine-tuning",
     )
+
+    @model_validator(mode="after")
+    def _lora_without_decay(self) -> SFTConfig:
+        if self.lora_rank and self.weight_decay:
+            raise ValueError("lora_rank with weight_decay > 0 would decay the embedding rows LoRA keeps frozen")
+        return self
 
 
 class MaskedSFTConfig(SFTConfig):
