@@ -70,7 +70,7 @@ def load_model(
     model = AutoModelForCausalLM.from_pretrained(str(path), dtype=pick_dtype(dtype, dev, for_training))
     pieces = {t: tok.encode(t, add_special_tokens=False) for t in tags.strings if t not in tok.get_vocab()}
     if add_tags(tok, tags):
-        model.resize_token_embeddings(len(tok))
+        model.resize_token_embeddings(len(tok), mean_resizing=False)  # every new row is set just below
         init_tag_embeddings(model, {tok.convert_tokens_to_ids(t): ids for t, ids in pieces.items()})
     if tok.pad_token_id is not None and model.config.pad_token_id is None:
         model.config.pad_token_id = tok.pad_token_id
