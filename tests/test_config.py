@@ -42,3 +42,19 @@ def test_errors_name_file_and_field(tmp_path, text, match):
 def test_missing_file(tmp_path):
     with pytest.raises(ConfigError, match="not found"):
         Demo.load(tmp_path / "x.yaml")
+
+
+def test_rl_rollout_fields_are_the_agent_loops_with_rl_defaults():
+    from autocoa.agent.config import AgentConfig
+    from autocoa.train.rl_config import ROLLOUT_FIELDS, RLConfig
+
+    rl, agent = RLConfig.model_fields, AgentConfig.model_fields
+    for name in ROLLOUT_FIELDS:
+        assert set(agent[name].metadata) <= set(rl[name].metadata), name  # every constraint of the agent loop
+    assert rl["temperature"].default == 0.6 and agent["temperature"].default == 0.0
+    cfg = RLConfig(max_actions=3, top_p=0.9)
+    a = cfg.agent_config("simulated", seed=7)
+    assert (a.env, a.max_actions, a.top_p, a.temperature, a.seed, a.n) == ("simulated", 3, 0.9, 0.6, 7, 1)
+    for bad in ({"temperature": 0.0}, {"temperature": 1e-5}, {"top_p": 1.5}, {"max_obs_tokens": 4}):
+        with pytest.raises(ValueError):
+            RLConfig(**bad)

@@ -12,6 +12,18 @@ from autocoa.config import Config
 from autocoa.train.rewards import Metric
 
 Env = Literal["simulated", "real"]
+# The rollouts' budget and sampling fields are AgentConfig's (constraints and help texts declared
+# there, once); RL only sets its own defaults. Sampling must be stochastic in GRPO: temperature > 0.
+ROLLOUT_FIELDS = ("max_actions", "max_new_tokens", "max_obs_tokens", "max_answer_tokens", "temperature", "top_p")
+
+
+def _agent_field(name: str, default: Any, description: str | None = None, **constraints: Any) -> Any:
+    """AgentConfig's field ``name`` with RL's ``default`` (and extra constraints)."""
+    from autocoa.agent.config import AgentConfig
+
+    info = AgentConfig.model_fields[name]
+    bounds = {k: getattr(m, k) for m in info.metadata for k in ("ge", "gt", "le", "lt") if hasattr(m, k)}
+    return Field(default, description=description or info.description, **{**bounds, **constraints})
 
 
 class RLConfig(Config):
@@ -31,13 +43,13 @@ class RLConfig(Config):
     loss_type: Literal["dapo", "grpo", "bnpo", "dr_grpo"] = Field(
         "dapo", description="loss normaliser (TRL names): dapo = token mean over the batch; grpo = per sequence"
     )
-    # rollouts
-    temperature: float = Field(0.6, gt=0, description="sampling temperature (paper: 0.6)")
-    top_p: float = Field(1.0, gt=0, le=1.0, description="nucleus sampling mass")
-    max_actions: int = Field(6, ge=0, description="action budget per rollout; then an answer is forced")
-    max_new_tokens: int = Field(512, ge=8, description="token budget per response, observations included")
-    max_obs_tokens: int = Field(256, ge=8, description="observations (real or simulated) are cut here")
-    max_answer_tokens: int = Field(32, ge=1, description="a forced answer is closed after this many tokens")
+    # rollouts (AgentConfig's fields, RL's defaults)
+    temperature: float = _agent_field("temperature", 0.6, "sampling temperature (paper: 0.6); > 0 in GRPO", gt=0)
+    top_p: float = _agent_field("top_p", 1.0)
+    max_actions: int = _agent_field("max_actions", 6)
+    max_new_tokens: int = _agent_field("max_new_tokens", 512, ge=8)
+    max_obs_tokens: int = _agent_field("max_obs_tokens", 256)
+    max_answer_tokens: int = _agent_field("max_answer_tokens", 32)
     topk: int = Field(3, ge=1, description="documents per real search")
     # reward
     reward_metric: Metric = Field("em", description="em: exact match (paper); f1: token F1 (partial credit)")
@@ -60,9 +72,11 @@ class RLConfig(Config):
     def _check(self) -> RLConfig:
         if self.total_steps == 0:
             raise ValueError("sim_steps + real_steps must be at least 1")
-        from autocoa.agent.config import check_answer_room
+        from autocoa.agent.config import MIN_TEMPERATURE, check_answer_room
 
         check_answer_room(self.max_new_tokens, self.max_answer_tokens)
+        if self.temperature < MIN_TEMPERATURE:  # the rollouts' AgentConfig would refuse it mid-run
+            raise ValueError(f"temperature must be at least {MIN_TEMPERATURE:g} (GRPO samples)")
         return self
 
     @property
@@ -79,12 +93,7 @@ class RLConfig(Config):
         return AgentConfig(
             env=env,
             n=1,  # TRL already repeated each prompt num_generations times
-            temperature=self.temperature,
-            top_p=self.top_p,
             seed=seed,
-            max_actions=self.max_actions,
-            max_new_tokens=self.max_new_tokens,
-            max_obs_tokens=self.max_obs_tokens,
-            max_answer_tokens=self.max_answer_tokens,
             batch_size=max(1, self.prompts_per_step * self.num_generations),
+            **{name: getattr(self, name) for name in ROLLOUT_FIELDS},
         )
