@@ -29,9 +29,8 @@ def index_cmd(
     b: Annotated[float, typer.Option(help="BM25 b")] = 0.75,
 ) -> None:
     """Build a search index (BM25 by default) from corpus files and save it to --out."""
-    from tqdm.auto import tqdm
-
     from autocoa.data.corpus import iter_corpus
+    from autocoa.progress import track
 
     bad: list = []
     docs = []
@@ -39,7 +38,7 @@ def index_cmd(
     for path in corpus:
         if not path.exists():
             raise FileNotFoundError(f"{path}: no such file")
-        docs.extend(tqdm(iter_corpus(path, skip_bad=skip_bad, bad=bad), desc=f"read {path.name}", unit="doc"))
+        docs.extend(track(iter_corpus(path, skip_bad=skip_bad, bad=bad), f"read {path.name}", "docs"))
     if not docs:
         raise CLIError(f"no documents in {', '.join(map(str, corpus))}")
     ids = [d.id for d in docs]

@@ -140,7 +140,7 @@ def evaluate(
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Run every method on the same records: ``(prediction rows of all methods, metrics)``
     with ``metrics["methods"][method]`` per method and ``metrics["run"]`` the run's info."""
-    from tqdm.auto import tqdm
+    from autocoa.progress import progress_bar
 
     cfg = cfg or AgentConfig()
     unknown = [m for m in methods if m not in METHODS]
@@ -150,7 +150,7 @@ def evaluate(
     all_rows: list[dict[str, Any]] = []
     metrics: dict[str, Any] = {"methods": {}, "run": {"env": cfg.env, "n_questions": len(records), "info": {}}}
     for method in dict.fromkeys(methods):
-        with tqdm(total=len(records), desc=f"eval {method}", unit="q", disable=not progress) as bar:
+        with progress_bar(len(records), f"eval {method}", "questions", disable=not progress) as bar:
             rows, info = run_method(model, tokenizer, records, method, cfg, toolbox, steps, on_batch=bar.update)
         simulated = cfg.env == "simulated" and method != "rag"  # rag's one observation is real
         metrics["methods"][method] = method_metrics(rows, simulated=simulated)

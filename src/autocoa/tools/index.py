@@ -173,14 +173,15 @@ class BM25Index:
     ) -> BM25Index:
         """Tokenize and index ``docs`` (materialised into a list: they are kept for hits)."""
         import bm25s
-        from tqdm.auto import tqdm
+
+        from autocoa.progress import track
 
         docs = docs if isinstance(docs, list) else list(docs)
         if not docs:
             raise ValueError("cannot index an empty corpus")
         vocab: dict[str, int] = {"": 0}  # id 0: the empty token, so a query of stopwords still scores (0)
         ids: list[list[int]] = []
-        for d in tqdm(docs, desc="tokenize", unit="doc", disable=not progress, mininterval=1.0):
+        for d in track(docs, "tokenize", "docs", disable=not progress):
             ids.append([vocab.setdefault(w, len(vocab)) for w in tokenize(index_text(d))])
         bm25 = bm25s.BM25(k1=k1, b=b, backend=_default_backend() if backend == "auto" else backend)
         bm25.index((ids, vocab), create_empty_token=False, show_progress=progress)
