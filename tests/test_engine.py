@@ -398,3 +398,18 @@ def test_rows_sample_with_their_own_temperature(tokenizer):
     with torch.inference_mode():
         logits = eng.model(torch.tensor([r.prompt_ids + r.ids[:1]])).logits[0, -2]
     assert r.logprobs[0] == pytest.approx(torch.log_softmax(logits / 1.5, -1)[r.ids[0]].item(), abs=1e-4)
+
+
+def test_tag_tracker_follows_parse(tokenizer):
+    """The token-level segment state agrees with parse() on the kind of every token."""
+    from autocoa.agent.state import TagIds, TagTracker
+    from autocoa.tags import DEFAULT_TAGS
+
+    text = "<think>a</search>b</think><search>q</calculate>x</search><result>d</result>c<answer>z</answer>"
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    tr = TagTracker(TagIds.of(tokenizer, DEFAULT_TAGS))
+    kinds = [tr.push(i) for i in ids]
+    toks = tokenizer.convert_ids_to_tokens(ids)
+    assert kinds[toks.index("</search>")] is Kind.TEXT  # a stray closer inside a think
+    assert kinds[toks.index("</calculate>")] is Kind.ACTION  # another action's closer ends the action (its kind)
+    assert tr.actions == 3 and tr.last == "answer" and tr.open is None and tr.kind is Kind.TEXT

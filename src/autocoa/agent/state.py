@@ -48,6 +48,37 @@ class TagIds:
         return next(i for i, n in self.closers.items() if n == name)
 
 
+class TagTracker:
+    """Which segment a stream of token ids is in: the token-level twin of :func:`parse`, the
+    one owner of that rule for the agent loop and the ReAct grammar. An opener starts its
+    segment (ending any open one); a closer of the open segment's kind ends it; any other
+    closer is stray text (an action closer still counts as an action: the environment answers
+    it). ``last`` is the name of the last segment closed, ``actions`` the action closers seen."""
+
+    def __init__(self, t: TagIds):
+        self.t = t
+        self.kind = Kind.TEXT  # kind of the segment the next token belongs to
+        self.open: str | None = None  # the open segment's tag name
+        self.last: str | None = None
+        self.actions = 0
+
+    def push(self, token: int) -> Kind:
+        """Take one token; return the kind of the segment it belongs to."""
+        t = self.t
+        if token in t.openers:
+            self.open = t.openers[token]
+            self.kind = t.tags.kind_of(self.open)
+            return self.kind
+        if token in t.closers:
+            name = t.closers[token]
+            self.actions += name in t.tags.actions
+            if self.kind is not Kind.TEXT and t.tags.kind_of(name) is self.kind:
+                kind, self.kind, self.last, self.open = self.kind, Kind.TEXT, self.open, None
+                return kind
+            return Kind.TEXT
+        return self.kind
+
+
 class Status(StrEnum):
     GENERATING = "generating"
     WAITING_TOOL = "waiting_tool"
@@ -112,7 +143,7 @@ class Row:
         self.r, self.t, self.cfg = rollout, tag_ids, cfg
         self.status = Status.GENERATING
         self.mode = Mode.FREE
-        self.kind = Kind.TEXT  # kind of the segment the next token belongs to
+        self.tags = TagTracker(tag_ids)
         self.mode_tokens = 0  # tokens written in the current SIM_OBS / ANSWER span
         self.pending: list[int] = []  # pushed but not yet fed to the model
         self._forcing = False
@@ -159,18 +190,12 @@ class Row:
             self._check_token_budget()
 
     def _kind_of(self, token: int) -> Kind:
-        """Token-level twin of :func:`parse`: an opener starts its segment (ending any open
-        one), its closer ends it, a closer of another kind is stray text."""
-        t = self.t
-        if token in t.openers:
-            self.kind = t.tags.kind_of(t.openers[token])
-            return self.kind
-        if token in t.closers:
-            if self.kind is not Kind.TEXT and t.tags.kind_of(t.closers[token]) is self.kind:
-                kind, self.kind = self.kind, Kind.TEXT
-                return kind
-            return Kind.TEXT
-        return self.kind
+        return self.tags.push(token)
+
+    @property
+    def kind(self) -> Kind:
+        """Kind of the segment the next token belongs to."""
+        return self.tags.kind
 
     def _react(self, token: int) -> None:
         t, cfg = self.t, self.cfg

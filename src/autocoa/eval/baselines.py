@@ -34,7 +34,7 @@ import torch
 
 from autocoa.agent.config import AgentConfig
 from autocoa.agent.prompts import format_prompt
-from autocoa.agent.state import TagIds, observation_ids
+from autocoa.agent.state import TagIds, TagTracker, observation_ids
 from autocoa.tags import ANSWER, THINK, Tags, escape_tags
 from autocoa.tools.base import Toolbox
 
@@ -82,22 +82,17 @@ class ReactController:
         # a thought ends with </think> only; an action with its own closer only
         self.stop_in_think = ({*t.openers, *t.closers} | eos) - {self.close_think}
         self.stop_in_action = {*t.openers, *t.closers} | eos
-        self._rows: dict[int, tuple[list[int], int, int, str | None, str | None]] = {}
+        self._rows: dict[int, tuple[list[int], int, TagTracker]] = {}  # id -> (the list, tokens read, tracker)
         self.forced = 0  # tokens the grammar changed (for the log)
 
-    def _state(self, history: list[int]) -> tuple[int, str | None, str | None]:
-        """(actions so far, the open segment's tag or None at the top level, the last closed tag)."""
-        _, read, actions, open_name, last = self._rows.get(id(history), (history, 0, 0, None, None))
+    def _state(self, history: list[int]) -> TagTracker:
+        """The segment state after ``history`` (read incrementally: only the new tokens)."""
+        _, read, tracker = self._rows.get(id(history), (history, 0, None))
+        tracker = tracker or TagTracker(self.t)
         for tok in history[read:]:
-            if tok in self.t.openers:
-                open_name = self.t.openers[tok]
-            elif tok in self.t.closers:
-                name = self.t.closers[tok]
-                actions += name in self.t.tags.actions
-                if name == open_name:
-                    open_name, last = None, name
-        self._rows[id(history)] = (history, len(history), actions, open_name, last)  # the list ref keeps its id
-        return actions, open_name, last
+            tracker.push(tok)
+        self._rows[id(history)] = (history, len(history), tracker)  # the list ref keeps its id unique
+        return tracker
 
     def allowed_at_top(self, actions: int, last: str | None) -> list[int]:
         """What may open next at the top level: a thought to start a step; after a thought an
@@ -110,9 +105,10 @@ class ReactController:
         top = logits.argmax(dim=-1).tolist()
         out = None
         for i, h in enumerate(histories):
-            actions, open_name, last = self._state(h)
+            st = self._state(h)
+            open_name = st.open
             if open_name is None:
-                allowed = self.allowed_at_top(actions, last)
+                allowed = self.allowed_at_top(st.actions, st.last)
                 self.forced += top[i] not in allowed
                 out = logits.clone() if out is None else out
                 keep = out[i, allowed].clone()
