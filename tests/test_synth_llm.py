@@ -145,3 +145,23 @@ def test_cli_with_a_teacher_url(tmp_path):
     assert res.exit_code != 0 and "exactly one of --teacher-model or --teacher-url" in str(res.exception or res.output)
     res = CliRunner().invoke(cli, [*args, "--teacher-url", url, "--teacher-model", str(tmp_path)])
     assert res.exit_code != 0 and "exactly one of" in str(res.exception or res.output)
+
+
+def test_endpoint_teacher_retries_a_server_error(tmp_path):
+    """A 503 is retried by the openai client (it was a hard failure with raw POSTs)."""
+    app = scripted_completions_app()
+    calls = itertools.count()
+
+    @app.middleware("http")
+    async def flaky(request, call_next):
+        from fastapi.responses import JSONResponse
+
+        if next(calls) == 0:
+            return JSONResponse({"error": {"message": "busy"}}, status_code=503)
+        return await call_next(request)
+
+    with serve(app) as url:
+        teacher = EndpointTeacher(url + "/v1", "teacher", Toolbox([FakeSearch()]))
+        teacher.client = teacher.client.with_options(max_retries=2)
+        out = teacher.sample([RECORDS[0].question], n=1)
+    assert out[0][0].answer is not None and next(calls) >= 3  # the 503, then the two turns

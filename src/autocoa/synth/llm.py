@@ -26,8 +26,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-import httpx
-
 from autocoa.agent.config import AgentConfig
 from autocoa.agent.prompts import instructions
 from autocoa.data.qa import QARecord
@@ -59,7 +57,8 @@ class LocalTeacher:
 
 
 class EndpointTeacher:
-    """A text-level agent loop over an OpenAI-compatible completions endpoint."""
+    """A text-level agent loop over an OpenAI-compatible completions endpoint, through the
+    ``openai`` client (retries with backoff on timeouts, 429 and 5xx: ``max_retries``)."""
 
     def __init__(
         self,
@@ -72,33 +71,36 @@ class EndpointTeacher:
         max_tokens: int = 512,
         temperature: float = 0.7,
         timeout: float = 60.0,
+        max_retries: int = 3,
         tags: Tags = DEFAULT_TAGS,
     ):
+        from openai import OpenAI
+
         self.url = base_url.rstrip("/") + "/completions"
         self.model, self.toolbox, self.tags = model, toolbox, tags
         self.max_actions, self.max_tokens, self.temperature = max_actions, max_tokens, temperature
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self.client = httpx.Client(timeout=timeout, headers=headers)
+        self.client = OpenAI(base_url=base_url, api_key=api_key or "none", timeout=timeout, max_retries=max_retries)
         self.stops = [*tags.action_closers, close_tag("answer")]
 
     def prompt(self, question: str) -> str:
         return instructions(self.tags) + f"\n\nQuestion: {question}\n"
 
     def _complete(self, prompts: list[str]) -> list[str]:
-        r = self.client.post(
-            self.url,
-            json={
-                "model": self.model,
-                "prompt": prompts,
-                "max_tokens": self.max_tokens,
-                "temperature": self.temperature,
-                "stop": self.stops,
-            },
-        )
-        if r.status_code != 200:
-            raise RuntimeError(f"{self.url}: HTTP {r.status_code}: {r.text[:300]}")
-        choices = sorted(r.json()["choices"], key=lambda c: c["index"])
-        return [c["text"] for c in choices]
+        import openai
+
+        try:
+            r = self.client.completions.create(
+                model=self.model,
+                prompt=prompts,
+                max_tokens=self.max_tokens,
+                temperature=self.temperature,
+                stop=self.stops,
+            )
+        except openai.APIStatusError as e:
+            raise RuntimeError(f"{self.url}: HTTP {e.status_code}: {str(e.message)[:300]}") from None
+        except openai.APIConnectionError as e:
+            raise RuntimeError(f"{self.url}: {e}") from None
+        return [c.text for c in sorted(r.choices, key=lambda c: c.index)]
 
     def _restore_stop(self, text: str) -> str:
         """Servers strip the matched stop string: close the segment the text left open."""
