@@ -82,10 +82,10 @@ def load_model(
 def init_tag_embeddings(model: Any, pieces: dict[int, list[int]]) -> None:
     """Set each new tag's embedding row (and output row, when they are not tied) to the mean of
     the rows of the pieces its text had before it was added (``<think>``: ``<``, ``think``,
-    ``>``). Measured on SmolLM2-135M-Instruct (60 SFT-2 steps, lr 1e-4): with the rows
-    ``resize_token_embeddings`` gives (the mean of all rows, every tag alike) P(``<think>`` |
-    prompt) stays 0.0001 and no reply is well formed; from their pieces it reaches 0.92 and
-    97% well formed."""
+    ``>``). Measured by hand on SmolLM2-135M-Instruct (the probe that opened issue #15: 60 SFT-2
+    steps, lr 1e-4): with the rows ``resize_token_embeddings`` gives (the mean of all rows, every
+    tag alike) P(``<think>`` | prompt) stays 0.0001 and no reply is well formed; from their pieces
+    it reaches 0.92 and 97% well formed."""
     with torch.no_grad():
         tables = [model.get_input_embeddings().weight]
         out = model.get_output_embeddings()
