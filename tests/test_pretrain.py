@@ -13,18 +13,7 @@ from autocoa.models import load_model
 from autocoa.train.common import OutputExistsError
 from autocoa.train.pretrain import CLOZE, PretrainConfig, common_facts, evaluate_facts, pack, pretrain
 from autocoa.trajectory import check_tags
-
-TINY = dict(
-    vocab_size=400,
-    hidden_size=32,
-    num_layers=1,
-    num_heads=2,
-    intermediate_size=64,
-    block_size=64,
-    batch_size=8,
-    epochs=1.0,
-    eval_facts=20,
-)
+from tests.pretrain_helpers import TINY
 
 
 @pytest.fixture(scope="module")

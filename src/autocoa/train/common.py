@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from autocoa.jsonl import write_jsonl
+from autocoa.train.tracking import trackers
 
 if TYPE_CHECKING:
     from autocoa.train.stage_config import SFTConfig
@@ -79,7 +80,7 @@ def trainer_args(cfg: SFTConfig, out_dir: Path, progress: bool) -> dict[str, Any
         data_seed=cfg.seed,
         **trainer_precision(cfg.bf16),
         activation_checkpointing=cfg.gradient_checkpointing,
-        report_to=cfg.report_to or "none",
+        report_to=trackers(cfg.report_to),
         dataloader_num_workers=0,
         ddp_find_unused_parameters=False,  # every parameter gets a gradient; skips a graph traversal per step
         disable_tqdm=not progress,

@@ -25,6 +25,7 @@ from typing import Any
 from pydantic import Field
 
 from autocoa.config import Config
+from autocoa.train.tracking import REPORT_TO_HELP, trackers
 
 CLOZE = {  # relation -> statement whose object ends the sentence (first template of each relation)
     "directed_by": "{s} is a film directed by",
@@ -57,6 +58,7 @@ class PretrainConfig(Config):
     weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay")
     seed: int = Field(0, description="initialisation and data-order seed")
     bf16: bool | None = Field(None, description="bf16 autocast; None = when the hardware supports it (CPU too)")
+    report_to: list[str] = Field(default_factory=list, description=REPORT_TO_HELP)
     eval_facts: int = Field(480, ge=0, description="common facts checked after training (0 = skip)")
 
 
@@ -173,7 +175,7 @@ def _training_args(cfg: PretrainConfig, out_dir: Path, steps: int, precision: di
         weight_decay=cfg.weight_decay,
         logging_steps=max(1, min(10, steps // 5)),
         save_strategy="no",
-        report_to=[],
+        report_to=trackers(cfg.report_to),
         seed=cfg.seed,
         **precision,
         dataloader_num_workers=0,

@@ -65,6 +65,7 @@ from autocoa.train.common import quiet_libraries, quiet_trainer
 from autocoa.train.rl_config import RLConfig
 from autocoa.train.rl_monitor import RUN_STATE, RunState, detector_for, monitor, save_atomic
 from autocoa.train.rl_rollouts import AgentRollouts, load_questions
+from autocoa.train.tracking import trackers
 
 CONFIG_NAME = "rl_config.yaml"
 
@@ -393,7 +394,7 @@ def build_trainer(
         save_strategy="steps",
         save_steps=cfg.save_every,
         save_total_limit=cfg.keep_checkpoints,
-        report_to=[],
+        report_to=trackers(cfg.report_to),
         seed=cfg.seed,
         **precision,
         dataloader_num_workers=0,

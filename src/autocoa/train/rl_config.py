@@ -10,6 +10,7 @@ from pydantic import Field, model_validator
 
 from autocoa.config import Config
 from autocoa.train.rewards import Metric
+from autocoa.train.tracking import REPORT_TO_HELP
 
 Env = Literal["simulated", "real"]
 # The rollouts' budget and sampling fields are AgentConfig's (constraints and help texts declared
@@ -67,6 +68,7 @@ class RLConfig(Config):
     collapse_capped: float = Field(0.5, gt=0, le=1, description="collapse: this share of rollouts hit the token budget")
     seed: int = Field(0, description="data order, sampling and initialisation seed")
     bf16: bool | None = Field(None, description="bf16 autocast for the update; None = when supported (CPU too)")
+    report_to: list[str] = Field(default_factory=list, description=REPORT_TO_HELP)
 
     @model_validator(mode="after")
     def _check(self) -> RLConfig:

@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from autocoa.config import Config
+from autocoa.train.tracking import REPORT_TO_HELP
 
 Stage = Literal["sft1", "sft2", "sft3"]
 STAGES: tuple[str, ...] = ("sft1", "sft2", "sft3")
@@ -40,7 +41,7 @@ class SFTConfig(Config):
     logging_steps: int = Field(10, ge=1, description="optimizer steps between metric lines in metrics.jsonl")
     save_steps: int = Field(100, ge=1, description="optimizer steps between resumable checkpoints")
     save_total_limit: int = Field(2, ge=1, description="checkpoints kept in OUT/checkpoints (oldest deleted)")
-    report_to: list[str] = Field(default_factory=list, description="extra loggers: tensorboard, wandb, ...")
+    report_to: list[str] = Field(default_factory=list, description=REPORT_TO_HELP)
     lora_rank: int = Field(
         0,
         ge=0,
