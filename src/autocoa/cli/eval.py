@@ -87,17 +87,24 @@ def eval_cmd(
     console = Console()
     console.print(results_table(result_rows([metrics])), highlight=False)
     if report:
-        write_report([metrics], out)
-    console.print(f"[dim]wrote {out}/predictions.jsonl, metrics.json{', report.md' if report else ''}[/]")
+        write_report([{**metrics, "run": {**metrics["run"], "dir": str(out)}}], out)
+    console.print(f"[dim]wrote {out}/predictions.jsonl, metrics.json{', report.md, report.html' if report else ''}[/]")
 
 
 @app.command("report")
 def report_cmd(
     runs: Annotated[list[Path], typer.Option(help="an `autocoa eval` output directory (repeatable)")],
-    out: Annotated[Path, typer.Option(help="output directory: report.md, results.json, PNG plots")],
+    out: Annotated[Path, typer.Option(help="output directory: report.md, report.html, results.json, PNG plots")],
+    rollouts: Annotated[
+        list[Path] | None, typer.Option(help="an RL run's rollouts.jsonl for the trajectory browser (repeatable)")
+    ] = None,
 ) -> None:
-    """Tables and plots over eval runs: EM by hops, success by #actions, cost vs accuracy."""
+    """Tables and plots over eval runs: EM by hops, success by #actions, cost vs accuracy; and
+    report.html, one self-contained page with a trajectory browser."""
     from autocoa.eval.report import load_run, write_report
 
-    paths = write_report([load_run(d) for d in runs], out)
+    for p in rollouts or []:
+        if not p.exists():
+            raise FileNotFoundError(f"{p}: no such file")
+    paths = write_report([load_run(d) for d in runs], out, rollouts=rollouts or [])
     typer.echo(f"wrote {', '.join(sorted(p.name for p in paths.values()))} to {out}")

@@ -1,4 +1,5 @@
-"""The evaluation report: a results table (Markdown and JSON) and plots (PNG, matplotlib Agg).
+"""The evaluation report: a results table (Markdown and JSON), plots (PNG, matplotlib Agg) and
+``report.html`` (:mod:`autocoa.eval.html_report`: the same with a trajectory browser).
 
     runs = [load_run("eval/base"), load_run("eval/sft12")]
     write_report(runs, "report/")   # report.md, results.json, *.png
@@ -31,6 +32,7 @@ def load_run(directory: str | Path) -> dict[str, Any]:
     if "methods" not in metrics:
         raise ValueError(f"{p}: not an `autocoa eval` metrics file (no 'methods')")
     metrics.setdefault("run", {}).setdefault("label", d.name)
+    metrics["run"]["dir"] = str(d)  # where its predictions are (the HTML report's trajectories)
     if metrics.get("train_real_calls") is None:
         calls = read_train_real_calls(d)
         if calls is not None:
@@ -214,10 +216,11 @@ _FIDELITY = (
 _HIT = " *retrieval hit*: share of real search results that state the searched hop's true object."
 
 
-def write_report(runs: Sequence[dict[str, Any]], out_dir: str | Path) -> dict[str, Path]:
-    """Write ``report.md``, ``results.json`` and the plots into ``out_dir``; return their paths.
-    ``runs`` are metrics dicts as :func:`load_run` (or :func:`~autocoa.eval.runner.evaluate`)
-    returns them."""
+def write_report(runs: Sequence[dict[str, Any]], out_dir: str | Path, rollouts: Sequence[Path] = ()) -> dict[str, Path]:
+    """Write ``report.md``, ``report.html``, ``results.json`` and the plots into ``out_dir``;
+    return their paths. ``runs`` are metrics dicts as :func:`load_run` (or
+    :func:`~autocoa.eval.runner.evaluate`) returns them; the HTML report's trajectory browser
+    shows the predictions of the runs loaded from a directory and the RL ``rollouts`` files."""
     if not runs:
         raise ValueError("no runs to report")
     out = Path(out_dir)
@@ -262,4 +265,14 @@ def write_report(runs: Sequence[dict[str, Any]], out_dir: str | Path) -> dict[st
         lines += ["(No run carries `train_real_calls`: the cost plot is skipped.)", ""]
     (out / "report.md").write_text("\n".join(lines), encoding="utf-8")
     paths["report"] = out / "report.md"
+    from autocoa.eval.html_report import sample_rows, write_html
+
+    samples = [
+        t
+        for run in runs
+        if run.get("run", {}).get("dir")
+        for t in sample_rows(Path(run["run"]["dir"]) / "predictions.jsonl", run["run"]["label"])
+    ]
+    samples += [t for p in rollouts for t in sample_rows(Path(p), Path(p).parent.name)]
+    paths["html"] = write_html(rows, {titles[k]: paths[k] for k in titles if k in paths}, samples, out / "report.html")
     return paths

@@ -1,0 +1,81 @@
+"""report.html: one self-contained page with the tables, the plots and a trajectory browser whose
+filters work in a real headless browser (Chromium, when installed: `apt-get install chromium`)."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from autocoa.eval.html_report import render_html, sample_rows
+from autocoa.eval.report import load_run, write_report
+
+
+def fake_eval(d, n=6):
+    """An `autocoa eval` output directory: metrics.json and predictions.jsonl (hops 1-2, half right)."""
+    d.mkdir(parents=True)
+    rows = []
+    for i in range(n):
+        ok = i % 2 == 0
+        segs = [
+            {"kind": "think", "text": f"I need fact {i}."},
+            {"kind": "action", "text": f"fact {i}", "tool": "search"},
+            {"kind": "observation", "text": f"Doc 1 (Title: F{i}) F{i} is in Varnelo."},
+            {"kind": "answer", "text": "Varnelo" if ok else "Osmira"},
+        ]
+        rows.append(
+            {
+                "id": str(i),
+                "method": "agent",
+                "question": f"Where is F{i}?",
+                "golden_answers": ["Varnelo"],
+                "prediction": segs[-1]["text"],
+                "em": float(ok),
+                "hops": 1 + i % 2,
+                "trajectory": {"prompt": f"Question: Where is F{i}?\n", "segments": segs},
+            }
+        )
+    (d / "predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows) + '{"torn', encoding="utf-8")
+    by = {"hops": {"1": {"em": 1.0, "n": 3}, "2": {"em": 0.0, "n": 3}}}
+    m = {"em": 0.5, "f1": 0.5, "cover_em": 0.5, "n": n, "tool_calls_per_question": 1.0, "by": by}
+    (d / "metrics.json").write_text(json.dumps({"methods": {"agent": m}, "run": {"label": d.name}}), encoding="utf-8")
+    return d, rows
+
+
+def test_the_page_is_self_contained_and_shows_masked_observations(tmp_path):
+    d, rows = fake_eval(tmp_path / "rl")
+    samples = sample_rows(d / "predictions.jsonl", "rl")
+    assert len(samples) == len(rows)  # the torn last line is skipped
+    page = render_html([], {}, samples)
+    assert not re.search(r'(src|href)="(https?:)?//', page)  # nothing fetched from a network
+    assert page.count('class="traj ') == 6 and page.count("observation · masked") == 6
+    assert 'data-outcome="wrong"' in page and 'data-hops="2"' in page and '<select id="f-outcome">' in page
+
+
+def test_report_html_written_beside_report_md(tmp_path):
+    d, _ = fake_eval(tmp_path / "rl")
+    paths = write_report([load_run(d)], tmp_path / "report")
+    page = paths["html"].read_text()
+    assert paths["html"].name == "report.html" and "data:image/png;base64," in page
+    assert page.count('class="traj ') == 6 and paths["html"].stat().st_size < 1_000_000
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="needs chromium (apt-get install chromium)")
+def test_filters_in_a_headless_browser(tmp_path):
+    d, rows = fake_eval(tmp_path / "rl")
+    page = write_report([load_run(d)], tmp_path / "report")["html"]
+    base = ["chromium", "--headless", "--no-sandbox", "--disable-gpu"]
+    dom = subprocess.run(
+        [*base, "--dump-dom", f"file://{page}#outcome=wrong&hops=2"], capture_output=True, text=True, timeout=60
+    ).stdout
+    shown = re.findall(r'<details class="traj (\w+)" data-run="rl agent" data-hops="(\d)" data-outcome="(\w+)"', dom)
+    hidden = re.findall(r'<details class="traj \w+ hidden"', dom)
+    expected = [r for r in rows if r["em"] == 0 and r["hops"] == 2]
+    assert len(shown) == len(expected) == 3 and {(c, h, o) for c, h, o in shown} == {("bad", "2", "wrong")}
+    assert len(hidden) == len(rows) - len(expected)
+    shot = tmp_path / "shot.png"
+    subprocess.run([*base, f"--screenshot={shot}", "--window-size=1000,900", f"file://{page}"], timeout=60)
+    assert shot.stat().st_size > 10_000  # a rendered page, not a blank one
