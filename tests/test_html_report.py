@@ -79,3 +79,23 @@ def test_filters_in_a_headless_browser(tmp_path):
     shot = tmp_path / "shot.png"
     subprocess.run([*base, f"--screenshot={shot}", "--window-size=1000,900", f"file://{page}"], timeout=60)
     assert shot.stat().st_size > 10_000  # a rendered page, not a blank one
+
+
+def test_rl_runs_add_their_curve_and_rollouts(tmp_path):
+    d, _ = fake_eval(tmp_path / "eval")
+    rl = tmp_path / "rl"
+    rl.mkdir()
+    steps = [
+        {"step": s, "reward": 0.2 * s, "real_calls_total": 4 * max(0, s - 2), "rl/env_real": float(s > 2)}
+        for s in (1, 2, 3)
+    ]
+    (rl / "metrics.jsonl").write_text(
+        "".join(json.dumps(r) + "\n" for r in steps) + '{"step": 4, "rew', encoding="utf-8"
+    )
+    rollout = {"step": 3, "env": "real", "prompt": "Question: Where?\n", "golden_answers": ["Varnelo"],
+               "response": "<think>x</think><answer>Varnelo</answer>", "answer": "Varnelo", "reward": 1.0}  # fmt: skip
+    (rl / "rollouts.jsonl").write_text(json.dumps(rollout) + "\n", encoding="utf-8")
+    paths = write_report([load_run(d)], tmp_path / "report", rl_runs=[rl])
+    assert paths["rl"].name == "rl_curves.png" and paths["rl"].stat().st_size > 5000
+    page = paths["html"].read_text()
+    assert 'data-run="rl step 3 (real)"' in page and "RL training" in page

@@ -64,3 +64,25 @@ def trim_jsonl(path: Path, keep) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text("".join(x + "\n" for x in kept), encoding="utf-8")
     tmp.replace(path)
+
+
+def read_logged(path: str | Path) -> list[dict[str, Any]]:
+    r"""The JSON objects of a log a run appends to (``metrics.jsonl``, ``rollouts.jsonl``,
+    ``predictions.jsonl``) for reading, not resuming: a torn line (a run killed mid-write, or
+    still writing) and anything not an object are passed over.
+
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "m.jsonl"
+    >>> _ = p.write_text('{"step": 1}\n[2]\n{"step": 2}\n{"ste')
+    >>> read_logged(p)
+    [{'step': 1}, {'step': 2}]
+    """
+    out = []
+    for line in Path(path).read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            value = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(value, dict):
+            out.append(value)
+    return out

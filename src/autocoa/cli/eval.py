@@ -95,16 +95,17 @@ def eval_cmd(
 def report_cmd(
     runs: Annotated[list[Path], typer.Option(help="an `autocoa eval` output directory (repeatable)")],
     out: Annotated[Path, typer.Option(help="output directory: report.md, report.html, results.json, PNG plots")],
-    rollouts: Annotated[
-        list[Path] | None, typer.Option(help="an RL run's rollouts.jsonl for the trajectory browser (repeatable)")
+    rl: Annotated[
+        list[Path] | None,
+        typer.Option(help="an RL output directory: its training curve and rollouts join the report (repeatable)"),
     ] = None,
 ) -> None:
     """Tables and plots over eval runs: EM by hops, success by #actions, cost vs accuracy; and
     report.html, one self-contained page with a trajectory browser."""
     from autocoa.eval.report import load_run, write_report
 
-    for p in rollouts or []:
-        if not p.exists():
-            raise FileNotFoundError(f"{p}: no such file")
-    paths = write_report([load_run(d) for d in runs], out, rollouts=rollouts or [])
+    for d in rl or []:
+        if not (d / "metrics.jsonl").exists():
+            raise FileNotFoundError(f"{d}: not an RL output directory (no metrics.jsonl)")
+    paths = write_report([load_run(d) for d in runs], out, rl_runs=rl or [])
     typer.echo(f"wrote {', '.join(sorted(p.name for p in paths.values()))} to {out}")

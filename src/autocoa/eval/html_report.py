@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
+
+from autocoa.jsonl import read_logged
 
 SAMPLES_PER_RUN = 20
 
@@ -52,13 +53,7 @@ def sample_rows(path: Path, run: str, limit: int = SAMPLES_PER_RUN) -> list[dict
     per: dict[str, int] = {}
     if not path.exists():
         return out
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        try:
-            r = json.loads(line)
-        except ValueError:
-            continue
-        if not isinstance(r, dict):
-            continue
+    for r in read_logged(path):
         name = f"{run} {r['method']}" if "method" in r else f"{run} step {r.get('step', '?')} ({r.get('env', '?')})"
         if per.get(name, 0) >= limit:
             continue

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from autocoa.eval.runner import read_train_real_calls
+from autocoa.jsonl import read_logged
 
 
 def load_run(directory: str | Path) -> dict[str, Any]:
@@ -216,11 +217,41 @@ _FIDELITY = (
 _HIT = " *retrieval hit*: share of real search results that state the searched hop's true object."
 
 
-def write_report(runs: Sequence[dict[str, Any]], out_dir: str | Path, rollouts: Sequence[Path] = ()) -> dict[str, Path]:
+def plot_rl_curves(rl_runs: Sequence[Path], path: Path) -> Path | None:
+    """Each RL run's training curve: the step's mean reward (simulated steps hollow, real steps
+    filled) against the real tool calls spent so far, from its ``metrics.jsonl``."""
+    curves = []
+    for d in rl_runs:
+        m = Path(d) / "metrics.jsonl"
+        if m.exists():
+            pts = [r for r in read_logged(m) if "reward" in r and "real_calls_total" in r]
+            if pts:
+                curves.append((Path(d).name, pts))
+    if not curves:
+        return None
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    for name, pts in curves:
+        (line,) = ax.plot([p["real_calls_total"] for p in pts], [p["reward"] for p in pts], "-", alpha=0.6, label=name)
+        for real, face in ((False, "none"), (True, line.get_color())):
+            sel = [p for p in pts if (p.get("rl/env_real", 0) == 1) == real]
+            xs, ys = [p["real_calls_total"] for p in sel], [p["reward"] for p in sel]
+            ax.scatter(xs, ys, s=18, facecolors=face, edgecolors=line.get_color())
+    ax.set_xlabel("real tool calls spent in RL so far")
+    ax.set_ylabel("mean reward of the step")
+    ax.set_title("RL training (hollow: simulated steps, filled: real)", fontsize=10)
+    ax.set_ylim(-0.05, 1.05)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    return save_figure(fig, path)
+
+
+def write_report(runs: Sequence[dict[str, Any]], out_dir: str | Path, rl_runs: Sequence[Path] = ()) -> dict[str, Path]:
     """Write ``report.md``, ``report.html``, ``results.json`` and the plots into ``out_dir``;
     return their paths. ``runs`` are metrics dicts as :func:`load_run` (or
-    :func:`~autocoa.eval.runner.evaluate`) returns them; the HTML report's trajectory browser
-    shows the predictions of the runs loaded from a directory and the RL ``rollouts`` files."""
+    :func:`~autocoa.eval.runner.evaluate`) returns them; ``rl_runs``: RL output directories,
+    whose training curves are plotted and whose rollouts join the HTML report's trajectory
+    browser beside the predictions of the runs loaded from a directory."""
     if not runs:
         raise ValueError("no runs to report")
     out = Path(out_dir)
@@ -231,6 +262,7 @@ def write_report(runs: Sequence[dict[str, Any]], out_dir: str | Path, rollouts: 
         "em_by_hops": plot_em_by_hops(rows, out / "em_by_hops.png"),
         "by_actions": plot_by_actions(rows, out / "success_by_actions.png"),
         "cost": plot_cost(rows, out / "accuracy_vs_train_calls.png"),
+        "rl": plot_rl_curves(rl_runs, out / "rl_curves.png"),
     }
     paths.update({k: p for k, p in plots.items() if p is not None})
     (out / "results.json").write_text(json.dumps(rows, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
@@ -257,6 +289,7 @@ def write_report(runs: Sequence[dict[str, Any]], out_dir: str | Path, rollouts: 
         "em_by_hops": "EM by hop count",
         "by_actions": "Success rate by number of actions (paper Fig. 3)",
         "cost": "Accuracy vs real tool calls spent in training",
+        "rl": "RL training: reward against real calls spent",
     }
     for key, title in titles.items():
         if key in paths:
@@ -273,6 +306,6 @@ def write_report(runs: Sequence[dict[str, Any]], out_dir: str | Path, rollouts: 
         if run.get("run", {}).get("dir")
         for t in sample_rows(Path(run["run"]["dir"]) / "predictions.jsonl", run["run"]["label"])
     ]
-    samples += [t for p in rollouts for t in sample_rows(Path(p), Path(p).parent.name)]
+    samples += [t for d in rl_runs for t in sample_rows(Path(d) / "rollouts.jsonl", Path(d).name)]
     paths["html"] = write_html(rows, {titles[k]: paths[k] for k in titles if k in paths}, samples, out / "report.html")
     return paths

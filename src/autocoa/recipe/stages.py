@@ -328,7 +328,7 @@ def write_seed_report(root: Path) -> Path:
     from autocoa.eval.report import load_run, write_report
 
     runs = [load_run(p.parent) for p in sorted((root / "eval").glob("*/metrics.json"))]
-    write_report(runs, root / "report", rollouts=sorted(root.glob("rl*/rollouts.jsonl")))
+    write_report(runs, root / "report", rl_runs=sorted(p.parent for p in root.glob("rl*/rl.json")))
     return root / "report" / "report.md"
 
 
