@@ -375,3 +375,27 @@ def test_lora_trains_adapters_and_tag_rows_and_saves_a_plain_checkpoint(tokenize
 def test_lora_refuses_weight_decay():
     with pytest.raises(ValueError, match="decay"):
         MaskedSFTConfig(lora_rank=4, weight_decay=0.1)
+
+
+def test_a_stage_shows_its_steps_and_loss_on_the_live_display(tokenizer, tmp_path):
+    import io
+
+    from rich.console import Console
+
+    from autocoa.progress import live, live_display, progress_bar
+
+    data = write_data(tmp_path / "data")
+    model_dir = write_model(tokenizer, tmp_path / "init")
+    display = live_display(Console(file=io.StringIO(), force_terminal=True))
+    seen = []
+    update = display.update
+    display.update = lambda task, **kw: (seen.append(kw), update(task, **kw))[1]
+    with display, live(display):
+        cfg = MaskedSFTConfig(**FAST, batch_size=2, max_steps=3, save_steps=100, cot_ratio=0.0)
+        train_sft("sft2", model_dir, data["coa"], tmp_path / "sft2", cfg, progress=False)
+        assert not display.tasks  # the stage's bar is gone when it ends
+        with progress_bar(2, "eval agent", disable=True) as bar:  # evaluation joins the display too
+            bar.update(2)
+            assert [t.completed for t in display.tasks] == [2]
+    assert [kw["completed"] for kw in seen if "completed" in kw] == [1, 2, 3]
+    assert any("loss" in kw.get("description", "") for kw in seen)

@@ -78,20 +78,15 @@ def build_stages(cfg: RecipeConfig, out: Path) -> list[Stage]:
 def run_demo(cfg: RecipeConfig, out: str | Path, console: Any = None) -> dict[str, Any]:
     """Run (or resume) every stage; return {stage: summary} with seconds per stage."""
     from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from autocoa.progress import live, live_display
 
     console = console or Console()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     cfg.save(out / "demo_config.yaml")
     stages = build_stages(cfg, out)
-    columns = (
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
-        TimeElapsedColumn(),
-    )
-    with Progress(*columns, console=console) as bar:
+    with live_display(console) as bar, live(bar):
         task = bar.add_task("demo", total=len(stages))
 
         def start(st: Stage) -> None:

@@ -1,5 +1,10 @@
 """Progress bars: the one owner of how autocoa's own long loops show progress (rich, like every
-other terminal view here). The trainers' bars are transformers' own (tqdm), quiet in the demo."""
+other terminal view here). The trainers' bars are transformers' own (tqdm), quiet in the demo.
+
+A *live display* (:func:`live`, the demo's and the studies') is one rich ``Progress`` that every
+bar joins while it is active: each training stage adds a bar with its step count, ETA and the
+few numbers that say whether it learns (:func:`autocoa.train.common.live_steps`), evaluation a
+bar per method; rich allows one live display at a time, so nothing opens a second one."""
 
 from __future__ import annotations
 
@@ -10,16 +15,43 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 
-def _progress(unit: str) -> Any:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn(unit),
-        TimeElapsedColumn(),
+def _progress(unit: str = "", console: Any = None) -> Any:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
     )
+
+    columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn()]
+    columns += [TextColumn(unit)] if unit else []
+    return Progress(*columns, TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), console=console)
+
+
+def live_display(console: Any = None) -> Any:
+    """A rich ``Progress`` for :func:`live` (the demo's and the studies'): one bar for the run,
+    one for the stage at work, with its numbers and ETA."""
+    return _progress(console=console)
+
+
+_LIVE: list[Any] = []  # the active live display (at most one)
+
+
+@contextmanager
+def live(progress: Any) -> Iterator[Any]:
+    """Make ``progress`` (a started rich ``Progress``) the display every bar joins."""
+    _LIVE.append(progress)
+    try:
+        yield progress
+    finally:
+        _LIVE.remove(progress)
+
+
+def active() -> Any:
+    """The live display, or None."""
+    return _LIVE[-1] if _LIVE else None
 
 
 class _Bar:
@@ -38,6 +70,14 @@ def progress_bar(total: int | None, desc: str, unit: str = "", disable: bool = F
     >>> with progress_bar(3, "work", disable=True) as bar:
     ...     bar.update(3)
     """
+    shared = active()
+    if shared is not None:  # join the live display (shown even when ``disable``: the display is the choice)
+        task = shared.add_task(f"  {desc}", total=total)
+        try:
+            yield _Bar(shared, task)
+        finally:
+            shared.remove_task(task)
+        return
     if disable:
         yield _Bar(None, None)
         return

@@ -223,8 +223,8 @@ def write_study_report(
 def run_study(study: str, cfg: Any, out: Path, seeds: Sequence[int], console: Any = None) -> dict[str, Any]:
     """Run (or resume) study ``study`` over ``seeds``; write ``out/<study>/``; return its results."""
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from autocoa.progress import live, live_display
     from autocoa.recipe.config import for_seed
     from autocoa.recipe.stages import run_stages
     from autocoa.recipe.study import aggregate_rows, collapse_rows, seed_stages
@@ -233,8 +233,7 @@ def run_study(study: str, cfg: Any, out: Path, seeds: Sequence[int], console: An
     out = Path(out)
     grids = {s: seed_stages(study, for_seed(cfg, s), out / f"seed{s}") for s in seeds}
     total = sum(len(g.stages) for g in grids.values())
-    cols = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*cols, console=console) as bar:
+    with live_display(console) as bar, live(bar):
         task = bar.add_task(f"study {study}", total=total)
         for s, grid in grids.items():
             root = out / f"seed{s}"

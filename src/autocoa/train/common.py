@@ -108,9 +108,67 @@ def quiet_libraries(progress: bool) -> None:
 
 def quiet_trainer(trainer: Any, progress: bool) -> Any:
     """Without a progress bar transformers prints every log dictionary (``PrinterCallback``);
-    those lines already go to ``metrics.jsonl``, so the printer goes."""
+    those lines already go to ``metrics.jsonl``, so the printer goes. Under a live display
+    (:func:`autocoa.progress.live`) the stage shows its own bar there (:func:`live_steps`)."""
+    from autocoa.progress import active
+
     if not progress:
         from transformers import PrinterCallback
 
         trainer.remove_callback(PrinterCallback)
+    if active() is not None:
+        trainer.add_callback(live_steps(active(), type(trainer).__name__.removesuffix("Trainer") or "train"))
     return trainer
+
+
+# The numbers a stage's live bar shows, when its logs have them: the loss (every stage), pair
+# accuracy (SFT-1), the step's reward, its environment and the real calls spent (RL).
+LIVE_KEYS = (
+    ("loss", "loss"),
+    ("rewards/accuracies", "pair acc"),
+    ("reward", "reward"),
+    ("rl/env_real", "real env"),
+    ("real_calls_total", "real calls"),
+)
+
+
+def live_fields(logs: dict[str, Any]) -> str:
+    """The live bar's text for one log dictionary.
+
+    >>> live_fields({"loss": 0.41234, "reward": 0.5, "rl/env_real": 1.0, "real_calls_total": 12, "lr": 1e-4})
+    'loss 0.412  reward 0.500  real env 1  real calls 12'
+    """
+    parts = []
+    for key, name in LIVE_KEYS:
+        v = logs.get(key)
+        if isinstance(v, int | float) and not isinstance(v, bool):
+            parts.append(f"{name} {v:.3f}" if isinstance(v, float) and not float(v).is_integer() else f"{name} {v:g}")
+    return "  ".join(parts)
+
+
+def live_steps(display: Any, name: str) -> Any:
+    """A training stage's bar on the live display (a ``TrainerCallback``): steps done of the
+    total (with rich's ETA) and :func:`live_fields` of the last log."""
+    from transformers import TrainerCallback
+
+    class LiveSteps(TrainerCallback):
+        task = None
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.task = display.add_task(f"  {name}", total=state.max_steps or None)
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if self.task is not None:
+                display.update(self.task, completed=state.global_step)
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            text = live_fields(logs or {})
+            if self.task is not None and text:
+                display.update(self.task, description=f"  {name}: {text}")
+
+        def on_train_end(self, args, state, control, **kwargs):
+            if self.task is not None:
+                display.remove_task(self.task)
+                self.task = None
+
+    return LiveSteps()
