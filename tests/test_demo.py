@@ -118,3 +118,18 @@ def test_pretrained_fast_demo_on_the_real_model(tmp_path, monkeypatch):
 def test_demo_refuses_an_unknown_model(tmp_path):
     res = CliRunner().invoke(app, ["demo", "--model", str(tmp_path / "nope"), "--out", str(tmp_path / "d")])
     assert res.exit_code != 0 and "not a checkpoint directory nor a named model" in str(res.output or res.exception)
+
+
+def test_verbose_draws_no_live_display():
+    from autocoa.progress import active, live, set_verbose, verbose
+
+    try:
+        set_verbose(True)
+        with live(object()):
+            assert active() is None and verbose()
+    finally:
+        set_verbose(False)
+    marker = object()
+    with live(marker):
+        assert active() is marker
+    assert active() is None

@@ -37,11 +37,26 @@ def live_display(console: Any = None) -> Any:
 
 
 _LIVE: list[Any] = []  # the active live display (at most one)
+_VERBOSE = [False]
+
+
+def set_verbose(on: bool) -> None:
+    """``--verbose``: the recipe's stages show the libraries' own bars and every log line, and
+    no live display is drawn (the two would interleave)."""
+    _VERBOSE[0] = on
+
+
+def verbose() -> bool:
+    return _VERBOSE[0]
 
 
 @contextmanager
 def live(progress: Any) -> Iterator[Any]:
-    """Make ``progress`` (a started rich ``Progress``) the display every bar joins."""
+    """Make ``progress`` (a started rich ``Progress``) the display every bar joins (not under
+    :func:`verbose`)."""
+    if verbose():
+        yield progress
+        return
     _LIVE.append(progress)
     try:
         yield progress

@@ -13,6 +13,7 @@ from autocoa.cli.app import CLIError, app
 
 ConfigFile = Annotated[Path | None, typer.Option(help="recipe YAML (fields of DemoConfig); overrides the preset's")]
 Fast = Annotated[bool, typer.Option(help="tiny world and model (~1-2 min a seed; for smoke tests, not accuracy)")]
+Verbose = Annotated[bool, typer.Option(help="the libraries' own bars and every log line instead of the live display")]
 
 
 @app.command("demo")
@@ -30,11 +31,13 @@ def demo_cmd(
             "instead of pretraining the tiny one; its own preset (pretrained)"
         ),
     ] = None,
+    verbose: Verbose = False,
 ) -> None:
     """Run the recipe end to end on a generated synthetic world, on CPU."""
     from rich.console import Console
 
     from autocoa.demo import run_demo
+    from autocoa.progress import set_verbose
     from autocoa.recipe.config import load_recipe
     from autocoa.recipe.stages import StageMismatchError
 
@@ -52,6 +55,7 @@ def demo_cmd(
     if ablations:
         cfg = cfg.model_copy(update={"ablations": True})
     console = Console()
+    set_verbose(verbose)
     try:
         results = run_demo(cfg, out, console=console)
     except StageMismatchError as e:
@@ -69,10 +73,12 @@ def study_cmd(
     seeds: Annotated[str, typer.Option(help="comma-separated seeds (world and training seed)")] = "0,1,2",
     fast: Fast = False,
     config: ConfigFile = None,
+    verbose: Verbose = False,
 ) -> None:
     """Run a grid of recipe variants over several seeds (resumable); write report.md, results.json, plots."""
     from rich.console import Console
 
+    from autocoa.progress import set_verbose
     from autocoa.recipe.config import load_recipe
     from autocoa.recipe.stages import StageMismatchError
     from autocoa.recipe.study_report import run_study
@@ -84,6 +90,7 @@ def study_cmd(
     if not seed_list or len(set(seed_list)) != len(seed_list):
         raise CLIError(f"--seeds {seeds!r}: give distinct seeds")
     cfg = load_recipe("fast" if fast else "default", config)
+    set_verbose(verbose)
     try:
         run_study(name, cfg, out, seed_list, console=Console())
     except (StageMismatchError, ValueError) as e:

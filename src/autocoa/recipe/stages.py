@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from autocoa.progress import verbose
 from autocoa.recipe.config import RecipeConfig
 
 DONE = "DONE"
@@ -150,7 +151,7 @@ def pretrain_stage(cfg: RecipeConfig, root: Path) -> Stage:
         from autocoa.train.pretrain import pretrain
 
         # no checkpoints to resume from: a killed pretraining starts again
-        s = pretrain(root / "world", root / "base", cfg.pretrain, progress=False, overwrite=True)
+        s = pretrain(root / "world", root / "base", cfg.pretrain, progress=verbose(), overwrite=True)
         return {"params": s["params"], "common_facts_known": s["common_facts"].get("accuracy")}
 
     return Stage("pretrain", root / "base", run, cfg.pretrain.model_dump(mode="json"), deps=("world",))
@@ -212,7 +213,7 @@ def sft_stage(
             stage_cfg,
             cot_path=root / "data" / "cot.jsonl" if stage != "sft1" else None,
             pool_path=root / "data" / "rl_pool.jsonl" if pool else None,
-            progress=False,
+            progress=verbose(),
         )
         keys = ("examples", "pool_rows", "steps", "first", "last", "train_seconds", "collapse")
         return {k: s[k] for k in keys if k in s}
@@ -236,7 +237,7 @@ def rl_stage(
             root / dst,
             rl_cfg,
             index=root / "index_train",
-            progress=False,
+            progress=verbose(),
         )
         keys = (
             "sim_steps_done",
@@ -311,7 +312,7 @@ def eval_stage(
                 limit=limit,
                 shuffle_seed=0,
                 label=sp.label,
-                progress=False,
+                progress=verbose(),
             )
             summary[sp.label] = {meth: round(mm["em"], 3) for meth, mm in m["methods"].items()}
         if report:
