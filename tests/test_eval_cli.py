@@ -168,3 +168,12 @@ def test_train_real_calls_come_from_the_rl_summary(tmp_path):
     assert read_train_real_calls(tmp_path) is None
     (tmp_path / "rl.json").write_text(json.dumps({"real_calls_total": 96}))
     assert read_train_real_calls(tmp_path) == 96
+
+
+def test_an_sft_checkpoint_spent_no_real_calls_in_training(tmp_path):
+    from autocoa.eval.runner import read_train_real_calls
+
+    (tmp_path / "sft.json").write_text(json.dumps({"steps": 10}))
+    assert read_train_real_calls(tmp_path) == 0  # a point on the accuracy-vs-cost plot
+    (tmp_path / "rl.json").write_text(json.dumps({"real_calls_total": 96}))  # an RL run's own count wins
+    assert read_train_real_calls(tmp_path) == 96

@@ -247,7 +247,9 @@ def evaluate_checkpoint(
 
 def read_train_real_calls(directory: Path) -> int | None:
     """Real tool calls spent training the checkpoint in ``directory``: the RL summary's
-    ``real_calls_total`` (``rl.json``), else a ``train_real_calls`` field in ``run.json``."""
+    ``real_calls_total`` (``rl.json``), else a ``train_real_calls`` field in ``run.json``, else 0
+    for an SFT stage's output (``sft.json``: SFT trains on fixed data and calls no tool), so that
+    every trained run has its point on the accuracy-vs-cost plot."""
     for name, key in (("rl.json", "real_calls_total"), ("run.json", "train_real_calls")):
         p = directory / name
         if p.exists():
@@ -255,5 +257,5 @@ def read_train_real_calls(directory: Path) -> int | None:
             if value is not None:
                 break
     else:
-        return None
+        return 0 if (directory / "sft.json").exists() else None
     return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
