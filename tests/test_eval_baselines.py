@@ -158,7 +158,8 @@ def test_react_grammar_at_the_top_level(tokenizer):
     out = ctl([fresh, thought, spent], logits)
     # a step opens with a thought; after a thought the model's choice (here the answer) stands
     assert [row.argmax().item() for row in out] == [think, ans, think]
-    assert out[1, srch] == -1.0 and torch.isinf(out[1, think])  # the model's own scores among the allowed
+    assert out[1, srch] == -1.0 and out[1, think] == -5.0  # the model's own scores among the allowed
+    assert torch.isinf(out[1, t.close_id("answer")]) and torch.isinf(out[2, ans])  # the rest is not allowed
     with pytest.raises(ValueError):
         ReactController(t, steps=0)
 

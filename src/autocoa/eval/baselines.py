@@ -15,7 +15,8 @@ prefix or action budget (:func:`setup`), so the comparison changes nothing else:
   action that the model takes when it decides to (``<answer>``), after at most ``T`` actions
   (default: the data's maximum hop count, else 4). The workflow is a grammar the decoder is held
   to (:class:`ReactController`), the model chooses within it: every step opens with a thought;
-  after a thought comes an action or the answer (only the answer once ``T`` actions were made);
+  after a thought comes more thought, an action or the answer (only the answer once ``T``
+  actions were made);
   a thought that tries to end otherwise (an opener, ``</answer>``, EOS) is closed with
   ``</think>``, an action that tries to end otherwise with its own closer. A model with a chat
   template also gets the ReAct prompt (:func:`react_prompt`: instructions and two worked
@@ -78,7 +79,7 @@ class ReactController:
         eos = {t.eos} if t.eos is not None else set()
         self.think, self.close_think, self.answer = t.open_id(THINK), t.close_id(THINK), t.open_id(ANSWER)
         self.action_openers = {i for i, n in t.openers.items() if n in t.tags.actions}
-        self.after_think = sorted({*self.action_openers, self.answer})
+        self.after_think = sorted({self.think, *self.action_openers, self.answer})
         # a thought ends with </think> only; an action with its own closer only
         self.stop_in_think = ({*t.openers, *t.closers} | eos) - {self.close_think}
         self.stop_in_action = {*t.openers, *t.closers} | eos
@@ -95,8 +96,9 @@ class ReactController:
         return tracker
 
     def allowed_at_top(self, actions: int, last: str | None) -> list[int]:
-        """What may open next at the top level: a thought to start a step; after a thought an
-        action or the answer (the answer only, once the steps are spent)."""
+        """What may open next at the top level: a thought to start a step; after a thought more
+        thought (a thought may span segments, as the recipe's trajectories write it), an action
+        or the answer; once the steps are spent, the answer (ReAct's forced Finish)."""
         if last != THINK:
             return [self.think]
         return [self.answer] if actions >= self.steps else self.after_think
