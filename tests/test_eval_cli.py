@@ -153,7 +153,13 @@ def test_eval_errors(evaluated):
     base = ["eval", "--model", evaluated / "model", "--data", evaluated / "world" / "test.jsonl"]
     base += ["--out", evaluated / "bad"]
     res = runner.invoke(app, [str(a) for a in base])
-    assert res.exit_code != 0 and "need --index" in str(res.exception)
+    assert res.exit_code != 0 and "the real environment needs --index" in str(res.exception)
+    res = runner.invoke(app, [str(a) for a in [*base, "--env", "simulated", "--method", "rag"]])
+    assert res.exit_code != 0 and "rag needs --index" in str(res.exception)
+    res = runner.invoke(app, [str(a) for a in [*base, "--method", "rag"]])
+    assert res.exit_code != 0 and "the real environment and rag need --index" in str(res.exception)
+    res = runner.invoke(app, [str(a) for a in [*base, "--index", evaluated / "index", "--retriever", "http://x"]])
+    assert res.exit_code != 0 and "not both" in str(res.exception)
     res = runner.invoke(app, [str(a) for a in [*base, "--index", evaluated / "index", "--method", "cot"]])
     assert res.exit_code != 0 and "unknown --method cot" in str(res.exception)
     res = runner.invoke(app, [str(a) for a in [*base, "--env", "simulated", "--method", "rag"]])

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from autocoa.cli.app import CLIError, app
+from autocoa.cli.app import app
 from autocoa.cli.options import (
     AgentConfigFile,
     Device,
@@ -18,6 +18,7 @@ from autocoa.cli.options import (
     Seed,
     Temperature,
     TopK,
+    check_retrieval,
 )
 
 
@@ -32,14 +33,9 @@ def toolbox_from_options(index: Path | None, retriever: str | None, k: int, env:
     ``max_chars``: observation budget (0 = whole documents)."""
     from autocoa.tools import open_toolbox
 
-    if index is not None and retriever is not None:
-        raise CLIError("give --index or --retriever, not both")
+    check_retrieval(index, retriever, "the real environment" if env == "real" else None)
     if index is None and retriever is None:
-        if env == "real":
-            raise CLIError("the real environment needs --index DIR or --retriever URL (or use --env simulated)")
         return None
-    if index is not None and not index.exists():
-        raise FileNotFoundError(f"{index}: no such index directory (build one with `autocoa index`)")
     return open_toolbox(index=str(index) if index else None, url=retriever, k=k, max_chars=max_chars)
 
 

@@ -9,7 +9,17 @@ from typing import Annotated
 import typer
 
 from autocoa.cli.app import CLIError, app
-from autocoa.cli.options import AgentConfigFile, Device, IndexDir, ModelDir, RetrieverURL, Seed, Temperature, TopK
+from autocoa.cli.options import (
+    AgentConfigFile,
+    Device,
+    IndexDir,
+    ModelDir,
+    RetrieverURL,
+    Seed,
+    Temperature,
+    TopK,
+    check_retrieval,
+)
 
 
 @app.command("eval")
@@ -59,15 +69,11 @@ def eval_cmd(
     bad = [m for m in methods if m not in METHODS]
     if bad:
         raise CLIError(f"unknown --method {', '.join(bad)}; expected {', '.join(METHODS)}")
-    if index is not None and retriever is not None:
-        raise CLIError("give --index or --retriever, not both")
-    if index is not None and not index.exists():
-        raise FileNotFoundError(f"{index}: no such index directory (build one with `autocoa index`)")
     cfg = agent_options_to_config(
         config, env=env, temperature=temperature, seed=seed, max_actions=max_actions, batch_size=batch_size
     )
-    if index is None and retriever is None and (cfg.env == "real" or "rag" in methods):
-        raise CLIError("the real environment and rag need --index DIR or --retriever URL (or use --env simulated)")
+    needs = [why for why, yes in (("the real environment", cfg.env == "real"), ("rag", "rag" in methods)) if yes]
+    check_retrieval(index, retriever, " and ".join(needs) or None)
     metrics = evaluate_checkpoint(
         model,
         data,

@@ -38,3 +38,17 @@ ApiKey = Annotated[
         show_envvar=True,
     ),
 ]
+
+
+def check_retrieval(index: Path | None, retriever: str | None, needed: str | None) -> None:
+    """The one check of ``--index`` / ``--retriever``: not both, an index that exists, and one of
+    them when ``needed`` (the reason: "the real environment", "rag", ...)."""
+    from autocoa.cli.app import CLIError
+
+    if index is not None and retriever is not None:
+        raise CLIError("give --index or --retriever, not both")
+    if index is None and retriever is None and needed:
+        verb = "need" if " and " in needed else "needs"
+        raise CLIError(f"{needed} {verb} --index DIR or --retriever URL (or use --env simulated)")
+    if index is not None and not index.exists():
+        raise FileNotFoundError(f"{index}: no such index directory (build one with `autocoa index`)")

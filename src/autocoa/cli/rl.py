@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from autocoa.cli.app import CLIError
+from autocoa.cli.options import check_retrieval
 from autocoa.cli.train import train_app
 
 
@@ -51,10 +52,7 @@ def rl_cmd(
     elif steps is not None:
         raise CLIError("--steps needs --env")
     cfg = RLConfig.load(config, sim_steps=sim_steps, real_steps=real_steps, lr=lr, prompts_per_step=prompts_per_step)
-    if cfg.real_steps and index is None and retriever is None:
-        raise CLIError("the real environment needs --index DIR or --retriever URL (or use --env simulated)")
-    if index is not None and retriever is not None:
-        raise CLIError("give --index or --retriever, not both")
+    check_retrieval(index, retriever, "the real environment (real_steps > 0)" if cfg.real_steps else None)
     try:
         summary = train_rl(
             model, questions, out, cfg, index=index, url=retriever, max_questions=max_questions, overwrite=overwrite
