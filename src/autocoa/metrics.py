@@ -184,6 +184,17 @@ def cover_exact_match(pred: str | None, golds: str | Sequence[str], mode: CoverM
     return float(any(_covers(p, normalize_answer(g), mode) for g in _gold_list(golds)))
 
 
+def names(text: str, name: str) -> bool:
+    """Whether ``text`` names ``name``: its normalised tokens occur as a contiguous run of whole
+    tokens (:func:`cover_exact_match`). The one rule for "this text states / asks about X", in
+    question generation, the oracle teacher and the fidelity analysis.
+
+    >>> names("Athumashe is a city in Duthepa.", "Duthepa"), names("Banana", "Ana")
+    (True, False)
+    """
+    return bool(cover_exact_match(text, name))
+
+
 def score_one(pred: str | None, golds: str | Sequence[str], cover_mode: CoverMode = "tokens") -> dict[str, float]:
     """The scores of one prediction: ``{"em", "f1", "cover_em"}``.
 

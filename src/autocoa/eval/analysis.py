@@ -37,7 +37,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from itertools import pairwise
 from typing import Any
 
-from autocoa.metrics import cover_exact_match
+from autocoa.metrics import names
 from autocoa.tags import Kind
 from autocoa.trajectory import Trajectory
 
@@ -66,7 +66,7 @@ def match_hop(query: str, chain: Sequence[Mapping[str, Any]]) -> int | None:
     >>> match_hop("director of Sonaku", chain), match_hop("Duke Vihuve birthplace", chain), match_hop("x", chain)
     (0, 1, None)
     """
-    found = [i for i, hop in enumerate(chain) if cover_exact_match(query, hop["subject"])]
+    found = [i for i, hop in enumerate(chain) if names(query, hop["subject"])]
     return found[-1] if found else None
 
 
@@ -126,7 +126,7 @@ def check_observations(traj: Trajectory, chain: Sequence[Mapping[str, Any]], too
         if hop is None:
             out.append({"query": query, "hop": None, "kind": None, "states_fact": None, "states_wrong": None})
             continue
-        fact = bool(cover_exact_match(obs, chain[hop]["object"]))
+        fact = names(obs, chain[hop]["object"])
         wrong = not fact and not states_nothing(obs)
         out.append(
             {"query": query, "hop": hop, "kind": hop_kind(chain[hop]), "states_fact": fact, "states_wrong": wrong}

@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from autocoa.metrics import names
 from autocoa.trajectory import Segment, Trajectory, action, answer, observation, think
 
 STATEMENT = {
@@ -129,10 +130,6 @@ def plan(hops: list[Hop], rng: random.Random, unneeded_search_rate: float, bad_q
     return Plan(hops, search, bad)
 
 
-def contains(text: str, name: str) -> bool:
-    return name.lower() in text.lower()
-
-
 def build_trajectory(
     prompt: str, p: Plan, observations: dict[tuple[int, str], str], bad_names: list[str | None]
 ) -> tuple[Trajectory | None, str | None]:
@@ -149,7 +146,7 @@ def build_trajectory(
             segs += [action("search", q_bad), observation(observations[i, q_bad]), think(RETRY + need(h))]
         q = query(h)
         obs = observations[i, q]
-        if not contains(obs, h.object):
+        if not names(obs, h.object):
             return None, "fact not retrieved"
         segs += [action("search", q), observation(obs), think(statement(h))]
     segs.append(answer(p.hops[-1].object))

@@ -14,10 +14,10 @@ start from a common entity go to them first; no chain is used twice across split
 from __future__ import annotations
 
 import random
-import re
 from collections import Counter
 from typing import Any
 
+from autocoa.metrics import names
 from autocoa.world.model import SPLITS, Entity, World
 from autocoa.world.schema import ENTITY_TYPES, RELATIONS_BY_SUBJECT, Relation
 
@@ -72,10 +72,6 @@ def make_row(qid: str, pool: str, question: str, chain: list[tuple[Entity, Relat
     }
 
 
-def _named(name: str, text: str) -> bool:
-    return re.search(r"(?<![A-Za-z])" + re.escape(name.lower()) + r"(?![A-Za-z])", text.lower()) is not None
-
-
 def check_question(world: World, row: dict[str, Any]) -> str | None:
     """Why ``row`` is not a valid question of ``world`` (a short reason), or None if it is."""
     chain = row["chain"]
@@ -101,7 +97,7 @@ def check_question(world: World, row: dict[str, Any]) -> str | None:
     answer = chain[-1]["object"]
     if row["golden_answers"] != [answer]:
         return "wrong_answer"
-    if _named(answer, row["question"]):
+    if names(row["question"], answer):
         return "answer_in_question"
     if world.mentioned(row["question"]) != {ids[0]}:
         return "other_entity_named"
