@@ -130,6 +130,23 @@ class Trajectory:
         """(tool, argument) of every closed action, in order."""
         return [(s.tool, s.text) for s in self.segments if s.kind is Kind.ACTION and s.closed]
 
+    def action_results(self) -> list[tuple[Segment, str | None]]:
+        r"""Every action with the text of the observation that answered it: the next segment,
+        blank text aside, when it is an observation; else None. The one pairing rule (the
+        server's ``tool_calls``, the fidelity analysis).
+
+        >>> t = parse("<search>a</search>\n<result>A doc</result><search>b</search>x<result>B</result>")
+        >>> [(a.text, r) for a, r in t.action_results()]
+        [('a', 'A doc'), ('b', None)]
+        """
+        segs = [s for s in self.segments if not s.blank]
+        nexts = [*segs[1:], None]
+        return [
+            (s, nxt.text if nxt is not None and nxt.kind is Kind.OBSERVATION else None)
+            for s, nxt in zip(segs, nexts[: len(segs)], strict=True)
+            if s.kind is Kind.ACTION
+        ]
+
     @property
     def n_actions(self) -> int:
         return len(self.actions)

@@ -34,7 +34,6 @@ Definitions (per question; averaged over questions in :func:`summarise`):
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from itertools import pairwise
 from typing import Any
 
 from autocoa.metrics import names
@@ -72,12 +71,7 @@ def match_hop(query: str, chain: Sequence[Mapping[str, Any]]) -> int | None:
 
 def search_observations(traj: Trajectory, tool: str = SEARCH) -> list[tuple[str, str]]:
     """``(query, observation text)`` for every search action followed by an observation."""
-    segs = [s for s in traj.segments if not s.blank]
-    return [
-        (a.text.strip(), o.text)
-        for a, o in pairwise(segs)
-        if a.kind is Kind.ACTION and a.tool == tool and a.closed and o.kind is Kind.OBSERVATION
-    ]
+    return [(a.text.strip(), r) for a, r in traj.action_results() if a.tool == tool and a.closed and r is not None]
 
 
 def states_nothing(observation: str) -> bool:

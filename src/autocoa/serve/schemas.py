@@ -15,7 +15,6 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_
 
 from autocoa.agent.config import MIN_TEMPERATURE, SEED_RANGE
 from autocoa.agent.state import Rollout
-from autocoa.tags import Kind
 
 
 class ContentPart(BaseModel):
@@ -118,14 +117,10 @@ def finish_reason(r: Rollout) -> str:
 def tool_calls(r: Rollout) -> list[dict[str, Any]]:
     """Each action with the observation that followed it (None if none did)."""
     assert r.trajectory is not None
-    segs = [s for s in r.trajectory.segments if s.kind is not Kind.TEXT]
-    calls = []
-    for i, s in enumerate(segs):
-        if s.kind is Kind.ACTION:
-            nxt = segs[i + 1] if i + 1 < len(segs) else None
-            result = nxt.text.strip() if nxt is not None and nxt.kind is Kind.OBSERVATION else None
-            calls.append({"tool": s.tool, "argument": s.text.strip(), "result": result})
-    return calls
+    return [
+        {"tool": a.tool, "argument": a.text.strip(), "result": res.strip() if res is not None else None}
+        for a, res in r.trajectory.action_results()
+    ]
 
 
 def agent_field(r: Rollout, env: str) -> dict[str, Any]:
