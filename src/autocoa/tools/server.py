@@ -26,6 +26,7 @@ Run: ``autocoa serve-retriever --index index/ --port 8000``.
 
 # No `from __future__ import annotations`: FastAPI reads the endpoint annotations at runtime.
 
+import json
 from collections.abc import Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationError
@@ -65,7 +66,7 @@ def create_app(
     ``allowed_hosts`` / ``api_key``: see :mod:`autocoa.httpguard`."""
     from fastapi import FastAPI, Request
     from fastapi.concurrency import run_in_threadpool
-    from fastapi.responses import JSONResponse
+    from fastapi.responses import JSONResponse, Response
 
     limits = limits or ServerLimits()
     app = FastAPI(title="autocoa retrieval server", version="1")
@@ -87,6 +88,14 @@ def create_app(
             hits += index.search(queries[i : i + limits.chunk_queries], k)
         return hits
 
+    def answer(queries: list[str], k: int, scores: bool) -> bytes:
+        hits = search(queries, k)
+        if scores:
+            result = [[{"document": d.to_dict(), "score": float(s)} for d, s in row] for row in hits]
+        else:
+            result = [[d.to_dict() for d, _ in row] for row in hits]
+        return json.dumps({"result": result}, ensure_ascii=False).encode("utf-8")
+
     @app.post("/retrieve", openapi_extra=request_body_schema(RetrieveRequest))
     async def retrieve(request: Request):
         try:
@@ -99,12 +108,9 @@ def create_app(
         queries = req.queries
         k = req.topk or limits.default_topk
         scores = req.return_scores
-        hits = await run_in_threadpool(search, queries, k)
-        if scores:
-            result = [[{"document": d.to_dict(), "score": s} for d, s in row] for row in hits]
-        else:
-            result = [[d.to_dict() for d, _ in row] for row in hits]
-        return {"result": result}
+        # search, build and serialise off the event loop: a maximal answer (thousands of
+        # documents) encoded in the loop stalled every other request for its whole duration
+        return Response(await run_in_threadpool(answer, queries, k, scores), media_type="application/json")
 
     return app
 
