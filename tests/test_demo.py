@@ -121,14 +121,16 @@ def test_demo_refuses_an_unknown_model(tmp_path):
 
 
 def test_verbose_draws_no_live_display():
-    from autocoa.progress import active, live, set_verbose, verbose
+    from autocoa.progress import active, live, live_display, set_verbose, verbose
 
     try:
         set_verbose(True)
         with live(object()):
             assert active() is None and verbose()
+        assert live_display().disable  # nothing drawn: the libraries' output is the display
     finally:
         set_verbose(False)
+    assert not live_display().disable
     marker = object()
     with live(marker):
         assert active() is marker

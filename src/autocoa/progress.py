@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 
-def _progress(unit: str = "", console: Any = None) -> Any:
+def _progress(unit: str = "", console: Any = None, disable: bool = False) -> Any:
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -27,13 +27,15 @@ def _progress(unit: str = "", console: Any = None) -> Any:
 
     columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn()]
     columns += [TextColumn(unit)] if unit else []
-    return Progress(*columns, TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), console=console)
+    return Progress(
+        *columns, TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), console=console, disable=disable
+    )
 
 
 def live_display(console: Any = None) -> Any:
     """A rich ``Progress`` for :func:`live` (the demo's and the studies'): one bar for the run,
-    one for the stage at work, with its numbers and ETA."""
-    return _progress(console=console)
+    one for the stage at work, with its numbers and ETA; drawn nowhere under :func:`verbose`."""
+    return _progress(console=console, disable=verbose())
 
 
 _LIVE: list[Any] = []  # the active live display (at most one)

@@ -19,7 +19,7 @@ from typing import Any
 
 from autocoa.agent.config import AgentConfig
 from autocoa.tags import ANSWER, OBSERVATION, TAG_OF_KIND, Kind, Tags, close_tag, escape_tags, open_tag
-from autocoa.trajectory import Trajectory, check_tags, is_trained, parse
+from autocoa.trajectory import Trajectory, check_tags, end_of_turn_id, is_trained, parse
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ class TagIds:
             openers={ids[open_tag(n)]: n for n in tags.names},
             closers={ids[close_tag(n)]: n for n in tags.names},
             tags=tags,
-            eos=tokenizer.eos_token_id,
+            eos=end_of_turn_id(tokenizer),
         )
 
     def open_id(self, name: str) -> int:
@@ -151,7 +151,7 @@ class Row:
     # -- token intake ------------------------------------------------------------------
     def push(self, token: int, logprob: float = 0.0, sampled: bool = True) -> None:
         """Append one token and react to it."""
-        self._append(token, sampled, logprob if sampled else 0.0, self._kind_of(token))
+        self._append(token, sampled, logprob if sampled else 0.0, self.tags.push(token))
         self.pending.append(token)
         self.mode_tokens += 1
         self._react(token)
@@ -161,7 +161,7 @@ class Row:
         history): inserted, never trained, and not acted on (a replayed action runs no tool),
         but their segment kinds are tracked and replayed actions are counted."""
         for tok in tokens:
-            kind = self._kind_of(tok)
+            kind = self.tags.push(tok)
             self._append(tok, False, 0.0, kind)
             self.pending.append(tok)
             if tok in self.t.closers and self.t.closers[tok] in self.t.tags.actions and kind is Kind.ACTION:
@@ -188,9 +188,6 @@ class Row:
             self._forcing = outer
         if not outer:
             self._check_token_budget()
-
-    def _kind_of(self, token: int) -> Kind:
-        return self.tags.push(token)
 
     @property
     def kind(self) -> Kind:

@@ -62,7 +62,7 @@ def eval_cmd(
 
     from autocoa.cli.agent import agent_options_to_config
     from autocoa.eval.baselines import METHODS
-    from autocoa.eval.report import result_rows, results_table, write_report
+    from autocoa.eval.report import load_run, result_rows, results_table, write_report
     from autocoa.eval.runner import evaluate_checkpoint
 
     methods = list(dict.fromkeys(method or ["agent"]))
@@ -93,7 +93,7 @@ def eval_cmd(
     console = Console()
     console.print(results_table(result_rows([metrics])), highlight=False)
     if report:
-        write_report([{**metrics, "run": {**metrics["run"], "dir": str(out)}}], out)
+        write_report([load_run(out)], out)  # the run as written, with its predictions for report.html
     console.print(f"[dim]wrote {out}/predictions.jsonl, metrics.json{', report.md, report.html' if report else ''}[/]")
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from autocoa.jsonl import read_logged
+from autocoa.trajectory import parse
 
 SAMPLES_PER_RUN = 20
 
@@ -57,10 +58,8 @@ def sample_rows(path: Path, run: str, limit: int = SAMPLES_PER_RUN) -> list[dict
         name = f"{run} {r['method']}" if "method" in r else f"{run} step {r.get('step', '?')} ({r.get('env', '?')})"
         if per.get(name, 0) >= limit:
             continue
-        segs = r.get("trajectory", {}).get("segments") if "trajectory" in r else None
-        if segs is None and "response" in r:
-            from autocoa.trajectory import parse
-
+        segs = (r.get("trajectory") or {}).get("segments")
+        if segs is None and "response" in r:  # an RL rollout: its decoded response
             segs = parse(r["response"]).to_dict()["segments"]
         if segs is None:
             continue
