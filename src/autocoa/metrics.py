@@ -13,6 +13,8 @@ every rollout.
   occurs inside the normalised prediction.
 - :func:`score_one` and :func:`aggregate` -- one row's scores; means, counts and
   breakdowns (hop count, number of actions: the paper's Fig. 3 quantities).
+- :func:`faith_score` and :func:`mrfs` -- Chain-of-Action's multi-reference faith score
+  (Pan et al., 2024): how well an answer is backed by the references retrieved for it.
 
 Golds are a string or a list of strings; a prediction matches if it matches *any* gold. A
 prediction that is None or normalises to nothing scores 0 on every metric, and so does a
@@ -277,3 +279,71 @@ def aggregate(
             table[value] = g
         out["by"][key] = table
     return out
+
+
+class FaithWeights(NamedTuple):
+    """MRFS's weights on precision, recall and the length term, and the threshold below which
+    a guess counts as unfaithful. The defaults are the values of the Chain-of-Action authors'
+    released code (``0.3 P + 0.3 R + 0.4 AWL``, kept when the score is above 2)."""
+
+    precision: float = 0.3
+    recall: float = 0.3
+    length: float = 0.4
+    threshold: float = 2.0
+
+
+class Faith(NamedTuple):
+    precision: float
+    recall: float
+    awl: float
+    score: float
+
+
+def faith_score(answer: str | None, reference: str, weights: FaithWeights = FaithWeights()) -> Faith:
+    """Chain-of-Action's per-reference faith score of ``answer`` against one ``reference``:
+    ``w_p * P + w_r * R + w_l * AWL``, where, over the normalised words (:func:`normalize_answer`)
+    of the answer ``A`` and of the reference ``R`` and their shared *distinct* words ``A & R``,
+    ``P = |A & R| / |A|``, ``R = |A & R| / |R|`` and ``AWL`` is the answer's average word length
+    in characters (the paper's length term: a terse guess of short words scores lower). An
+    empty answer scores 0. Departure from the authors' code: it splits raw text on whitespace,
+    so ``Paris.`` and ``paris`` share nothing; we normalise first, as every other metric here.
+
+    >>> faith_score("Sabeto", "Kemaru Doli was born in Sabeto.")  # 1 of 1 answer word, of 6 reference words
+    Faith(precision=1.0, recall=0.16666666666666666, awl=6.0, score=2.75)
+    >>> faith_score("Orvadi", "Kemaru Doli was born in Sabeto.").score  # no shared word: AWL only
+    2.4
+    >>> faith_score("", "anything").score
+    0.0
+    """
+    a = normalize_answer(answer).split()
+    r = normalize_answer(reference).split()
+    if not a:
+        return Faith(0.0, 0.0, 0.0, 0.0)
+    shared = len(set(a) & set(r))
+    p = shared / len(a)
+    rec = shared / len(r) if r else 0.0
+    awl = sum(len(w) for w in a) / len(a)
+    return Faith(p, rec, awl, round(weights.precision * p + weights.recall * rec + weights.length * awl, 12))
+
+
+def mrfs(answer: str | None, references: Sequence[str], weights: FaithWeights = FaithWeights()) -> tuple[float, int]:
+    """The multi-reference faith score: the best :func:`faith_score` of ``answer`` over
+    ``references``, and the index of the reference that gave it (``(0.0, -1)`` without
+    references). CoA keeps a guess whose MRFS exceeds ``weights.threshold`` and replaces the
+    others with what the references say.
+
+    >>> refs = ["Orvadi lies in Tesmar.", "Lunaro Pev was born in Orvadi."]
+    >>> mrfs("Orvadi", refs)
+    (2.775, 0)
+    >>> w = FaithWeights(0.5, 0.5, 0.0, 0.3)  # overlap only, no length term
+    >>> mrfs("born in Orvadi", refs, w)[0] > w.threshold, mrfs("Sabeto", refs, w)[0] > w.threshold
+    (True, False)
+    >>> mrfs("Orvadi", [])
+    (0.0, -1)
+    """
+    best, at = 0.0, -1
+    for i, ref in enumerate(references):
+        s = faith_score(answer, ref, weights).score
+        if at < 0 or s > best:
+            best, at = s, i
+    return best, at

@@ -10,6 +10,7 @@ import sys
 from rich.console import Console
 
 from autocoa.cli.app import CLIError, app
+from autocoa.coa.llm import LLMError, NotAChatModel
 from autocoa.config import ConfigError
 from autocoa.jsonl import DataError
 from autocoa.named_models import MissingDependency
@@ -22,6 +23,15 @@ for _name in COMMAND_MODULES:
 def main() -> None:
     try:
         app()
-    except (CLIError, DataError, ConfigError, FileNotFoundError, FileExistsError, MissingDependency) as e:
+    except (
+        CLIError,
+        DataError,
+        ConfigError,
+        FileNotFoundError,
+        FileExistsError,
+        MissingDependency,
+        NotAChatModel,
+        LLMError,
+    ) as e:
         Console(stderr=True).print(f"[bold red]error:[/] {e}", highlight=False)
         sys.exit(2)

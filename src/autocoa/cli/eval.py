@@ -11,8 +11,13 @@ import typer
 from autocoa.cli.app import CLIError, app
 from autocoa.cli.options import (
     AgentConfigFile,
+    CoAConfigFile,
     Device,
     IndexDir,
+    KnowledgeDir,
+    LLMKey,
+    LLMName,
+    LLMUrl,
     ModelDir,
     RetrieverURL,
     Seed,
@@ -31,7 +36,10 @@ def eval_cmd(
     retriever: RetrieverURL = None,
     method: Annotated[
         list[str] | None,
-        typer.Option(help="agent, direct, rag or react (repeatable: all on the same data, side by side)"),
+        typer.Option(
+            help="agent, direct, rag, react or coa (Chain-of-Action; needs a chat model) (repeatable: all on the "
+            "same data, side by side)"
+        ),
     ] = None,
     limit: Annotated[int | None, typer.Option(help="evaluate only the first N questions")] = None,
     shuffle_seed: Annotated[
@@ -56,6 +64,15 @@ def eval_cmd(
     ] = None,
     device: Device = "auto",
     report: Annotated[bool, typer.Option(help="also write report.md and plots into --out")] = True,
+    llm_url: LLMUrl = None,
+    llm_model: LLMName = "default",
+    llm_key: LLMKey = None,
+    coa_config: CoAConfigFile = None,
+    knowledge: KnowledgeDir = None,
+    verify: Annotated[
+        str | None,
+        typer.Option(help="mrfs: check each answer against what the method observed; re-answer unfaithful ones"),
+    ] = None,
 ) -> None:
     """Evaluate a model (and baselines) on a QA set: EM/F1/cover-EM, by hops and #actions."""
     from rich.console import Console
@@ -72,7 +89,13 @@ def eval_cmd(
     cfg = agent_options_to_config(
         config, env=env, temperature=temperature, seed=seed, max_actions=max_actions, batch_size=batch_size
     )
-    needs = [why for why, yes in (("the real environment", cfg.env == "real"), ("rag", "rag" in methods)) if yes]
+    if verify not in (None, "mrfs"):
+        raise CLIError(f"unknown --verify {verify}; expected mrfs")
+    from autocoa.coa.method import CoAConfig
+
+    coa = CoAConfig.load(coa_config)
+    uses = (("the real environment", cfg.env == "real"), ("rag", "rag" in methods), ("coa", "coa" in methods))
+    needs = [why for why, yes in uses if yes]
     check_retrieval(index, retriever, " and ".join(needs) or None)
     metrics = evaluate_checkpoint(
         model,
@@ -89,6 +112,12 @@ def eval_cmd(
         label=label,
         device=device,
         train_real_calls=train_real_calls,
+        llm_url=llm_url,
+        llm_model=llm_model,
+        llm_key=llm_key,
+        coa=coa,
+        knowledge=knowledge,
+        verify=verify,
     )
     console = Console()
     console.print(results_table(result_rows([metrics])), highlight=False)

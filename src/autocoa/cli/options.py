@@ -29,6 +29,22 @@ AllowHost = Annotated[
         help="a Host header the server answers (repeatable; default: 127.0.0.1, localhost, [::1]; '*' = any)",
     ),
 ]
+LLMUrl = Annotated[
+    str | None,
+    typer.Option("--llm-url", help="coa's chat model: an OpenAI-compatible base URL (…/v1); default: --model itself"),
+]
+LLMName = Annotated[str, typer.Option("--llm-model", help="model name to send to --llm-url")]
+LLMKey = Annotated[
+    str | None,
+    typer.Option("--llm-key", envvar="AUTOCOA_LLM_KEY", help="API key for --llm-url", show_envvar=True),
+]
+CoAConfigFile = Annotated[
+    Path | None, typer.Option("--coa-config", help="CoAConfig YAML (chain length, MRFS weights and threshold)")
+]
+KnowledgeDir = Annotated[
+    Path | None,
+    typer.Option("--knowledge", help="coa's knowledge action: an index over your own documents (default: --index)"),
+]
 ApiKey = Annotated[
     str | None,
     typer.Option(

@@ -23,6 +23,9 @@ prefix or action budget (:func:`setup`), so the comparison changes nothing else:
   examples as earlier turns, few-shot as in the ReAct paper); the tiny default, trained on the
   bare prompt, gets its own prompt. The difference from ``agent`` is the workflow: the agent
   may act without a thought, think twice, answer at once.
+- ``coa``: Chain-of-Action (Pan et al.), a prompted workflow of several LLM calls per question
+  (decompose, act, verify with MRFS, answer): not one engine rollout, so it lives in
+  :mod:`autocoa.coa` and needs a chat model (:func:`autocoa.eval.runner.coa_rows`).
 """
 
 from __future__ import annotations
@@ -39,7 +42,9 @@ from autocoa.agent.state import TagIds, TagTracker, observation_ids
 from autocoa.tags import ANSWER, THINK, Tags, escape_tags
 from autocoa.tools.base import Toolbox
 
-METHODS = ("agent", "direct", "rag", "react")
+ENGINE_METHODS = ("agent", "direct", "rag", "react")  # one rollout engine each (:func:`setup`)
+PROMPTED_METHODS = ("coa",)  # multi-call workflows of a chat model (:mod:`autocoa.coa`)
+METHODS = (*ENGINE_METHODS, *PROMPTED_METHODS)
 DEFAULT_REACT_STEPS = 4
 SEARCH = "search"
 
@@ -221,8 +226,8 @@ def setup(
     react_steps: int = DEFAULT_REACT_STEPS,
 ) -> Setup:
     """Prompts, hook, prefixes and config of ``method`` for ``questions``."""
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; expected one of {', '.join(METHODS)}")
+    if method not in ENGINE_METHODS:
+        raise ValueError(f"unknown method {method!r} for the engine; expected one of {', '.join(ENGINE_METHODS)}")
     t = TagIds.of(tokenizer, tags or (toolbox.tags if toolbox is not None else Tags()))
     if method == "agent":
         return Setup(method, [format_prompt(q, tokenizer) for q in questions], cfg)

@@ -76,6 +76,11 @@ def result_rows(runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
                     },
                     "tool_calls_per_question": m.get("tool_calls_per_question"),
                     "tool_errors_per_question": m.get("tool_errors_per_question"),
+                    "llm_calls_per_question": m.get("llm_calls_per_question"),
+                    "latency_per_question": m.get("latency_per_question"),
+                    "verify_changed": (m.get("verify") or {}).get("changed_rate"),
+                    "verify_helped": (m.get("verify") or {}).get("helped"),
+                    "verify_hurt": (m.get("verify") or {}).get("hurt"),
                     "unneeded_searches": m.get("unneeded_searches"),
                     "missed_searches": m.get("missed_searches"),
                     "fidelity": m.get("fidelity"),
@@ -102,17 +107,23 @@ def results_table(rows: Sequence[dict[str, Any]]) -> str:
     """The Markdown table: EM by hop count and average, F1, costs, when to act, fidelity."""
     hops = sorted({h for r in rows for h in r["em_by_hops"]}, key=lambda h: (not isinstance(h, int), str(h)))
     cols = [*(f"EM {h}-hop" for h in hops), "EM avg", "F1", "real calls/q", "errors/q", "unneeded/q", "missed/q"]
+    has_cost = any(r.get("llm_calls_per_question") is not None for r in rows)
     has_fid = any(r["fidelity"] is not None for r in rows)
     has_hit = any(r["retrieval_hit"] is not None for r in rows)
+    has_verify = any(r.get("verify_changed") is not None for r in rows)
+    cols += ["LLM calls/q", "s/q"] * has_cost
     cols += ["fidelity", "fidelity (rare)", "hallucination"] * has_fid + ["retrieval hit"] * has_hit
+    cols += ["MRFS changed", "helped", "hurt"] * has_verify
     lines = ["| method | n | " + " | ".join(cols) + " |", "|---|---:|" + "---:|" * len(cols)]
     for r in rows:
         cells = [_fmt(r["em_by_hops"].get(h)) for h in hops]
         cells += [_fmt(r["em"]), _fmt(r["f1"]), _fmt(r["tool_calls_per_question"], 2)]
         cells += [_fmt(r.get("tool_errors_per_question"), 2)]
         cells += [_fmt(r["unneeded_searches"], 2), _fmt(r["missed_searches"], 2)]
+        cells += [_fmt(r.get("llm_calls_per_question"), 2), _fmt(r.get("latency_per_question"), 2)] * has_cost
         cells += [_fmt(r.get(k)) for k in ("fidelity", "fidelity_rare", "hallucination")] * has_fid
         cells += [_fmt(r["retrieval_hit"])] * has_hit
+        cells += [_fmt(r.get("verify_changed")), _fmt(r.get("verify_helped")), _fmt(r.get("verify_hurt"))] * has_verify
         lines.append(f"| {r['label']} | {r['n']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

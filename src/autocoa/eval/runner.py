@@ -27,30 +27,26 @@ from autocoa.agent.state import Rollout
 from autocoa.data.qa import QARecord
 from autocoa.eval.analysis import analyse, summarise, tool_failures
 from autocoa.eval.baselines import DEFAULT_REACT_STEPS, METHODS, Setup, setup
+from autocoa.eval.verify import verify_rows
 from autocoa.metrics import aggregate, score_one
 from autocoa.tools.base import Toolbox
 
 TOOL_ERROR_WARN = 0.05  # a run whose tool calls fail more often than this is flagged
 
 
-def prediction_row(record: QARecord, rollout: Rollout, s: Setup) -> dict[str, Any]:
-    """One line of ``predictions.jsonl``."""
-    traj = rollout.trajectory
-    assert traj is not None
+def scored_row(record: QARecord, traj: Any, method: str, **counts: Any) -> dict[str, Any]:
+    """One line of ``predictions.jsonl`` for any method: the record, the prediction and its
+    scores, ``counts`` (actions, tool and LLM calls, latency, ...), the search analysis and
+    the trajectory."""
     row: dict[str, Any] = {
         "id": record.id,
-        "method": s.method,
+        "method": method,
         "question": record.question,
         "golden_answers": record.golden_answers,
         "prediction": traj.answer,
         **score_one(traj.answer, record.golden_answers),
-        "n_actions": rollout.n_actions,
-        "n_tool_calls": rollout.n_tool_calls + s.calls_before,
-        "n_tool_errors": tool_failures(traj),
+        **counts,
         "well_formed": traj.well_formed,
-        "forced_answer": rollout.forced_answer,
-        "finish": rollout.finish,
-        "n_tokens": len(rollout.ids),
     }
     if record.dataset is not None:
         row["dataset"] = record.dataset
@@ -63,6 +59,67 @@ def prediction_row(record: QARecord, rollout: Rollout, s: Setup) -> dict[str, An
     row.update(analyse(traj, chain, n_search if isinstance(n_search, int) else None))
     row["trajectory"] = traj.to_dict()
     return row
+
+
+def prediction_row(record: QARecord, rollout: Rollout, s: Setup, latency: float = 0.0) -> dict[str, Any]:
+    """One line of ``predictions.jsonl`` for an engine method. ``n_llm_calls`` counts the
+    calls a text API would serve: one, plus one per real observation the generation resumes
+    after. ``latency``: the question's share of the run's seconds."""
+    traj = rollout.trajectory
+    assert traj is not None
+    return scored_row(
+        record,
+        traj,
+        s.method,
+        n_actions=rollout.n_actions,
+        n_tool_calls=rollout.n_tool_calls + s.calls_before,
+        n_tool_errors=tool_failures(traj),
+        n_llm_calls=1 + rollout.n_tool_calls,
+        latency_s=latency,
+        forced_answer=rollout.forced_answer,
+        finish=rollout.finish,
+        n_tokens=len(rollout.ids),
+    )
+
+
+def coa_rows(
+    records: Sequence[QARecord], llm: Any, toolbox: Toolbox, cfg: Any = None
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Rows of ``predictions.jsonl`` for Chain-of-Action (:mod:`autocoa.coa.method`), and run
+    info. A question whose chain could not be read has its ``error`` and scores 0."""
+    from autocoa.coa.method import run_coa
+
+    t0 = time.perf_counter()
+    results = run_coa([r.question for r in records], llm, toolbox, cfg)
+    rows = []
+    for rec, res in zip(records, results, strict=True):
+        traj = res.trajectory
+        assert traj is not None
+        rows.append(
+            scored_row(
+                rec,
+                traj,
+                "coa",
+                n_actions=len(res.nodes),
+                n_tool_calls=res.tool_calls,
+                n_tool_errors=tool_failures(traj),
+                n_llm_calls=res.llm_calls,
+                latency_s=res.seconds,
+                forced_answer=False,
+                finish="error" if res.error else "answer",
+                error=res.error,
+                coa=res.to_dict(),
+            )
+        )
+    verdicts = [n["verdict"] for r in rows for n in r["coa"]["nodes"]]
+    info = {
+        "seconds": time.perf_counter() - t0,
+        "env": "real",
+        "llm": {k: v for k, v in vars(llm.stats).items() if k != "per_call_seconds"},
+        "chain_errors": sum(r["error"] is not None for r in rows),
+        "verdicts": {v: verdicts.count(v) for v in ("kept", "replaced", "filled", "unverified")},
+    }
+    return rows, info
 
 
 def run_method(
@@ -85,9 +142,10 @@ def run_method(
     rollouts = engine.generate(
         s.prompts, s.cfg, on_batch=(lambda b: on_batch(len(b))) if on_batch else None, prefixes=s.prefixes
     )
-    rows = [prediction_row(rec, r, s) for rec, r in zip(records, rollouts, strict=True)]
+    seconds = time.perf_counter() - t0
+    rows = [prediction_row(rec, r, s, seconds / len(records)) for rec, r in zip(records, rollouts, strict=True)]
     info = {
-        "seconds": time.perf_counter() - t0,
+        "seconds": seconds,
         "env": s.cfg.env,
         "max_actions": s.cfg.max_actions,
         "engine": dict(vars(engine.stats)),
@@ -115,11 +173,23 @@ def method_metrics(rows: Sequence[dict[str, Any]], simulated: bool = False) -> d
     out["tool_errors_per_question"] = errors / n
     out["tool_error_rate"] = errors / calls if calls else 0.0
     out["actions_per_question"] = sum(r["n_actions"] for r in rows) / n
+    out["llm_calls_per_question"] = sum(r.get("n_llm_calls", 1) for r in rows) / n
+    out["latency_per_question"] = sum(r.get("latency_s", 0.0) for r in rows) / n
+    out["errors"] = sum(r.get("error") is not None for r in rows) / n
     out["searches_per_question"] = sum(r["searches"] for r in rows) / n
     out["well_formed"] = sum(r["well_formed"] for r in rows) / n
     out["forced_answer"] = sum(r["forced_answer"] for r in rows) / n
     out.update(summarise(rows, simulated=simulated))
     return out
+
+
+def _reanswer(method: str, model: Any, tokenizer: Any, cfg: AgentConfig, toolbox: Toolbox | None, llm: Any, coa: Any):
+    """How ``method`` re-answers a row that verification rejects: the way it answered."""
+    from autocoa.eval.verify import chat_reanswer, engine_reanswer
+
+    if method == "coa":
+        return chat_reanswer(llm, coa.max_ref_chars)
+    return engine_reanswer(model, tokenizer, cfg, toolbox.tags if toolbox is not None else None)
 
 
 def react_steps_for(records: Sequence[QARecord]) -> int:
@@ -137,9 +207,23 @@ def evaluate(
     toolbox: Toolbox | None = None,
     react_steps: int | None = None,
     progress: bool = True,
+    llm: Any = None,
+    coa: Any = None,
+    verify: str | None = None,
+    coa_toolbox: Toolbox | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Run every method on the same records: ``(prediction rows of all methods, metrics)``
-    with ``metrics["methods"][method]`` per method and ``metrics["run"]`` the run's info."""
+    with ``metrics["methods"][method]`` per method and ``metrics["run"]`` the run's info.
+    ``coa`` needs ``llm`` (a :class:`autocoa.coa.llm.ChatLLM`), a toolbox, and takes its
+    settings from ``coa`` (a :class:`autocoa.coa.method.CoAConfig`) and its tools from
+    ``coa_toolbox`` (default ``toolbox``; it may add a ``knowledge`` index). ``verify="mrfs"`` checks
+    every method's answers against what it observed (:mod:`autocoa.eval.verify`) with
+    ``coa``'s MRFS weights; ``metrics["methods"][m]["verify"]`` says what that changed."""
+    from autocoa.coa.method import CoAConfig
+
+    coa = coa or CoAConfig()
+    if verify not in (None, "mrfs"):
+        raise ValueError(f"unknown verifier {verify!r}; expected mrfs")
     from autocoa.progress import progress_bar
 
     cfg = cfg or AgentConfig()
@@ -149,11 +233,21 @@ def evaluate(
     steps = react_steps or react_steps_for(records)
     all_rows: list[dict[str, Any]] = []
     metrics: dict[str, Any] = {"methods": {}, "run": {"env": cfg.env, "n_questions": len(records), "info": {}}}
+    if "coa" in methods and (llm is None or toolbox is None):
+        raise ValueError("coa needs a chat model (llm) and the real tools (an index or a retriever)")
     for method in dict.fromkeys(methods):
-        with progress_bar(len(records), f"eval {method}", "questions", disable=not progress) as bar:
-            rows, info = run_method(model, tokenizer, records, method, cfg, toolbox, steps, on_batch=bar.update)
-        simulated = cfg.env == "simulated" and method != "rag"  # rag's one observation is real
+        if method == "coa":
+            rows, info = coa_rows(records, llm, coa_toolbox or toolbox, coa)
+        else:
+            with progress_bar(len(records), f"eval {method}", "questions", disable=not progress) as bar:
+                rows, info = run_method(model, tokenizer, records, method, cfg, toolbox, steps, on_batch=bar.update)
+        simulated = cfg.env == "simulated" and method not in ("rag", "coa")  # their observations are real
+        checked = None
+        if verify:
+            checked = verify_rows(rows, _reanswer(method, model, tokenizer, cfg, toolbox, llm, coa), coa.weights)
         metrics["methods"][method] = method_metrics(rows, simulated=simulated)
+        if checked is not None:
+            metrics["methods"][method]["verify"] = checked
         rate = metrics["methods"][method]["tool_error_rate"]
         if rate > TOOL_ERROR_WARN:
             warnings.warn(
@@ -196,11 +290,20 @@ def evaluate_checkpoint(
     device: str = "auto",
     train_real_calls: int | None = None,
     progress: bool = True,
+    llm_url: str | None = None,
+    llm_model: str = "default",
+    llm_key: str | None = None,
+    coa: Any = None,
+    knowledge: str | Path | None = None,
+    verify: str | None = None,
 ) -> dict[str, Any]:
     """Load a checkpoint, evaluate it with ``methods`` on ``data`` and write ``out_dir``;
     return the metrics. ``shuffle_seed``: shuffle the questions before taking the first
     ``limit`` (a sample across hop counts). ``train_real_calls`` (or ``run.json``'s field of that name in the
-    checkpoint directory) is copied into the metrics for the report's cost plot."""
+    checkpoint directory) is copied into the metrics for the report's cost plot.
+    ``coa``'s chat model is the endpoint at ``llm_url`` (model name ``llm_model``) if given,
+    else the checkpoint itself, which must then have a chat template; ``knowledge``: an index
+    over the user's own documents for CoA's knowledge action. ``verify``: see :func:`evaluate`."""
     from autocoa.data.qa import load_qa
     from autocoa.models import load_model
     from autocoa.tools import open_toolbox
@@ -220,8 +323,25 @@ def evaluate_checkpoint(
         toolbox = open_toolbox(index=str(index) if index is not None else None, url=retriever, k=k)
     elif cfg.env == "real" or "rag" in methods:
         raise ValueError("the real environment and rag need an index or a retriever")
-    lm, tok = load_model(model, device=device)
-    rows, metrics = evaluate(lm, tok, records, methods, cfg, toolbox, react_steps, progress)
+    lm = tok = llm = coa_box = None
+    if any(m != "coa" for m in methods) or llm_url is None:  # an endpoint alone needs no local model
+        lm, tok = load_model(model, device=device)
+    if "coa" in methods:
+        llm, coa_box = coa_backend(lm, tok, str(model), toolbox, llm_url, llm_model, llm_key, knowledge, k)
+    rows, metrics = evaluate(
+        lm,
+        tok,
+        records,
+        methods,
+        cfg,
+        toolbox,
+        react_steps,
+        progress,
+        llm=llm,
+        coa=coa,
+        verify=verify,
+        coa_toolbox=coa_box,
+    )
     run = metrics["run"]
     run.update(
         {
@@ -233,6 +353,8 @@ def evaluate_checkpoint(
             "k": k,
             "limit": limit,
             "shuffle_seed": shuffle_seed,
+            "llm_url": llm_url,
+            "verify": verify,
         }
     )
     if toolbox is not None:
@@ -243,6 +365,33 @@ def evaluate_checkpoint(
         metrics["train_real_calls"] = train_real_calls
     write_eval(out_dir, rows, metrics)
     return metrics
+
+
+def coa_backend(
+    lm: Any,
+    tok: Any,
+    name: str,
+    toolbox: Toolbox | None,
+    llm_url: str | None,
+    llm_model: str = "default",
+    llm_key: str | None = None,
+    knowledge: str | Path | None = None,
+    k: int = 3,
+) -> tuple[Any, Toolbox]:
+    """CoA's chat model (the endpoint, else the local checkpoint, which must be a chat model)
+    and its toolbox (``toolbox`` plus a ``knowledge`` search over ``knowledge``, if given)."""
+    from autocoa.coa.llm import EndpointChat, LocalChat
+    from autocoa.tools import create_tool
+
+    if toolbox is None:
+        raise ValueError("coa runs its actions on the real tools: give an index or a retriever")
+    llm = EndpointChat(llm_url, llm_model, api_key=llm_key) if llm_url else LocalChat(lm, tok, name=name)
+    if knowledge is None:
+        return llm, toolbox
+    if not Path(knowledge).exists():
+        raise FileNotFoundError(f"{knowledge}: no such index directory (build one with `autocoa index`)")
+    extra = create_tool("search", index=str(knowledge), k=k, name="knowledge")
+    return llm, Toolbox([*toolbox.tools.values(), extra], max_chars=toolbox.max_chars)
 
 
 def read_train_real_calls(directory: Path) -> int | None:

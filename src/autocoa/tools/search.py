@@ -32,6 +32,18 @@ def format_hits(hits: Sequence[Hit], doc_chars: int = 0) -> str:
     return "\n".join(format_doc(i, doc, doc_chars) for i, (doc, _score) in enumerate(hits, start=1))
 
 
+def split_hits(observation: str) -> list[str]:
+    r"""The documents of one observation that :func:`format_hits` wrote (one per line), each
+    with its ``Doc i (Title: ...)`` head; none for an empty or error observation.
+
+    >>> split_hits("Doc 1 (Title: A) A is a city.\nDoc 2 B is a river.")
+    ['Doc 1 (Title: A) A is a city.', 'Doc 2 B is a river.']
+    >>> split_hits("[error] search failed: timeout")
+    []
+    """
+    return [line for line in observation.split("\n") if line.startswith("Doc ")]
+
+
 class SearchTool:
     """``<search> query </search>`` over any :class:`Retriever`: a :class:`BM25Index`, a
     ``DenseIndex``, or a :class:`RemoteRetriever` (the same observations either way).
