@@ -35,6 +35,9 @@ def test_fast_demo_end_to_end_resume_and_a_study_on_its_stages(tmp_path):
         for r in map(json.loads, (out / "rl" / "metrics.jsonl").read_text().splitlines())
         if "rl/real_calls" in r
     )
+    heldout = [json.loads(line) for line in (out / "rl" / "heldout.jsonl").read_text().splitlines()]
+    assert [h["step"] for h in heldout] == [0, 3] and heldout[-1]["real_calls_total"] == rl["real_calls_total"]
+    assert (out / "report" / "rl_curves.png").exists()
     report = (out / "report" / "report.md").read_text()
     assert "rl react" in report and "sft123_sim_pool agent" in report
     rows = json.loads((out / "report" / "results.json").read_text())
@@ -110,7 +113,7 @@ def test_pretrained_fast_demo_on_the_real_model(tmp_path, monkeypatch):
     assert res.exit_code == 0, res.output
     results = json.loads((out / "demo.json").read_text())
     assert results["pretrain"]["num_hidden_layers"] == 30 and not (out / "base").exists()
-    assert set(results["main"]["em"]["base"]) == {"agent", "direct", "rag", "react"}
+    assert set(results["main"]["em"]["base"]) == {"agent", "direct", "rag", "react", "coa"}
     assert set(results["main"]["em"]["rl"]) == {"agent", "direct", "rag", "react"}
     assert (out / "rl" / "model.safetensors").exists() and results["sft2"]["steps"] == 2
 

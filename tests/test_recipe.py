@@ -193,7 +193,13 @@ def test_a_pretrained_model_replaces_the_pretrain_stage(tmp_path, monkeypatch):
     assert stages["sft1"].deps[0] == "pretrain"  # SFT-1 reads the converted checkpoint, not run/base
     main = next(s for s in stages.values() if s.name == "main")
     base_spec = next(sp for sp in main.config["specs"] if sp["label"] == "base")
-    assert base_spec["ckpt"] == str(base.resolve()) and set(base_spec["methods"]) == {"agent", "direct", "rag", "react"}
+    assert base_spec["ckpt"] == str(base.resolve()) and set(base_spec["methods"]) == {
+        "agent",
+        "direct",
+        "rag",
+        "react",
+        "coa",
+    }
     tiny = {s.name: s for s in build_stages(preset("default"), tmp_path / "tiny")}
     assert tiny["pretrain"].out == tmp_path / "tiny" / "base"
     for size in ("pretrained", "pretrained-fast"):

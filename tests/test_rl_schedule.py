@@ -175,3 +175,55 @@ def test_a_bad_questions_file_fails_before_anything_is_written_or_deleted(tokeni
     train_rl(model, good, out2, cfg, progress=False, logits_hook=scripted_hook(tokenizer, TURNS))
     run = json.loads((out2 / "run.json").read_text())
     assert run["stage"] == "rl" and len(next(iter(run["questions"].values()))) == 64
+
+
+def test_the_held_out_curve_is_drawn_against_real_calls_and_counted_apart(tokenizer, tmp_path):
+    from autocoa.eval.report import plot_rl_curves
+
+    model = save_tiny_model(tokenizer, tmp_path / "model")
+    questions = write_questions(tmp_path / "q.jsonl", n=4)
+    heldout = write_questions(tmp_path / "dev.jsonl", n=3, answer="Osmira")
+    search = FakeSearch()
+    cfg = RLConfig(
+        sim_steps=2,
+        real_steps=2,
+        prompts_per_step=2,
+        num_generations=2,
+        max_new_tokens=64,
+        max_obs_tokens=12,
+        max_answer_tokens=8,
+        save_every=2,
+        eval_every=2,
+        heldout_every=2,
+        heldout_questions=2,
+    )
+    out = tmp_path / "out"
+    hook = scripted_hook(tokenizer, TURNS)
+    summary = train_rl(
+        model, questions, out, cfg, toolbox=Toolbox([search]), progress=False, logits_hook=hook, heldout=heldout
+    )
+    rows = [json.loads(line) for line in (out / "heldout.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [0, 2, 4] and all(r["n"] == 2 for r in rows)
+    assert [r["real_calls_total"] for r in rows] == [0, 0, 8]  # training's calls, not the evaluation's
+    assert summary["real_calls_total"] == 8
+    assert len(search.seen) == 8 + sum(r["eval_tool_calls"] for r in rows)  # the evaluation's, counted apart
+    assert all(0.0 <= r["em"] <= 1.0 for r in rows)
+    png = plot_rl_curves([out], tmp_path / "curves.png")
+    from PIL import Image
+
+    assert Image.open(png).size[0] > 1000  # two panels: reward and held-out EM
+
+
+def test_heldout_every_needs_questions(tokenizer, tmp_path):
+    model = save_tiny_model(tokenizer, tmp_path / "model")
+    cfg = RLConfig(
+        sim_steps=1,
+        real_steps=0,
+        prompts_per_step=2,
+        num_generations=2,
+        max_new_tokens=64,
+        max_answer_tokens=8,
+        heldout_every=1,
+    )
+    with pytest.raises(ValueError, match="heldout_every needs held-out questions"):
+        train_rl(model, write_questions(tmp_path / "q.jsonl"), tmp_path / "out", cfg, progress=False)

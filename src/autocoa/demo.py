@@ -43,10 +43,11 @@ def build_stages(cfg: RecipeConfig, out: Path) -> list[Stage]:
     sim, real = cfg.rl.sim_steps, cfg.rl.real_steps
     stages.append(rl_stage("rl", cfg, out, "sft123", "sft3", "rl", sim, real))
     # the paper's rows in miniature: the base model alone (a real chat model also prompted as
-    # the ReAct, RAG and zero-shot agent workflows: the paper's Table 1 comparison), SFT-1&2&3,
+    # the ReAct, RAG, zero-shot agent and Chain-of-Action workflows: the paper's Table 1
+    # comparison, and the second seed system), SFT-1&2&3,
     # and the full recipe (SFT-1&2&3 + RL-1&2) deciding by itself and driven by the three
     # baselines; and what the world model knows of what it simulates
-    base_methods = ("direct",) if cfg.model is None else ("agent", "direct", "rag", "react")
+    base_methods = ("direct",) if cfg.model is None else ("agent", "direct", "rag", "react", "coa")
     specs = [
         EvalSpec("base", base_dir(cfg), base_methods),
         EvalSpec("sft123", "sft123", ("agent",)),

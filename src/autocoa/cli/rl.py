@@ -30,6 +30,12 @@ def rl_cmd(
     prompts_per_step: Annotated[int | None, typer.Option(help="questions per step")] = None,
     max_questions: Annotated[int | None, typer.Option(help="use at most this many questions")] = None,
     overwrite: Annotated[bool, typer.Option(help="replace a finished run in --out")] = False,
+    heldout: Annotated[
+        Path | None, typer.Option(help="held-out QA file: its EM curve during RL (config heldout_every, default 5)")
+    ] = None,
+    heldout_index: Annotated[
+        Path | None, typer.Option(help="search index of the held-out evaluation (default: --index)")
+    ] = None,
 ) -> None:
     """GRPO with the agent loop: --env simulated|real --steps N for one stage, or
     --sim-steps A --real-steps B for RL-stage1 then RL-stage2 in one run."""
@@ -52,10 +58,23 @@ def rl_cmd(
     elif steps is not None:
         raise CLIError("--steps needs --env")
     cfg = RLConfig.load(config, sim_steps=sim_steps, real_steps=real_steps, lr=lr, prompts_per_step=prompts_per_step)
+    if heldout is not None and not cfg.heldout_every:
+        cfg = cfg.model_copy(update={"heldout_every": 5})
+    if cfg.heldout_every and heldout is None:
+        raise CLIError("heldout_every needs --heldout FILE (held-out questions)")
     check_retrieval(index, retriever, "the real environment (real_steps > 0)" if cfg.real_steps else None)
     try:
         summary = train_rl(
-            model, questions, out, cfg, index=index, url=retriever, max_questions=max_questions, overwrite=overwrite
+            model,
+            questions,
+            out,
+            cfg,
+            index=index,
+            url=retriever,
+            max_questions=max_questions,
+            overwrite=overwrite,
+            heldout=heldout,
+            heldout_index=heldout_index,
         )
     except (OutputExistsError, RunMismatchError) as e:
         raise CLIError(str(e)) from None

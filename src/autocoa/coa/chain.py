@@ -169,7 +169,7 @@ EXAMPLES = (
 )
 INSTRUCTIONS = (
     "Build a chain of actions that answers the question. Split it into sub-questions, in the order they must "
-    "be answered; a later sub-question may name an earlier one's answer. For each give \"Action\": \"search\" "
+    'be answered; a later sub-question may name an earlier one\'s answer. For each give "Action": "search" '
     '(look it up in the encyclopedia), "knowledge" (look it up in the local documents) or "calculate" '
     '(arithmetic: then "Sub" is the expression, like "(3 + 4) * 2"); "Sub": the sub-question; "Missing": '
     'true if you do not know its answer, false if you do; "Guess": your answer, or "" when missing. Then '

@@ -229,21 +229,30 @@ _HIT = " *retrieval hit*: share of real search results that state the searched h
 
 
 def plot_rl_curves(rl_runs: Sequence[Path], path: Path) -> Path | None:
-    """Each RL run's training curve: the step's mean reward (simulated steps hollow, real steps
-    filled) against the real tool calls spent so far, from its ``metrics.jsonl``."""
-    curves = []
+    """Each RL run's training curves against the real tool calls spent so far: the step's mean
+    reward (simulated steps hollow, real steps filled) from its ``metrics.jsonl``, and, where
+    the run has one (``heldout_every``), held-out EM from its ``heldout.jsonl`` beside it."""
+    curves, heldout = [], {}
     for d in rl_runs:
         m = Path(d) / "metrics.jsonl"
         if m.exists():
             pts = [r for r in read_logged(m) if "reward" in r and "real_calls_total" in r]
             if pts:
                 curves.append((Path(d).name, pts))
+        h = Path(d) / "heldout.jsonl"
+        if h.exists():
+            rows = sorted((r for r in read_logged(h) if "em" in r), key=lambda r: r["step"])
+            if rows:
+                heldout[Path(d).name] = rows
     if not curves:
         return None
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    fig, axes = plt.subplots(1, 2 if heldout else 1, figsize=(11.0 if heldout else 6.4, 4.0), squeeze=False)
+    ax = axes[0][0]
+    colors = {}
     for name, pts in curves:
         (line,) = ax.plot([p["real_calls_total"] for p in pts], [p["reward"] for p in pts], "-", alpha=0.6, label=name)
+        colors[name] = line.get_color()
         for real, face in ((False, "none"), (True, line.get_color())):
             sel = [p for p in pts if (p.get("rl/env_real", 0) == 1) == real]
             xs, ys = [p["real_calls_total"] for p in sel], [p["reward"] for p in sel]
@@ -254,6 +263,23 @@ def plot_rl_curves(rl_runs: Sequence[Path], path: Path) -> Path | None:
     ax.set_ylim(-0.05, 1.05)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
+    if heldout:
+        hx = axes[0][1]
+        for name, rows in heldout.items():
+            hx.plot(
+                [r["real_calls_total"] for r in rows],
+                [r["em"] for r in rows],
+                "o-",
+                color=colors.get(name),
+                label=f"{name} (n={rows[0]['n']})",
+            )
+            hx.annotate(f"step {rows[-1]['step']}", (rows[-1]["real_calls_total"], rows[-1]["em"]), fontsize=7)
+        hx.set_xlabel("real tool calls spent in RL so far")
+        hx.set_ylabel("held-out EM (greedy, real search)")
+        hx.set_title("held-out EM during RL", fontsize=10)
+        hx.set_ylim(-0.05, 1.05)
+        hx.grid(alpha=0.3)
+        hx.legend(fontsize=7)
     return save_figure(fig, path)
 
 

@@ -83,14 +83,21 @@ def prediction_row(record: QARecord, rollout: Rollout, s: Setup, latency: float 
 
 
 def coa_rows(
-    records: Sequence[QARecord], llm: Any, toolbox: Toolbox, cfg: Any = None
+    records: Sequence[QARecord], llm: Any, toolbox: Toolbox, cfg: Any = None, progress: bool = True
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Rows of ``predictions.jsonl`` for Chain-of-Action (:mod:`autocoa.coa.method`), and run
     info. A question whose chain could not be read has its ``error`` and scores 0."""
     from autocoa.coa.method import run_coa
+    from autocoa.progress import progress_bar
 
     t0 = time.perf_counter()
-    results = run_coa([r.question for r in records], llm, toolbox, cfg)
+    results = []
+    chunk = 16  # the whole workflow per chunk of questions: progress, and batches of LLM calls
+    with progress_bar(len(records), "eval coa", "questions", disable=not progress) as bar:
+        for start in range(0, len(records), chunk):
+            part = records[start : start + chunk]
+            results += run_coa([r.question for r in part], llm, toolbox, cfg)
+            bar.update(len(part))
     rows = []
     for rec, res in zip(records, results, strict=True):
         traj = res.trajectory
@@ -237,7 +244,7 @@ def evaluate(
         raise ValueError("coa needs a chat model (llm) and the real tools (an index or a retriever)")
     for method in dict.fromkeys(methods):
         if method == "coa":
-            rows, info = coa_rows(records, llm, coa_toolbox or toolbox, coa)
+            rows, info = coa_rows(records, llm, coa_toolbox or toolbox, coa, progress)
         else:
             with progress_bar(len(records), f"eval {method}", "questions", disable=not progress) as bar:
                 rows, info = run_method(model, tokenizer, records, method, cfg, toolbox, steps, on_batch=bar.update)

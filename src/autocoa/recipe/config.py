@@ -115,6 +115,8 @@ class RecipeConfig(Config):
             max_obs_tokens=160,
             save_every=6,
             eval_every=3,
+            heldout_every=6,  # the held-out EM curve: steps 0, 6, 12, 18 on 50 dev questions
+            heldout_questions=50,
             # schedules are compared at equal steps: a stop would turn 15 + 3 into 15 + 0 (seen: a
             # noisy 3-step window of 8 prompts "fell" three times in a row)
             stop_on_collapse=False,
@@ -186,6 +188,8 @@ def preset(size: str) -> RecipeConfig:
                 max_answer_tokens=8,
                 save_every=100,
                 eval_every=100,
+                heldout_every=3,
+                heldout_questions=4,
             ),
             agent=AgentConfig(max_new_tokens=120, max_obs_tokens=60, max_answer_tokens=8, batch_size=32),
             eval_questions=20,

@@ -238,6 +238,8 @@ def rl_stage(
             rl_cfg,
             index=root / "index_train",
             progress=verbose(),
+            heldout=root / "world" / "dev.jsonl",  # the dev split: the curve must not select on test
+            heldout_index=root / "index",  # held-out entities' documents are only in the full index
         )
         keys = (
             "sim_steps_done",

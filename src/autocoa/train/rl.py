@@ -112,6 +112,9 @@ def _trainer_class():
 # Resume helpers
 
 
+HELDOUT = "heldout.jsonl"  # the held-out curve (cfg.heldout_every)
+
+
 def last_complete_checkpoint(run_dir: Path) -> Path | None:
     """The newest ``checkpoint-N`` holding both our state and TRL's ``trainer_state.json``
     (a checkpoint cut short by a kill lacks the latter)."""
@@ -161,6 +164,9 @@ def train_rl(
     progress: bool = True,
     overwrite: bool = False,
     logits_hook: Any = None,
+    heldout: str | Path | None = None,
+    heldout_index: str | Path | None = None,
+    heldout_url: str | None = None,
 ) -> dict[str, Any]:
     """Run the RL schedule (``cfg.sim_steps`` simulated, then ``cfg.real_steps`` real steps) from
     the checkpoint ``model_path`` on the questions of ``questions_path``; save the model to
@@ -170,6 +176,11 @@ def train_rl(
     server), or uses ``toolbox``. Re-running with the same ``out_dir`` resumes from the last
     complete checkpoint; a finished ``out_dir`` is refused unless ``overwrite``.
     ``logits_hook`` is passed to the engine (constrained decoding; scripted tests).
+    With ``cfg.heldout_every``, the first ``cfg.heldout_questions`` of the QA file ``heldout``
+    are answered greedily with real search over ``heldout_index`` / ``heldout_url`` (default:
+    the training index) before the first step and every ``heldout_every`` steps, into
+    ``heldout.jsonl`` (step, EM, F1, the real calls training had spent; the evaluation's own
+    calls are counted apart).
     """
     import torch
     from accelerate import PartialState
@@ -203,6 +214,8 @@ def train_rl(
     trainer = build_trainer(
         model, tok, rows, cfg, out_dir, toolbox, state, dist.num_processes, progress=progress, logits_hook=logits_hook
     )
+    if cfg.heldout_every:
+        trainer.add_callback(_heldout_watch(cfg, heldout, heldout_index, heldout_url, toolbox, state, out_dir))
     calls_before = state.real_calls_total
     step_before = trainer.state.global_step if ckpt is None else int(ckpt.name.split("-")[-1])
     t_train = time.perf_counter()
@@ -302,6 +315,28 @@ def _real_toolbox(cfg: RLConfig, toolbox: Any, index: str | Path | None, url: st
     return open_toolbox(index=str(index) if index is not None else None, url=url, k=cfg.topk)
 
 
+def _heldout_watch(cfg: RLConfig, heldout, index, url, toolbox: Any, state: RunState, out_dir: Path):
+    """The held-out curve's callback (:func:`autocoa.train.rl_monitor.heldout_monitor`), with
+    its questions and its own toolbox (held-out entities need the full index)."""
+    from autocoa.data.qa import load_qa
+    from autocoa.train.rl_monitor import heldout_monitor
+
+    if heldout is None:
+        raise ValueError("heldout_every needs held-out questions (heldout=FILE)")
+    records = load_qa(heldout)[: cfg.heldout_questions]
+    if not records:
+        raise ValueError(f"{heldout}: no questions")
+    if index is not None or url is not None:
+        from autocoa.tools import open_toolbox
+
+        box = open_toolbox(index=str(index) if index is not None else None, url=url, k=cfg.topk)
+    elif toolbox is not None:
+        box = toolbox
+    else:
+        raise ValueError("the held-out evaluation searches for real: give heldout_index or heldout_url")
+    return heldout_monitor(cfg, records, box, state, out_dir / HELDOUT)
+
+
 def _point_reference_at(model: Any, tok: Any, model_path: Path, out_dir: Path, dist: Any) -> None:
     """TRL builds the KL reference from ``config._name_or_path``: point it at a checkpoint
     holding exactly these weights (a copy when load_model had to add the tags to the vocabulary)."""
@@ -322,7 +357,7 @@ def _resume_state(out_dir: Path, cfg: RLConfig, dist: Any) -> tuple[Path | None,
     ckpt = last_complete_checkpoint(out_dir / "trainer")
     if ckpt is None:
         if dist.is_main_process:
-            for name in ("metrics.jsonl", "rollouts.jsonl"):
+            for name in ("metrics.jsonl", "rollouts.jsonl", HELDOUT):
                 (out_dir / name).unlink(missing_ok=True)
         return None, RunState(detector=detector_for(cfg))
     state = RunState.from_dict(json.loads((ckpt / RUN_STATE).read_text(encoding="utf-8")))
@@ -330,6 +365,7 @@ def _resume_state(out_dir: Path, cfg: RLConfig, dist: Any) -> tuple[Path | None,
     if dist.is_main_process:
         trim_jsonl(out_dir / "metrics.jsonl", lambda r: r.get("step", 0) <= done_steps)
         trim_jsonl(out_dir / "rollouts.jsonl", lambda r: r.get("step", 0) < done_steps)
+        trim_jsonl(out_dir / HELDOUT, lambda r: r.get("step", 0) <= done_steps)
     return ckpt, state
 
 

@@ -62,6 +62,13 @@ class RLConfig(Config):
     save_every: int = Field(10, ge=1, description="checkpoint every N steps (resume point)")
     keep_checkpoints: int = Field(2, ge=1, description="checkpoints kept")
     eval_every: int = Field(5, ge=1, description="collapse check and best-model selection every N steps")
+    heldout_every: int = Field(
+        0,
+        ge=0,
+        description="evaluate greedily on held-out questions (real search) before the first step and every N "
+        "steps, into heldout.jsonl: the curve of held-out EM against real calls spent; 0 = never",
+    )
+    heldout_questions: int = Field(50, ge=1, description="held-out questions per evaluation (the file's first N)")
     stop_on_collapse: bool = Field(True, description="stop when a collapse is detected (keep the best model)")
     collapse_patience: int = Field(3, ge=1, description="collapse: window reward fell this many evaluations in a row")
     collapse_entropy_factor: float = Field(3.0, gt=1, description="collapse: entropy above this x the first window's")

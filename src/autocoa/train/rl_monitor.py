@@ -1,6 +1,6 @@
 """What watches an RL run: the collapse detector (pure), the run counters that must survive a
-resume (:class:`RunState`), and the Trainer callback that feeds the detector and keeps the best
-weights in ``best/``."""
+resume (:class:`RunState`), the Trainer callback that feeds the detector and keeps the best
+weights in ``best/``, and the one that draws the held-out curve (:func:`heldout_monitor`)."""
 
 from __future__ import annotations
 
@@ -121,6 +121,54 @@ def monitor(cfg: RLConfig, state: RunState, out_dir: Path):
                 control.should_training_stop = True
 
     return RLMonitor()
+
+
+def heldout_monitor(cfg: RLConfig, records: list, toolbox: Any, state: RunState, path: Path):
+    """A callback that answers ``records`` greedily with real search (the RL budget) before the
+    first step and every ``cfg.heldout_every`` steps, and appends ``{step, em, f1, n,
+    real_calls_total, eval_tool_calls}`` to ``path``: held-out EM against the real calls training
+    has spent. A step already in ``path`` (a resumed run) is not evaluated again. Only the main
+    process evaluates; the others wait for it at the next collective."""
+    from transformers import TrainerCallback
+
+    from autocoa.agent.config import AgentConfig
+    from autocoa.jsonl import read_jsonl, write_jsonl
+    from autocoa.train.rl_config import ROLLOUT_FIELDS
+
+    budget = {k: getattr(cfg, k) for k in ROLLOUT_FIELDS if k not in ("temperature", "top_p")}
+    agent = AgentConfig(env="real", temperature=0.0, seed=cfg.seed, **budget)
+
+    class HeldOut(TrainerCallback):
+        def _evaluate(self, step: int, state_, model, tokenizer) -> None:
+            if not state_.is_world_process_zero or model is None:
+                return
+            if path.exists() and any(r.get("step") == step for _, r in read_jsonl(path)):
+                return
+            from autocoa.eval.runner import evaluate
+
+            _, metrics = evaluate(
+                getattr(model, "module", model), tokenizer, records, ["agent"], agent, toolbox, progress=False
+            )
+            m = metrics["methods"]["agent"]
+            row = {
+                "step": step,
+                "em": m["em"],
+                "f1": m["f1"],
+                "n": m["n"],
+                "real_calls_total": state.real_calls_total,
+                "eval_tool_calls": round(m["tool_calls_per_question"] * m["n"]),
+            }
+            write_jsonl(path, [row], append=True)
+
+        def on_train_begin(self, args, state_, control, model=None, processing_class=None, **_):
+            if state_.global_step == 0:
+                self._evaluate(0, state_, model, processing_class)
+
+        def on_step_end(self, args, state_, control, model=None, processing_class=None, **_):
+            if state_.global_step % cfg.heldout_every == 0 or state_.global_step == state_.max_steps:
+                self._evaluate(state_.global_step, state_, model, processing_class)
+
+    return HeldOut()
 
 
 def save_atomic(model: Any, tokenizer: Any, dest: Path) -> None:
