@@ -84,6 +84,11 @@ def box():
     return Toolbox([FakeSearch(DOCS)])
 
 
+def eval_args(model, data, out, index, *extra) -> list[str]:
+    """``autocoa eval`` on one model, data file, output directory and index, plus ``extra``."""
+    return ["eval", "--model", str(model), "--data", str(data), "--out", str(out), "--index", str(index), *extra]
+
+
 def test_the_workflow_keeps_fills_replaces_and_fails_one_question_alone():
     app = chat_app()
     questions = [f"Where was Person{i} born?" for i in range(4)] + ["In which country was Person4 born?"]
@@ -178,28 +183,9 @@ def test_eval_and_run_from_the_cli(saved_agent, tmp_path):
     res = runner.invoke(cli_app, ["index", "--corpus", str(tmp_path / "docs.jsonl"), "--out", str(tmp_path / "ix")])
     assert res.exit_code == 0, res.output
     with serve(chat_app()) as url:
-        res = runner.invoke(
-            cli_app,
-            [
-                "eval",
-                "--model",
-                str(saved_agent / "model"),
-                "--data",
-                str(data),
-                "--out",
-                str(tmp_path / "ev"),
-                "--index",
-                str(tmp_path / "ix"),
-                "--method",
-                "coa",
-                "--llm-url",
-                url + "/v1",
-                "--coa-config",
-                str(tmp_path / "coa.yaml"),
-                "--topk",
-                "1",
-            ],
-        )
+        coa = ["--method", "coa", "--llm-url", url + "/v1", "--topk", "1"]
+        args = eval_args(saved_agent / "model", data, tmp_path / "ev", tmp_path / "ix", *coa)
+        res = runner.invoke(cli_app, [*args, "--coa-config", str(tmp_path / "coa.yaml")])
         assert res.exit_code == 0, res.output
         metrics = json.loads((tmp_path / "ev" / "metrics.json").read_text())["methods"]["coa"]
         assert metrics["em"] == 0.75 and metrics["errors"] == 0.25
@@ -231,22 +217,8 @@ def test_eval_and_run_from_the_cli(saved_agent, tmp_path):
         out = json.loads(res.output.strip().splitlines()[-1])
         assert out["prediction"] == "City0" and out["nodes"][0]["verdict"] == "filled"
     # without an endpoint the tiny checkpoint is the chat model: refused in one clear line
-    res = runner.invoke(
-        cli_app,
-        [
-            "eval",
-            "--model",
-            str(saved_agent / "model"),
-            "--data",
-            str(data),
-            "--out",
-            str(tmp_path / "ev2"),
-            "--index",
-            str(tmp_path / "ix"),
-            "--method",
-            "coa",
-        ],
-    )
+    args = eval_args(saved_agent / "model", data, tmp_path / "ev2", tmp_path / "ix", "--method", "coa")
+    res = runner.invoke(cli_app, args)
     assert res.exit_code != 0 and "no chat template" in str(res.exception)
 
 
@@ -291,25 +263,9 @@ def test_verify_mrfs_from_the_cli_on_an_engine_method(saved_agent, tmp_path):
 
     data = tmp_path / "qa.jsonl"
     data.write_text(json.dumps({"id": "a", "question": "Where is Varnelo?", "golden_answers": ["Osmira"]}) + "\n")
+    verify = ["--method", "rag", "--verify", "mrfs", "--config", str(saved_agent / "agent.yaml")]
     res = CliRunner().invoke(
-        cli_app,
-        [
-            "eval",
-            "--model",
-            str(saved_agent / "model"),
-            "--data",
-            str(data),
-            "--out",
-            str(tmp_path / "ev"),
-            "--index",
-            str(saved_agent / "index"),
-            "--method",
-            "rag",
-            "--verify",
-            "mrfs",
-            "--config",
-            str(saved_agent / "agent.yaml"),
-        ],
+        cli_app, eval_args(saved_agent / "model", data, tmp_path / "ev", saved_agent / "index", *verify)
     )
     assert res.exit_code == 0, res.output
     m = json.loads((tmp_path / "ev" / "metrics.json").read_text())["methods"]["rag"]

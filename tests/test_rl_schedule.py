@@ -16,11 +16,9 @@ from tests.rl_helpers import allow_only, read_metrics, save_tiny_model, scripted
 TURNS = ["<think>need it</think><search>Varnelo</search>", "<answer>Varnelo</answer>"]
 
 
-def test_schedule_switches_env_and_counts_real_calls(tokenizer, tmp_path):
-    model = save_tiny_model(tokenizer, tmp_path / "model")
-    questions = write_questions(tmp_path / "q.jsonl", n=4)
-    search = FakeSearch()
-    cfg = RLConfig(
+def schedule_config(**kw) -> RLConfig:
+    """2 simulated + 2 real steps of 2 x 2 rollouts, short budgets, a checkpoint every 2 steps."""
+    base = dict(
         sim_steps=2,
         real_steps=2,
         prompts_per_step=2,
@@ -30,8 +28,15 @@ def test_schedule_switches_env_and_counts_real_calls(tokenizer, tmp_path):
         max_answer_tokens=8,
         save_every=2,
         eval_every=2,
-        rollouts_every=1,
     )
+    return RLConfig(**{**base, **kw})
+
+
+def test_schedule_switches_env_and_counts_real_calls(tokenizer, tmp_path):
+    model = save_tiny_model(tokenizer, tmp_path / "model")
+    questions = write_questions(tmp_path / "q.jsonl", n=4)
+    search = FakeSearch()
+    cfg = schedule_config(rollouts_every=1)
     out = tmp_path / "out"
     hook = scripted_hook(tokenizer, TURNS)
     summary = train_rl(model, questions, out, cfg, toolbox=Toolbox([search]), progress=False, logits_hook=hook)
@@ -184,19 +189,7 @@ def test_the_held_out_curve_is_drawn_against_real_calls_and_counted_apart(tokeni
     questions = write_questions(tmp_path / "q.jsonl", n=4)
     heldout = write_questions(tmp_path / "dev.jsonl", n=3, answer="Osmira")
     search = FakeSearch()
-    cfg = RLConfig(
-        sim_steps=2,
-        real_steps=2,
-        prompts_per_step=2,
-        num_generations=2,
-        max_new_tokens=64,
-        max_obs_tokens=12,
-        max_answer_tokens=8,
-        save_every=2,
-        eval_every=2,
-        heldout_every=2,
-        heldout_questions=2,
-    )
+    cfg = schedule_config(heldout_every=2, heldout_questions=2)
     out = tmp_path / "out"
     hook = scripted_hook(tokenizer, TURNS)
     summary = train_rl(

@@ -19,7 +19,7 @@ app.add_typer(train_app, name="train")
 
 Model = Annotated[Path, typer.Option(help="input checkpoint directory (pretrained or a previous stage)")]
 Out = Annotated[Path, typer.Option(help="output directory: checkpoints, metrics.jsonl, the final model")]
-ConfigOpt = Annotated[Path | None, typer.Option(help="stage config YAML (fields: see configs/sft/)")]
+ConfigOpt = Annotated[Path | None, typer.Option(help="stage config YAML (fields: see configs/paper/)")]
 MaxSteps = Annotated[int | None, typer.Option(help="stop after this many optimizer steps")]
 Epochs = Annotated[float | None, typer.Option(help="passes over the data")]
 Overwrite = Annotated[bool, typer.Option(help="replace a finished run (or an unfinished one) in --out")]

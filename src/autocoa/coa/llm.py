@@ -91,6 +91,27 @@ class LocalChat:
         return out
 
 
+def openai_client(base_url: str, api_key: str | None, timeout: float, max_retries: int) -> Any:
+    """The ``openai`` client of an OpenAI-compatible endpoint (retries with backoff on
+    timeouts, 429 and 5xx; a local server needs no key)."""
+    from openai import OpenAI
+
+    return OpenAI(base_url=base_url, api_key=api_key or "none", timeout=timeout, max_retries=max_retries)
+
+
+def endpoint_call(url: str, fn: Any, **kwargs: Any) -> Any:
+    """``fn(**kwargs)`` (an ``openai`` client method), its failures as one clear :class:`LLMError`
+    naming ``url`` and the HTTP status or connection error."""
+    import openai
+
+    try:
+        return fn(**kwargs)
+    except openai.APIStatusError as e:
+        raise LLMError(f"{url}: HTTP {e.status_code}: {str(e.message)[:300]}") from None
+    except openai.APIConnectionError as e:
+        raise LLMError(f"{url}: {e}") from None
+
+
 class EndpointChat:
     """An OpenAI-compatible ``/v1/chat/completions`` endpoint (a vLLM server, say) through the
     ``openai`` client: greedy (temperature 0), retries with backoff on timeouts, 429 and 5xx."""
@@ -105,27 +126,19 @@ class EndpointChat:
         timeout: float = 60.0,
         max_retries: int = 3,
     ):
-        from openai import OpenAI
-
         self.url = base_url.rstrip("/") + "/chat/completions"
         self.model, self.max_tokens = model, max_tokens
-        self.client = OpenAI(base_url=base_url, api_key=api_key or "none", timeout=timeout, max_retries=max_retries)
+        self.client = openai_client(base_url, api_key, timeout, max_retries)
         self.stats = ChatStats()
 
     def chat(self, conversations: Sequence[Sequence[Message]]) -> list[str]:
-        import openai
-
         out = []
         for c in conversations:
             t0 = time.perf_counter()
-            try:
-                r = self.client.chat.completions.create(
-                    model=self.model, messages=list(c), max_tokens=self.max_tokens, temperature=0.0
-                )
-            except openai.APIStatusError as e:
-                raise LLMError(f"{self.url}: HTTP {e.status_code}: {str(e.message)[:300]}") from None
-            except openai.APIConnectionError as e:
-                raise LLMError(f"{self.url}: {e}") from None
+            create = self.client.chat.completions.create
+            r = endpoint_call(
+                self.url, create, model=self.model, messages=list(c), max_tokens=self.max_tokens, temperature=0.0
+            )
             dt = time.perf_counter() - t0
             if not r.choices:
                 raise LLMError(f"{self.url}: a reply without choices")

@@ -257,12 +257,7 @@ def plot_rl_curves(rl_runs: Sequence[Path], path: Path) -> Path | None:
             sel = [p for p in pts if (p.get("rl/env_real", 0) == 1) == real]
             xs, ys = [p["real_calls_total"] for p in sel], [p["reward"] for p in sel]
             ax.scatter(xs, ys, s=18, facecolors=face, edgecolors=line.get_color())
-    ax.set_xlabel("real tool calls spent in RL so far")
-    ax.set_ylabel("mean reward of the step")
-    ax.set_title("RL training (hollow: simulated steps, filled: real)", fontsize=10)
-    ax.set_ylim(-0.05, 1.05)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    _unit_axes(ax, "mean reward of the step", "RL training (hollow: simulated steps, filled: real)")
     if heldout:
         hx = axes[0][1]
         for name, rows in heldout.items():
@@ -274,13 +269,18 @@ def plot_rl_curves(rl_runs: Sequence[Path], path: Path) -> Path | None:
                 label=f"{name} (n={rows[0]['n']})",
             )
             hx.annotate(f"step {rows[-1]['step']}", (rows[-1]["real_calls_total"], rows[-1]["em"]), fontsize=7)
-        hx.set_xlabel("real tool calls spent in RL so far")
-        hx.set_ylabel("held-out EM (greedy, real search)")
-        hx.set_title("held-out EM during RL", fontsize=10)
-        hx.set_ylim(-0.05, 1.05)
-        hx.grid(alpha=0.3)
-        hx.legend(fontsize=7)
+        _unit_axes(hx, "held-out EM (greedy, real search)", "held-out EM during RL")
     return save_figure(fig, path)
+
+
+def _unit_axes(ax, ylabel: str, title: str) -> None:
+    """An RL curve's axes: real calls spent on x, a share in [0, 1] on y."""
+    ax.set_xlabel("real tool calls spent in RL so far")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.set_ylim(-0.05, 1.05)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
 
 
 def write_report(runs: Sequence[dict[str, Any]], out_dir: str | Path, rl_runs: Sequence[Path] = ()) -> dict[str, Path]:

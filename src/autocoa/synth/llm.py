@@ -74,32 +74,23 @@ class EndpointTeacher:
         max_retries: int = 3,
         tags: Tags = DEFAULT_TAGS,
     ):
-        from openai import OpenAI
+        from autocoa.coa.llm import openai_client
 
         self.url = base_url.rstrip("/") + "/completions"
         self.model, self.toolbox, self.tags = model, toolbox, tags
         self.max_actions, self.max_tokens, self.temperature = max_actions, max_tokens, temperature
-        self.client = OpenAI(base_url=base_url, api_key=api_key or "none", timeout=timeout, max_retries=max_retries)
+        self.client = openai_client(base_url, api_key, timeout, max_retries)
         self.stops = [*tags.action_closers, close_tag("answer")]
 
     def prompt(self, question: str) -> str:
         return instructions(self.tags) + f"\n\nQuestion: {question}\n"
 
     def _complete(self, prompts: list[str]) -> list[str]:
-        import openai
+        from autocoa.coa.llm import endpoint_call
 
-        try:
-            r = self.client.completions.create(
-                model=self.model,
-                prompt=prompts,
-                max_tokens=self.max_tokens,
-                temperature=self.temperature,
-                stop=self.stops,
-            )
-        except openai.APIStatusError as e:
-            raise RuntimeError(f"{self.url}: HTTP {e.status_code}: {str(e.message)[:300]}") from None
-        except openai.APIConnectionError as e:
-            raise RuntimeError(f"{self.url}: {e}") from None
+        create = self.client.completions.create
+        kwargs = dict(model=self.model, prompt=prompts, max_tokens=self.max_tokens, temperature=self.temperature)
+        r = endpoint_call(self.url, create, stop=self.stops, **kwargs)
         return [c.text for c in sorted(r.choices, key=lambda c: c.index)]
 
     def _restore_stop(self, text: str) -> str:

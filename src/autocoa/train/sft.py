@@ -18,7 +18,7 @@ loop stops at ``</answer>``.
 Stage 1 (the contrastive "when to act" stage) lives in :mod:`autocoa.train.contrastive`.
 Departures from the paper: none in the losses; the defaults of
 :mod:`autocoa.train.stage_config` suit the tiny CPU model (the paper's 7B values are in
-``configs/sft/``).
+``configs/paper/``).
 
 Run: ``autocoa train sft2 --model IN --data coa.jsonl --cot-data cot.jsonl --out DIR``
 (``sft3`` alike; resumes by itself; ``accelerate launch`` for several processes or GPUs).

@@ -4,7 +4,7 @@
 ``MaskedSFTConfig`` adds the CoT mixing ratio of stages 2 and 3, ``ContrastiveConfig`` the
 SimPO/CPO loss weights of stage 1. The defaults suit the embedded tiny model (a 1M-parameter
 Llama trained on CPU, where large learning rates and many steps pay off); the paper's values for
-a 7B model are in ``configs/sft/*.yaml``. The resolved config is saved next to every checkpoint.
+a 7B model are in ``configs/paper/*.yaml``. The resolved config is saved next to every checkpoint.
 """
 
 from __future__ import annotations
