@@ -17,10 +17,10 @@ For each question, four steps:
 4. **Answer** (one LLM call) from the verified chain.
 
 Nodes are solved in order, batched across questions (node k of every question, then node
-k+1). Our departure from the authors' code: when a guess was replaced, later sub-questions
-that quote the old guess are rewritten with the new answer before they run (a multi-hop
-chain's second query names the first hop's answer, so a stale guess would send it to the
-wrong entity). A reply with no usable chain is that question's error (recorded, scored 0),
+k+1). Our departure from the authors' code: when a guess was replaced by a short answer, later
+sub-questions that quote the old guess are rewritten with the new answer before they run (a
+multi-hop chain's second query names the first hop's answer, so a stale guess would send it to
+the wrong entity). A reply with no usable chain is that question's error (recorded, scored 0),
 never the run's.
 
 Each result is rendered as a trajectory of our tags (the chain as a thought, each action and
@@ -106,10 +106,21 @@ def _tool_for(node: Node, toolbox: Toolbox) -> str:
     return node.action
 
 
+REWRITE_MAX_WORDS = 4  # a new answer longer than this is a sentence, not a name: not put into queries
+
+
 def _rewrite(sub: str, replaced: dict[str, str]) -> str:
-    """``sub`` with each replaced guess (old -> new) swapped for its new answer."""
+    """``sub`` with each replaced guess (old -> new) swapped for its new answer, when the new
+    answer is a short phrase (a model that answers a sub-question with a sentence would
+    otherwise grow the next query around it).
+
+    >>> _rewrite("In which country is Town9?", {"Town9": "City4"})
+    'In which country is City4?'
+    >>> _rewrite("In which city is Kothani born?", {"Kothani": "In which city is Kothani born?"})
+    'In which city is Kothani born?'
+    """
     for old, new in replaced.items():
-        if old and new and old != new and old in sub:
+        if old and new and old != new and old in sub and len(new.split()) <= REWRITE_MAX_WORDS:
             sub = sub.replace(old, new)
     return sub
 
