@@ -165,3 +165,36 @@ def test_endpoint_teacher_retries_a_server_error(tmp_path):
         teacher.client = teacher.client.with_options(max_retries=2)
         out = teacher.sample([RECORDS[0].question], n=1)
     assert out[0][0].answer is not None and next(calls) >= 3  # the 503, then the two turns
+
+
+def test_samples_that_disagree_about_acting_make_sft1_pairs(tmp_path, tokenizer):
+    """Of each question's two samples one searches and is right, the other answers at once and
+    is wrong: a "when to act" pair that SFT-1 reads."""
+    from autocoa.train.contrastive import pair_example
+
+    app = FastAPI()
+    counter = itertools.count()
+
+    @app.post("/v1/completions")
+    async def completions(request: Request):
+        body = await request.json()
+        texts = []
+        for prompt in body["prompt"]:
+            person = prompt.split("Where was ")[-1].split(" born?")[0]
+            if "<result>" in prompt.split("Question:")[-1]:
+                texts.append(f"<think>Found it.</think><answer>City{person.removeprefix('Person')}")
+            elif next(counter) % 2 == 0:
+                texts.append(f"<think>I need the birthplace of {person}.</think><search>{person} born")
+            else:
+                texts.append("<think>I think I know.</think><answer>Nowhere")
+        return {"choices": [{"index": i, "text": t, "finish_reason": "stop"} for i, t in enumerate(texts)]}
+
+    with serve(app) as url:
+        teacher = EndpointTeacher(url + "/v1", "teacher", Toolbox([FakeSearch()]))
+        summary = rejection_sample(teacher, RECORDS, tmp_path, n=2, batch=4)
+    assert summary["pairs"] == 4
+    pairs = [r for _, r in read_jsonl(tmp_path / "pairs.jsonl")]
+    assert all(p["kind"] == "action" and p["prefix_segments"] == 0 for p in pairs)
+    assert all("<search>" in Trajectory.from_dict(p["chosen"]).response for p in pairs)
+    ex = pair_example(pairs[0], tokenizer, 256, (tmp_path / "pairs.jsonl", 1))
+    assert ex is not None and ex["prefix_len"] > 0

@@ -13,8 +13,9 @@ Two teachers, one interface (``sample(questions, n) -> list[list[Trajectory]]``)
   tokenizer (``render``), so text is the right interface here.
 
 :func:`rejection_sample` writes kept trajectories to ``coa.jsonl`` (with actions) and
-``cot.jsonl`` (without), and every question's outcome to ``progress.jsonl``, appending as
-it goes: a killed run resumes where it stopped.
+``cot.jsonl`` (without), SFT-1's contrastive pairs to ``pairs.jsonl`` (:func:`sample_pair`), and
+every question's outcome to ``progress.jsonl``, appending as it goes: a killed run resumes
+where it stopped.
 """
 
 from __future__ import annotations
@@ -126,6 +127,43 @@ class EndpointTeacher:
         return out
 
 
+def sample_pair(trajs: Sequence[Trajectory], golds: Sequence[str]) -> dict[str, Any] | None:
+    """SFT-1's "when to act" pair from one question's samples, when they disagree about acting
+    and only one side is right: a correct trajectory that acts against a wrong one that does not
+    (``kind: action``: it needed the tool), else a correct one that does not act against a wrong
+    one that does (``no_action``: it knew, searching was not needed). The shared prefix is their
+    common leading segments (often only the prompt: independent samples diverge early, where the
+    oracle's pairs diverge exactly at the hop). None when the samples give no such pair.
+
+    >>> from autocoa.trajectory import action, answer, observation, think
+    >>> right = Trajectory("Q", (think("t"), action("search", "x"), observation("d"), answer("Sabeto")))
+    >>> wrong = Trajectory("Q", (think("t"), answer("Orvadi")))
+    >>> p = sample_pair([wrong, right], ["Sabeto"])
+    >>> p["kind"], p["prefix_segments"]
+    ('action', 1)
+    >>> sample_pair([right, right], ["Sabeto"]) is None
+    True
+    """
+    good = [t for t in trajs if t.well_formed and exact_match(t.answer, golds)]
+    bad = [t for t in trajs if t.answer is not None and not exact_match(t.answer, golds)]
+    for kind, acts in (("action", True), ("no_action", False)):
+        chosen = next((t for t in good if bool(t.n_actions) == acts), None)
+        rejected = next((t for t in bad if bool(t.n_actions) != acts), None)
+        if chosen is not None and rejected is not None:
+            n = 0
+            while n < min(len(chosen.segments), len(rejected.segments)) and chosen.segments[n] == rejected.segments[n]:
+                n += 1
+            n = min(n, len(chosen.segments) - 1, len(rejected.segments) - 1)  # each side keeps a trained segment
+            return {
+                "kind": kind,
+                "hop": None,
+                "prefix_segments": n,
+                "chosen": chosen.to_dict(),
+                "rejected": rejected.to_dict(),
+            }
+    return None
+
+
 def rejection_sample(
     teacher: Teacher,
     records: Sequence[QARecord],
@@ -141,7 +179,7 @@ def rejection_sample(
     out_dir.mkdir(parents=True, exist_ok=True)
     done_path = out_dir / "progress.jsonl"
     done = {row["id"] for _, row in read_jsonl(done_path)} if done_path.exists() else set()
-    for name in ("coa.jsonl", "cot.jsonl"):  # rows of a question a kill left unmarked: it is sampled again
+    for name in ("coa.jsonl", "cot.jsonl", "pairs.jsonl"):  # rows of a question a kill left unmarked: sampled again
         trim_jsonl(out_dir / name, lambda row: row.get("id") in done)
     todo = [r for r in records if r.id not in done]
     counts: Counter[str] = Counter()
@@ -149,7 +187,7 @@ def rejection_sample(
     for start in range(0, len(todo), batch):
         chunk = todo[start : start + batch]
         samples = teacher.sample([r.question for r in chunk], n)
-        rows: dict[str, list[dict]] = {"coa.jsonl": [], "cot.jsonl": [], done_path.name: []}
+        rows: dict[str, list[dict]] = {"coa.jsonl": [], "cot.jsonl": [], "pairs.jsonl": [], done_path.name: []}
         for rec, trajs in zip(chunk, samples, strict=True):
             good = [t for t in trajs if t.well_formed and exact_match(t.answer, rec.golden_answers)]
             kept = good[:keep_per_question]
@@ -166,9 +204,19 @@ def rejection_sample(
                     "n_actions": t.n_actions,
                 }
                 rows["coa.jsonl" if t.n_actions else "cot.jsonl"].append(row)
+            pair = sample_pair(trajs, rec.golden_answers)
+            if pair is not None:
+                rows["pairs.jsonl"].append({"id": rec.id, "question": rec.question, **pair})
+                counts["pairs"] += 1
             malformed = sum(not t.well_formed for t in trajs)
             rows[done_path.name].append(
-                {"id": rec.id, "sampled": len(trajs), "kept": len(kept), "malformed": malformed}
+                {
+                    "id": rec.id,
+                    "sampled": len(trajs),
+                    "kept": len(kept),
+                    "malformed": malformed,
+                    "pair": pair is not None,
+                }
             )
         for name, batch_rows in rows.items():  # the progress file last: a kill leaves no question marked done unwritten
             write_jsonl(out_dir / name, batch_rows, append=True)
@@ -180,6 +228,7 @@ def rejection_sample(
         totals["sampled"] += row["sampled"]
         totals["kept"] += row["kept"]
         totals["malformed"] += row["malformed"]
+        totals["pairs"] += bool(row.get("pair"))
     summary = {
         **totals,
         "rejected": totals["sampled"] - totals["kept"],
