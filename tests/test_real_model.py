@@ -4,8 +4,6 @@ session. Tiny batches and budgets: about two minutes in all on 2 cores."""
 
 from __future__ import annotations
 
-import os
-
 import pytest
 import torch
 
@@ -17,20 +15,6 @@ from tests.agent_helpers import FakeSearch
 from tests.sft_helpers import PEOPLE, coa_traj, cot_traj, pair_row, row, write_jsonl
 
 NAME = "smollm2-135m-instruct"
-
-
-@pytest.fixture(scope="session")
-def smol(tmp_path_factory):
-    """The named model converted into a fresh cache: the first use a user's machine sees."""
-    old = os.environ.get("AUTOCOA_CACHE")
-    os.environ["AUTOCOA_CACHE"] = str(tmp_path_factory.mktemp("cache"))
-    try:
-        yield resolve_model(NAME)
-    finally:
-        if old is None:
-            del os.environ["AUTOCOA_CACHE"]
-        else:
-            os.environ["AUTOCOA_CACHE"] = old
 
 
 @pytest.fixture(scope="session")
