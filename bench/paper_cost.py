@@ -35,6 +35,8 @@ ROOT = Path(__file__).resolve().parents[1]
 REALDATA = ROOT.parent / "shared" / "realdata"
 WIKI18 = 21_015_324  # passages of the 2018 Wikipedia dump (DPR / Search-R1 / FlashRAG)
 PAPER_DATA = {"sft1_pairs": 1500, "sft2_coa": 5000, "sft2_cot": 1000}
+# evaluation sets as Search-R1 / FlashRAG count them (test where it exists, else dev)
+EVAL_QUESTIONS = {"nq": 3610, "triviaqa": 11313, "hotpotqa": 7405, "2wiki": 12576, "musique": 2417, "bamboogle": 125}
 GPUS = {"H100": 989e12, "A100": 312e12, "H200": 989e12}  # dense bf16 peak FLOP/s
 
 
@@ -67,15 +69,21 @@ def real_trajectory_tokens(tok) -> dict | None:
 def synthetic_trajectory_tokens(tok, coa: Path | None) -> dict | None:
     if coa is None or not coa.exists():
         return None
+    from autocoa.tokenizer import add_tags
     from autocoa.trajectory import Trajectory, render
 
+    add_tags(tok)
     rows = [json.loads(line) for line in coa.read_text(encoding="utf-8").splitlines()[:2000]]
     lens = [len(render(Trajectory.from_dict(r), tok)[0]) for r in rows]
     return {"source": str(coa), **stats(lens)}
 
 
-def stage_tokens(traj_tokens: float, prompt_tokens: float = 150) -> dict[str, dict[str, float]]:
-    """Tokens each stage processes at the paper's sizes (``configs/paper``)."""
+def stage_tokens(
+    traj_tokens: float, prompt_tokens: float = 150, teacher_n: int = 4, keep_rate: float = 0.5, methods: int = 4
+) -> dict[str, dict[str, float]]:
+    """Tokens each stage processes at the paper's sizes (``configs/paper``); the teacher samples
+    ``teacher_n`` per question and keeps ``keep_rate`` of the questions (an assumption: not
+    measured here); evaluation runs ``methods`` methods over :data:`EVAL_QUESTIONS`."""
     from autocoa.train.rl_config import RLConfig
     from autocoa.train.stage_config import ContrastiveConfig, MaskedSFTConfig
 
@@ -88,7 +96,9 @@ def stage_tokens(traj_tokens: float, prompt_tokens: float = 150) -> dict[str, di
     pair = prompt_tokens + traj_tokens * 1.5  # the shared prefix once, both branches after it (~half each)
     sft_rows = PAPER_DATA["sft2_coa"] + PAPER_DATA["sft2_cot"]
     rollouts = rl.total_steps * rl.prompts_per_step * rl.num_generations
+    questions = (PAPER_DATA["sft2_coa"] + PAPER_DATA["sft2_cot"]) / keep_rate
     return {
+        "synth": {"teacher_generate": questions * teacher_n * traj_tokens},
         "sft1": {"train": PAPER_DATA["sft1_pairs"] * sft1.epochs * pair},
         "sft2": {"train": sft_rows * sft2.epochs * example},
         "sft3": {"train": sft_rows * sft3.epochs * example},
@@ -97,13 +107,17 @@ def stage_tokens(traj_tokens: float, prompt_tokens: float = 150) -> dict[str, di
             "train": rollouts * example,
             "reference": rollouts * example,
         },
+        "eval": {"generate": sum(EVAL_QUESTIONS.values()) * methods * traj_tokens},
     }
 
 
-def gpu_hours(tokens: dict, params: float, peak: float, mfu_train: float, mfu_gen: float) -> dict[str, float]:
+def gpu_hours(
+    tokens: dict, params: float, peak: float, mfu_train: float, mfu_gen: float, teacher_params: float
+) -> dict[str, float]:
     out = {}
     for stage, parts in tokens.items():
         flops = 6 * params * parts.get("train", 0) / mfu_train
+        flops += 2 * teacher_params * parts.get("teacher_generate", 0) / mfu_gen
         flops += 2 * params * parts.get("reference", 0) / mfu_train
         flops += 2 * params * parts.get("generate", 0) / mfu_gen
         out[stage] = flops / peak / 3600
@@ -164,6 +178,8 @@ def main() -> None:
     ap.add_argument("--tokenizer", default="smollm2-135m-instruct", help="model (named or dir) whose tokenizer counts")
     ap.add_argument("--synth-coa", type=Path, default=None, help="a synthetic world's coa.jsonl (optional)")
     ap.add_argument("--params", type=float, default=7.6e9, help="parameters of the trained model (R1-Distill-7B)")
+    ap.add_argument("--teacher-params", type=float, default=32.8e9, help="the teacher's parameters (QwQ-32B)")
+    ap.add_argument("--keep-rate", type=float, default=0.5, help="assumed share of questions with a kept sample")
     ap.add_argument("--gpu", default="H100", choices=sorted(GPUS))
     ap.add_argument("--mfu-train", type=float, default=0.40, help="assumed utilisation in training")
     ap.add_argument("--mfu-gen", type=float, default=0.10, help="assumed utilisation in generation (memory-bound)")
@@ -183,8 +199,8 @@ def main() -> None:
     tok = AutoTokenizer.from_pretrained(str(model_dir(args.tokenizer)))
     real = real_trajectory_tokens(tok)
     synth = synthetic_trajectory_tokens(tok, args.synth_coa)
-    tokens = stage_tokens(real["mean"])
-    hours = gpu_hours(tokens, args.params, GPUS[args.gpu], args.mfu_train, args.mfu_gen)
+    tokens = stage_tokens(real["mean"], keep_rate=args.keep_rate)
+    hours = gpu_hours(tokens, args.params, GPUS[args.gpu], args.mfu_train, args.mfu_gen, args.teacher_params)
     sizes = [int(s) for s in args.bm25_sizes.split(",")]
     bm25 = bm25_scaling(sizes)
     a_t, b_t = power_fit([r["n"] for r in bm25], [r["seconds"] for r in bm25])
