@@ -58,3 +58,20 @@ def test_rl_rollout_fields_are_the_agent_loops_with_rl_defaults():
     for bad in ({"temperature": 0.0}, {"temperature": 1e-5}, {"top_p": 1.5}, {"max_obs_tokens": 4}):
         with pytest.raises(ValueError):
             RLConfig(**bad)
+
+
+def test_prompt_styles_are_validated():
+    import pytest as _pytest
+
+    from autocoa.agent.prompts import set_prompt_style
+    from autocoa.train.stage_config import MaskedSFTConfig
+
+    with _pytest.raises(ValueError, match="prompt"):
+        MaskedSFTConfig(prompt="long")
+
+    class Tok:
+        def __init__(self):
+            self.init_kwargs = {}
+
+    with _pytest.raises(ValueError, match="unknown prompt style 'long'"):
+        set_prompt_style(Tok(), "long")

@@ -88,7 +88,8 @@ def test_one_step_of_every_training_stage(smol, tmp_path):
     pairs = write_jsonl(d / "pairs.jsonl", [pair_row(i, n, p) for i, (n, p) in enumerate(PEOPLE)])
     one = dict(max_steps=1, batch_size=2, logging_steps=1, save_steps=1000)
     s1 = train_sft("sft1", NAME, pairs, d / "sft1", ContrastiveConfig(**one), progress=False)
-    s2 = train_sft("sft2", d / "sft1", coa, d / "sft2", MaskedSFTConfig(**one), cot_path=cot, progress=False)
+    short = MaskedSFTConfig(**one, prompt="short")  # chosen at SFT-2, kept by every later stage
+    s2 = train_sft("sft2", d / "sft1", coa, d / "sft2", short, cot_path=cot, progress=False)
     s3 = train_sft("sft3", d / "sft2", coa, d / "sft3", MaskedSFTConfig(**one), progress=False)
     assert s1["steps"] == s2["steps"] == s3["steps"] == 1
     cfg = RLConfig(
@@ -96,6 +97,13 @@ def test_one_step_of_every_training_stage(smol, tmp_path):
     )
     summary = train_rl(d / "sft3", coa, d / "rl", cfg, max_questions=2, progress=False)
     assert summary["steps"] == 1 and (d / "rl" / "config.json").exists()
+    from autocoa.agent.prompts import format_prompt, prompt_style
+    from autocoa.models import load_model
+
+    styles = {st: prompt_style(load_model(d / st, device="cpu")[1]) for st in ("sft1", "sft2", "sft3", "rl")}
+    assert styles == {"sft1": "system", "sft2": "short", "sft3": "short", "rl": "short"}
+    tok = load_model(d / "rl", device="cpu")[1]
+    assert "<search>" not in format_prompt("Where?", tok) and "Where?" in format_prompt("Where?", tok)
 
 
 @pytest.mark.parametrize("method", ["agent", "direct", "rag", "react"])

@@ -145,6 +145,10 @@ def train_sft(
     model, tok = load_model(model_path, device="cpu", dtype="fp32", for_training=True)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
+    if cfg.prompt is not None:  # saved with the tokenizer: every later stage, eval and serve prompt alike
+        from autocoa.agent.prompts import set_prompt_style
+
+        set_prompt_style(tok, cfg.prompt)
     if cfg.lora_rank:
         model = with_lora(model, tok, cfg.lora_rank)
     callbacks = [metrics_callback(out_dir / "metrics.jsonl")]

@@ -48,6 +48,12 @@ class SFTConfig(Config):
         description="LoRA (peft) of this rank on every linear layer, plus the tag tokens' embedding rows, merged "
         "into the saved model; 0 = full fine-tuning",
     )
+    prompt: Literal["system", "short"] | None = Field(
+        None,
+        description="a chat model's prompt from this stage on, saved with the checkpoint: system (a system "
+        "message names the tags and tools) or short (the question alone, ~100 fewer tokens a row); unset = "
+        "the input checkpoint's own (system unless an earlier stage chose short)",
+    )
 
     @model_validator(mode="after")
     def _lora_without_decay(self) -> SFTConfig:
