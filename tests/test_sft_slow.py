@@ -169,3 +169,32 @@ def test_two_process_ddp_matches_one_process(inputs, tmp_path, stage):
     assert [b[s] for s in a] == pytest.approx([a[s] for s in a], rel=tol)
     if stage == "sft2":  # sft1: Adam turns the small NLL-pooling difference into lr-sized steps, so
         _weights_close(tmp_path / "p1", tmp_path / "p2", atol=1e-4)  # only its loss curve is compared
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("launch_config", ["ddp.yaml", "fsdp.yaml"])
+def test_the_shipped_launch_configs_run_as_two_cpu_processes(inputs, tmp_path, launch_config):
+    """configs/accelerate/<config> as the paper page launches it, with 2 gloo processes on CPU
+    (mixed precision off: CPU has no bf16 NCCL path); ZeRO-3 needs DeepSpeed and GPUs: untested."""
+    data, model = inputs
+    cfg = config_yaml(tmp_path / "c.yaml", batch_size=2, max_steps=2, logging_steps=1, bf16=False, save_steps=100)
+    root = Path(__file__).resolve().parents[1]
+    launch = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--config_file",
+        str(root / "configs" / "accelerate" / launch_config),
+        "--num_processes",
+        "2",
+        "--mixed_precision",
+        "no",
+        "--main_process_port",
+        str(_free_port()),
+    ]
+    res = subprocess.run(
+        [*launch, *_cmd("sft2", model, data["coa"], tmp_path / "out", cfg)], env=ENV, capture_output=True, text=True
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    summary = json.loads((tmp_path / "out" / "sft.json").read_text())
+    assert summary["processes"] == 2 and summary["steps"] == 2
