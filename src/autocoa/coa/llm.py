@@ -114,7 +114,8 @@ def endpoint_call(url: str, fn: Any, **kwargs: Any) -> Any:
 
 class EndpointChat:
     """An OpenAI-compatible ``/v1/chat/completions`` endpoint (a vLLM server, say) through the
-    ``openai`` client: greedy (temperature 0), retries with backoff on timeouts, 429 and 5xx."""
+    ``openai`` client: greedy (temperature 0), retries with backoff on timeouts, 429 and 5xx, up
+    to ``concurrency`` requests in flight (a server batches them; replies keep their order)."""
 
     def __init__(
         self,
@@ -125,28 +126,41 @@ class EndpointChat:
         max_tokens: int = 256,
         timeout: float = 60.0,
         max_retries: int = 3,
+        concurrency: int = 8,
     ):
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be >= 1, got {concurrency}")
         self.url = base_url.rstrip("/") + "/chat/completions"
-        self.model, self.max_tokens = model, max_tokens
+        self.model, self.max_tokens, self.concurrency = model, max_tokens, concurrency
         self.client = openai_client(base_url, api_key, timeout, max_retries)
         self.stats = ChatStats()
 
+    def _one(self, conversation: Sequence[Message]) -> tuple[str, Any, float]:
+        t0 = time.perf_counter()
+        create = self.client.chat.completions.create
+        r = endpoint_call(
+            self.url,
+            create,
+            model=self.model,
+            messages=list(conversation),
+            max_tokens=self.max_tokens,
+            temperature=0.0,
+        )
+        if not r.choices:
+            raise LLMError(f"{self.url}: a reply without choices")
+        return (r.choices[0].message.content or "").strip(), getattr(r, "usage", None), time.perf_counter() - t0
+
     def chat(self, conversations: Sequence[Sequence[Message]]) -> list[str]:
-        out = []
-        for c in conversations:
-            t0 = time.perf_counter()
-            create = self.client.chat.completions.create
-            r = endpoint_call(
-                self.url, create, model=self.model, messages=list(c), max_tokens=self.max_tokens, temperature=0.0
-            )
-            dt = time.perf_counter() - t0
-            if not r.choices:
-                raise LLMError(f"{self.url}: a reply without choices")
-            out.append((r.choices[0].message.content or "").strip())
-            usage = getattr(r, "usage", None)
+        from concurrent.futures import ThreadPoolExecutor
+
+        if not conversations:
+            return []
+        with ThreadPoolExecutor(max_workers=min(self.concurrency, len(conversations))) as pool:
+            done = list(pool.map(self._one, conversations))  # in order; the first failure is raised
+        for _, usage, dt in done:
             self.stats.calls += 1
             self.stats.prompt_tokens += getattr(usage, "prompt_tokens", 0) or 0
             self.stats.completion_tokens += getattr(usage, "completion_tokens", 0) or 0
             self.stats.seconds += dt
             self.stats.per_call_seconds.append(dt)
-        return out
+        return [text for text, _, _ in done]
