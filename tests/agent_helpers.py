@@ -103,6 +103,21 @@ class FakeSearch:
         return self.answers.get(argument, f"Doc 1 (Title: {argument}) about {argument}")
 
 
+def tiny_qwen2_config(vocab_size: int):
+    """A 2-layer Qwen2 (the AutoCoA paper's family: q/k/v biases, grouped-query attention)."""
+    from transformers import Qwen2Config
+
+    return Qwen2Config(
+        vocab_size=vocab_size,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=4096,
+    )
+
+
 def chaotic(tokenizer, arch="llama"):
     """A tiny Llama (rotary positions) or GPT-2 (absolute positions) with large random
     weights: greedy outputs differ from prompt to prompt (the default init writes one token
@@ -112,18 +127,9 @@ def chaotic(tokenizer, arch="llama"):
     if arch == "llama":
         model = tiny_llama(tokenizer)
     elif arch == "qwen2":  # the AutoCoA paper's family: q/k/v biases, grouped-query attention
-        from transformers import Qwen2Config, Qwen2ForCausalLM
+        from transformers import Qwen2ForCausalLM
 
-        qcfg = Qwen2Config(
-            vocab_size=len(tokenizer),
-            hidden_size=64,
-            intermediate_size=128,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            num_key_value_heads=2,
-            max_position_embeddings=4096,
-        )
-        model = Qwen2ForCausalLM(qcfg).eval()
+        model = Qwen2ForCausalLM(tiny_qwen2_config(len(tokenizer))).eval()
     else:
         model = GPT2LMHeadModel(GPT2Config(vocab_size=len(tokenizer), n_embd=64, n_layer=2, n_head=4)).eval()
     g = torch.Generator().manual_seed(0)

@@ -8,6 +8,7 @@ import threading
 import time
 
 import uvicorn
+from fastapi import FastAPI, Request  # module level: the route annotations resolve here
 
 
 def free_port() -> int:
@@ -33,3 +34,17 @@ def serve(app, seconds: float = 10.0):
     finally:
         server.should_exit = True
         thread.join(timeout=seconds)
+
+
+def completions_app(reply):
+    """A scripted OpenAI-compatible ``/v1/completions`` endpoint: ``reply(prompt) -> text`` for
+    every prompt of a request (stop strings stripped, as real servers do)."""
+    app = FastAPI()
+
+    @app.post("/v1/completions")
+    async def completions(request: Request):
+        body = await request.json()
+        texts = [reply(p) for p in body["prompt"]]
+        return {"choices": [{"index": i, "text": t, "finish_reason": "stop"} for i, t in enumerate(texts)]}
+
+    return app

@@ -19,10 +19,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from fastapi import FastAPI, Request
 from typer.testing import CliRunner
 
-from tests.servers import serve
+from tests.servers import completions_app, serve
 
 ROOT = Path(__file__).resolve().parents[1]
 FIX = ROOT / "tests" / "fixtures"
@@ -94,48 +93,33 @@ def write_data(data: Path) -> dict[str, str]:
     return golds
 
 
-def teacher_app(golds: dict[str, str]) -> FastAPI:
+def teacher_app(golds: dict[str, str]):
     """In place of ``vllm serve``: a /v1/completions teacher whose samples, in turn, search and
     answer the gold, answer wrongly at once, and answer the gold at once: CoA and CoT rows and
     pairs, as a real teacher's disagreeing samples give them."""
-    app = FastAPI()
     counter = itertools.count()
 
-    @app.post("/v1/completions")
-    async def completions(request: Request):
-        body = await request.json()
-        texts = []
-        for prompt in body["prompt"]:
-            _, _, response = prompt.rpartition("Question: ")
-            question, _, response = response.partition("\n")
-            gold = golds.get(question.strip(), "unknown")
-            if "<result>" in response:
-                texts.append(f"<think>The documents say it.</think><answer>{gold}")
-            else:
-                turn = next(counter) % 3
-                if turn == 0:
-                    texts.append(f"<think>I should look this up.</think><search>{question.strip()[:80]}")
-                else:
-                    texts.append(f"<think>I believe I know.</think><answer>{gold if turn == 2 else 'Nobody'}")
-        return {"choices": [{"index": i, "text": t, "finish_reason": "stop"} for i, t in enumerate(texts)]}
+    def reply(prompt: str) -> str:
+        _, _, response = prompt.rpartition("Question: ")
+        question, _, response = response.partition("\n")
+        gold = golds.get(question.strip(), "unknown")
+        if "<result>" in response:
+            return f"<think>The documents say it.</think><answer>{gold}"
+        turn = next(counter) % 3
+        if turn == 0:
+            return f"<think>I should look this up.</think><search>{question.strip()[:80]}"
+        return f"<think>I believe I know.</think><answer>{gold if turn == 2 else 'Nobody'}"
 
-    return app
+    return completions_app(reply)
 
 
 def tiny_qwen2(tokenizer_dir: Path, out: Path) -> Path:
-    from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
+    from transformers import AutoTokenizer, Qwen2ForCausalLM
+
+    from tests.agent_helpers import tiny_qwen2_config
 
     tok = AutoTokenizer.from_pretrained(str(tokenizer_dir))
-    cfg = Qwen2Config(
-        vocab_size=len(tok),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=4096,
-    )
-    Qwen2ForCausalLM(cfg).save_pretrained(out)
+    Qwen2ForCausalLM(tiny_qwen2_config(len(tok))).save_pretrained(out)
     tok.save_pretrained(out)
     return out
 

@@ -17,7 +17,7 @@ from autocoa.synth.llm import EndpointTeacher, LocalTeacher, rejection_sample
 from autocoa.tools.base import Toolbox
 from autocoa.trajectory import Trajectory
 from tests.agent_helpers import FakeSearch, ScriptedLM, turn_policy
-from tests.servers import serve
+from tests.servers import completions_app, serve
 
 RECORDS = [QARecord(f"q{i}", f"Where was Person{i} born?", [f"City{i}"]) for i in range(4)]
 
@@ -172,22 +172,17 @@ def test_samples_that_disagree_about_acting_make_sft1_pairs(tmp_path, tokenizer)
     is wrong: a "when to act" pair that SFT-1 reads."""
     from autocoa.train.contrastive import pair_example
 
-    app = FastAPI()
     counter = itertools.count()
 
-    @app.post("/v1/completions")
-    async def completions(request: Request):
-        body = await request.json()
-        texts = []
-        for prompt in body["prompt"]:
-            person = prompt.split("Where was ")[-1].split(" born?")[0]
-            if "<result>" in prompt.split("Question:")[-1]:
-                texts.append(f"<think>Found it.</think><answer>City{person.removeprefix('Person')}")
-            elif next(counter) % 2 == 0:
-                texts.append(f"<think>I need the birthplace of {person}.</think><search>{person} born")
-            else:
-                texts.append("<think>I think I know.</think><answer>Nowhere")
-        return {"choices": [{"index": i, "text": t, "finish_reason": "stop"} for i, t in enumerate(texts)]}
+    def reply(prompt: str) -> str:
+        person = prompt.split("Where was ")[-1].split(" born?")[0]
+        if "<result>" in prompt.split("Question:")[-1]:
+            return f"<think>Found it.</think><answer>City{person.removeprefix('Person')}"
+        if next(counter) % 2 == 0:
+            return f"<think>I need the birthplace of {person}.</think><search>{person} born"
+        return "<think>I think I know.</think><answer>Nowhere"
+
+    app = completions_app(reply)
 
     with serve(app) as url:
         teacher = EndpointTeacher(url + "/v1", "teacher", Toolbox([FakeSearch()]))

@@ -130,9 +130,7 @@ def _run_coa(
     from autocoa.eval.runner import coa_backend
 
     cfg = CoAConfig.load(coa_config)
-    box = toolbox_from_options(index, retriever, topk, "real")
-    if box is None:
-        raise CLIError("coa runs its actions on the real tools: give --index DIR or --retriever URL")
+    box = toolbox_from_options(index, retriever, topk, "real")  # refuses neither --index nor --retriever
     lm = tok = None
     if llm_url is None:
         from autocoa.models import load_model

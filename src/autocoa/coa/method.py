@@ -40,11 +40,10 @@ from pydantic import Field
 from autocoa.coa.chain import ChainError, Node, decompose_prompt, fill_prompt, final_prompt, parse_chain, short_answer
 from autocoa.coa.llm import ChatLLM
 from autocoa.config import Config
-from autocoa.eval.analysis import states_nothing
+from autocoa.eval.analysis import references_in
 from autocoa.metrics import FaithWeights, mrfs
 from autocoa.tags import Tags
 from autocoa.tools.base import Toolbox
-from autocoa.tools.search import split_hits
 from autocoa.trajectory import Trajectory, action, answer, observation, think
 
 KNOWLEDGE = "knowledge"
@@ -199,7 +198,7 @@ def run_coa(questions: Sequence[str], llm: ChatLLM, toolbox: Toolbox, cfg: CoACo
             res.tool_calls += 1
             res.seconds += share
             n.observation = o
-            refs = [] if states_nothing(o) else ([o.strip()] if n.tool == "calculate" else split_hits(o))
+            refs = references_in(o)
             n.mrfs, n.reference = mrfs(n.guess, refs, w) if not n.missing else (0.0, -1)
             if not refs:
                 n.answer, n.verdict = n.guess, "unverified"

@@ -84,6 +84,22 @@ def states_nothing(observation: str) -> bool:
     return not text or text.startswith(("[error]", "[no results]"))
 
 
+def references_in(observation: str) -> list[str]:
+    r"""What an observation states, as references to check an answer against: each document of a
+    search result (:func:`autocoa.tools.search.split_hits`), else the whole text (a calculator's
+    value); nothing for an error or empty result. The one rule of CoA's verifier and
+    ``--verify mrfs``.
+
+    >>> references_in("Doc 1 (Title: A) A is a city.\nDoc 2 B."), references_in("42"), references_in("[error] x")
+    (['Doc 1 (Title: A) A is a city.', 'Doc 2 B.'], ['42'], [])
+    """
+    from autocoa.tools.search import split_hits
+
+    if states_nothing(observation):
+        return []
+    return split_hits(observation) or [observation.strip()]
+
+
 def tool_failures(traj: Trajectory) -> int:
     """Observations that report a failed tool call (the toolbox's ``[error] <tool> failed: ...``
     and ``[error] <tool> timed out: ...``), not the model's own malformed actions.

@@ -18,10 +18,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from autocoa.eval.analysis import states_nothing
+from autocoa.eval.analysis import references_in
 from autocoa.metrics import FaithWeights, mrfs, score_one
 from autocoa.tags import Kind
-from autocoa.tools.search import split_hits
 
 Reanswer = Callable[[list[tuple[str, list[str]]]], list[str]]  # (question, references) -> answers
 
@@ -31,10 +30,8 @@ def references(row: dict[str, Any]) -> list[str]:
     answer most likely rests on), without repeats."""
     out: list[str] = []
     for seg in reversed(row["trajectory"]["segments"]):
-        if Kind(seg["kind"]) is not Kind.OBSERVATION or states_nothing(seg["text"]):
-            continue
-        docs = split_hits(seg["text"]) or [seg["text"].strip()]
-        out += [d for d in docs if d not in out]
+        if Kind(seg["kind"]) is Kind.OBSERVATION:
+            out += [d for d in references_in(seg["text"]) if d not in out]
     return out
 
 
