@@ -125,3 +125,44 @@ def test_rl_and_sft_trainers_take_their_precision_from_models(tokenizer, tmp_pat
         tmp_path / "rl",
     )
     assert trainer.args.bf16 and trainer.args.use_cpu
+
+
+def test_a_killed_pretraining_resumes_from_its_last_checkpoint_to_the_same_model(small_world, tmp_path):
+    from safetensors.torch import load_file
+
+    from autocoa.jsonl import read_logged
+
+    cfg = PretrainConfig(**{**TINY, "epochs": 3.0, "save_steps": 2, "save_total_limit": 10})
+    full = pretrain(small_world, tmp_path / "full", cfg, progress=False)
+    steps = full["steps"]
+    assert steps >= 5
+    ckpts = sorted((tmp_path / "full" / "checkpoints").iterdir(), key=lambda p: int(p.name.split("-")[1]))
+    # the state a kill after checkpoint-2 leaves: that checkpoint, a torn later one, logs past it
+    killed = tmp_path / "killed"
+    killed.mkdir()
+    for name in ("run.json", "metrics.jsonl"):
+        (killed / name).write_bytes((tmp_path / "full" / name).read_bytes())
+    import shutil
+
+    shutil.copytree(tmp_path / "full" / "checkpoints" / "checkpoint-2", killed / "checkpoints" / "checkpoint-2")
+    shutil.copytree(ckpts[-1], killed / "checkpoints" / ckpts[-1].name)
+    (killed / "checkpoints" / ckpts[-1].name / "trainer_state.json").unlink()
+    with (killed / "metrics.jsonl").open("a") as f:
+        f.write('{"step": 99, "lo')
+    resumed = pretrain(small_world, killed, cfg, progress=False)
+    assert resumed["resumed_from_step"] == 2 and full["resumed_from_step"] is None
+    a, b = read_logged(tmp_path / "full" / "metrics.jsonl"), read_logged(killed / "metrics.jsonl")
+    assert [r["step"] for r in b] == [r["step"] for r in a]  # none lost, none doubled, the torn line gone
+    assert [r["loss"] for r in b if "loss" in r] == pytest.approx([r["loss"] for r in a if "loss" in r], rel=1e-5)
+    assert resumed["mean_loss"] == pytest.approx(full["mean_loss"], rel=1e-4)
+    wa, wb = load_file(tmp_path / "full" / "model.safetensors"), load_file(killed / "model.safetensors")
+    for k in wa:
+        torch.testing.assert_close(wb[k], wa[k], atol=1e-6, rtol=0, msg=k)
+    # another config is another run: refused while a checkpoint of this one is there
+    from autocoa.train.checkpoints import RunMismatchError
+
+    (killed / "DONE").unlink()
+    with pytest.raises(RunMismatchError, match="config"):
+        pretrain(
+            small_world, killed, PretrainConfig(**{**TINY, "epochs": 3.0, "save_steps": 2, "lr": 1e-2}), progress=False
+        )

@@ -205,3 +205,15 @@ def test_a_pretrained_model_replaces_the_pretrain_stage(tmp_path, monkeypatch):
     for size in ("pretrained", "pretrained-fast"):
         p = preset(size)
         assert p.size == size and p.model is None and p.sft2.max_steps and p.rl.max_new_tokens <= 320
+
+
+def test_a_trainer_marker_left_unstamped_by_a_kill_runs_the_stage_again(tmp_path):
+    """A stage's trainer writes DONE (no fingerprint) as its run ends; a kill before run_stages
+    stamps it must neither refuse the directory as another configuration's nor skip it."""
+    calls: list[str] = []
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "DONE").write_text('{"steps": 4}')
+    out = run_stages([counting_stage(tmp_path, "a", calls, {"x": 1})])
+    assert calls == ["a"] and out["a"] == {"value": 1}
+    again = run_stages([counting_stage(tmp_path, "a", calls, {"x": 1})])
+    assert calls == ["a"] and again["a"] == {"value": 1, "skipped": "already done"}  # no fingerprint in results

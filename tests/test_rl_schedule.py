@@ -173,6 +173,8 @@ def test_a_bad_questions_file_fails_before_anything_is_written_or_deleted(tokeni
     with pytest.raises(DataError, match=r"bad.jsonl:5"):
         train_rl(model, bad, out, cfg, progress=False, overwrite=True)
     assert (out / "DONE").exists() and (out / "model.safetensors").exists()  # the finished run is intact
+    again = train_rl(model, good, out, cfg, progress=False, overwrite=True, logits_hook=scripted_hook(tokenizer, TURNS))
+    assert again["resumed_from_step"] is None and len(read_metrics(out)) == 1  # started over: one step logged once
     # a start that failed leaves nothing that blocks the corrected re-run (no checkpoint: nothing to resume)
     out2 = tmp_path / "out2"
     with pytest.raises(DataError):

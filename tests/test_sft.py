@@ -399,3 +399,23 @@ def test_a_stage_shows_its_steps_and_loss_on_the_live_display(tokenizer, tmp_pat
             assert [t.completed for t in display.tasks] == [2]
     assert [kw["completed"] for kw in seen if "completed" in kw] == [1, 2, 3]
     assert any("loss" in kw.get("description", "") for kw in seen)
+
+
+def test_checkpoints_fall_on_metric_lines():
+    """transformers averages a logged loss over the steps since this process's last line: a run
+    resumed from a checkpoint between two lines would log another loss."""
+    from autocoa.train.stage_config import MaskedSFTConfig
+
+    assert MaskedSFTConfig(save_steps=40, logging_steps=10).save_steps == 40
+    with pytest.raises(ValueError, match="multiple of logging_steps"):
+        MaskedSFTConfig(save_steps=15, logging_steps=10)
+
+
+def test_trim_metrics_drops_lines_after_the_checkpoint_and_the_end_of_training_line(tmp_path):
+    from autocoa.train.checkpoints import trim_metrics
+
+    log = tmp_path / "metrics.jsonl"
+    rows = [{"step": 1, "loss": 2.0}, {"step": 2, "loss": 1.5}, {"step": 2, "train_runtime": 3.0}, {"step": 3}]
+    log.write_text("".join(json.dumps(r) + "\n" for r in rows) + '{"step": 4, "lo')
+    trim_metrics(log, tmp_path / "checkpoint-2")
+    assert [json.loads(x) for x in log.read_text().splitlines()] == rows[:2]

@@ -6,7 +6,9 @@ naming what moved, instead of a run failing at its first checkpoint or losing it
   to (``rl/real_calls``, ``rl/obs_fact``, ... in ``autocoa.train.rl_rollouts``);
 - ``Trainer._save_checkpoint(model, trial)`` and ``Trainer._get_output_dir(trial=...)``: the
   run counters are written into ``checkpoint-N`` before TRL's ``trainer_state.json``, which so
-  marks a complete checkpoint (``autocoa.train.rl``).
+  marks a complete checkpoint (``autocoa.train.rl``);
+- ``SFTTrainer._total_train_tokens``: the ``num_tokens`` count, which a resumed SFT run sets
+  from its metrics (``autocoa.train.sft.restore_token_count``).
 """
 
 from __future__ import annotations
@@ -32,3 +34,11 @@ def test_the_private_methods_exist_with_the_signatures_used():
         assert method is not None, f"GRPOTrainer.{name} is gone"
         got = list(inspect.signature(method).parameters)
         assert got[: len(params)] == params, f"GRPOTrainer.{name}{inspect.signature(method)}: expected {params}"
+
+
+def test_the_sft_token_count_is_the_attribute_a_resumed_run_sets():
+    from trl import SFTTrainer
+
+    source = inspect.getsource(SFTTrainer)
+    assert "self._total_train_tokens = 0" in source, "SFTTrainer no longer starts a _total_train_tokens count"
+    assert '["num_tokens"] = [self._total_train_tokens]' in source, "num_tokens is no longer _total_train_tokens"

@@ -68,10 +68,9 @@ def read_done(path: Path) -> dict[str, Any] | None:
 
 def mark_done(path: Path, summary: dict[str, Any], print_: str) -> None:
     """Write ``DONE`` atomically (a kill leaves the old marker or the new one, never half)."""
-    path.mkdir(parents=True, exist_ok=True)
-    tmp = path / (DONE + ".tmp")
-    tmp.write_text(json.dumps({**summary, "fingerprint": print_}, indent=2, default=str) + "\n", encoding="utf-8")
-    tmp.replace(path / DONE)
+    from autocoa.jsonl import write_atomic
+
+    write_atomic(path / DONE, json.dumps({**summary, "fingerprint": print_}, indent=2, default=str) + "\n")
 
 
 def run_stages(
@@ -91,8 +90,15 @@ def run_stages(
             raise ValueError(f"stage {st.name!r} reads {missing}, which do not run before it")
         st.fingerprint = prints[st.name] = fingerprint(st.config, [prints[d] for d in st.deps])
         prior = read_done(st.out)
+        if prior is not None and "fingerprint" not in prior:
+            # the marker a stage's trainer writes when its run ends, not yet stamped here (a
+            # kill came in between): run the stage again; a trainer resumes from its last
+            # checkpoint (its manifest guards the inputs) and ends with the same result
+            (st.out / DONE).unlink()
+            prior = None
         if prior is not None and prior.get("fingerprint") == st.fingerprint:
-            results[st.name] = {**prior, "skipped": "already done"}
+            summary = {k: v for k, v in prior.items() if k != "fingerprint"}  # as when it ran
+            results[st.name] = {**summary, "skipped": "already done"}
             if on_end is not None:
                 on_end(st, results[st.name], None)
             continue
@@ -150,8 +156,7 @@ def pretrain_stage(cfg: RecipeConfig, root: Path) -> Stage:
     def run() -> dict[str, Any]:
         from autocoa.train.pretrain import pretrain
 
-        # no checkpoints to resume from: a killed pretraining starts again
-        s = pretrain(root / "world", root / "base", cfg.pretrain, progress=verbose(), overwrite=True)
+        s = pretrain(root / "world", root / "base", cfg.pretrain, progress=verbose())
         return {"params": s["params"], "common_facts_known": s["common_facts"].get("accuracy")}
 
     return Stage("pretrain", root / "base", run, cfg.pretrain.model_dump(mode="json"), deps=("world",))

@@ -42,32 +42,34 @@ def file_hash(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def is_complete(checkpoint: Path) -> bool:
-    """A checkpoint is complete when its trainer state (written last) parses."""
+def is_complete(checkpoint: Path, needs: tuple[str, ...] = ()) -> bool:
+    """A checkpoint is complete when its trainer state (written last) parses and the files a
+    stage writes into it before that state (``needs``) are there."""
     try:
         json.loads((checkpoint / "trainer_state.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    return True
+    return all((checkpoint / name).exists() for name in needs)
 
 
-def last_checkpoint(out_dir: Path) -> Path | None:
-    """The newest complete ``checkpoint-N`` under ``OUT/checkpoints``, or None."""
-    root = out_dir / CHECKPOINTS
+def last_checkpoint(out_dir: Path, folder: str = CHECKPOINTS, needs: tuple[str, ...] = ()) -> Path | None:
+    """The newest complete ``checkpoint-N`` under ``OUT/folder`` (see :func:`is_complete`), or None."""
+    root = out_dir / folder
     if not root.is_dir():
         return None
     found = sorted(
         ((int(m.group(1)), p) for p in root.iterdir() if (m := _CHECKPOINT.match(p.name)) and p.is_dir()),
         reverse=True,
     )
-    return next((p for _, p in found if is_complete(p)), None)
+    return next((p for _, p in found if is_complete(p, needs)), None)
 
 
-def clear_run(out_dir: Path) -> None:
-    """Remove what a stage wrote (for --overwrite); leaves any other file in OUT alone."""
-    shutil.rmtree(out_dir / CHECKPOINTS, ignore_errors=True)
-    for name in (MANIFEST, DONE_MARKER, "metrics.jsonl"):
-        (out_dir / name).unlink(missing_ok=True)
+def clear_run(out_dir: Path, also: tuple[str, ...] = ()) -> None:
+    """Remove what a stage wrote (for --overwrite): checkpoints, manifest, marker, metrics and
+    the stage's own files or folders ``also``; leaves any other file in OUT alone."""
+    for name in (CHECKPOINTS, MANIFEST, DONE_MARKER, "metrics.jsonl", *also):
+        p = out_dir / name
+        shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
 
 
 def check_resumable(out_dir: Path, manifest: dict[str, Any]) -> bool:
@@ -91,8 +93,10 @@ def step_of(checkpoint: Path | None) -> int:
 
 
 def trim_metrics(path: Path, checkpoint: Path | None) -> None:
-    """Drop metric lines logged after the checkpoint's step: the resumed run logs them again."""
+    """Drop metric lines logged after the checkpoint's step, and the end-of-training line
+    (transformers' ``train_runtime`` row: a kill after it, at the last checkpoint's step): the
+    resumed run logs them again."""
     from autocoa.jsonl import trim_jsonl
 
     step = step_of(checkpoint)
-    trim_jsonl(path, lambda row: row.get("step", 0) <= step)
+    trim_jsonl(path, lambda row: row.get("step", 0) <= step and "train_runtime" not in row)

@@ -8,7 +8,7 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from autocoa.jsonl import write_jsonl
+from autocoa.jsonl import write_atomic, write_jsonl
 from autocoa.train.tracking import trackers
 
 if TYPE_CHECKING:
@@ -31,7 +31,8 @@ def check_out_dir(out_dir: Path, overwrite: bool = False) -> None:
 
 
 def mark_done(out_dir: Path, summary: dict) -> None:
-    (out_dir / DONE_MARKER).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    """The finished run's marker, with its summary; atomic (a kill leaves none or all of it)."""
+    write_atomic(out_dir / DONE_MARKER, json.dumps(summary, indent=2) + "\n")
 
 
 def metrics_callback(path: Path):

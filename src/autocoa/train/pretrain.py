@@ -8,6 +8,9 @@ segment into known pieces) with the tags added as single, non-special tokens.
 
 Training uses transformers' ``Trainer`` on packed blocks (lines joined by EOS); the result
 is saved with ``save_pretrained`` (safetensors) and loads like any Hugging Face checkpoint.
+A run keeps checkpoints (``OUT/checkpoints``, with its tokenizer) and a manifest
+(``OUT/run.json``: config, init, hashes of the world's files), so that the same command after a
+kill resumes from the last complete checkpoint (:mod:`autocoa.train.checkpoints`).
 ``evaluate_facts`` measures what the model learned: for every common fact, a cloze prompt
 ("Lavis is a city in") is completed greedily and checked against the object's name.
 
@@ -58,6 +61,8 @@ class PretrainConfig(Config):
     weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay")
     seed: int = Field(0, description="initialisation and data-order seed")
     bf16: bool | None = Field(None, description="bf16 autocast; None = when the hardware supports it (CPU too)")
+    save_steps: int = Field(100, ge=1, description="steps between checkpoints (a killed run resumes from the last)")
+    save_total_limit: int = Field(2, ge=1, description="checkpoints kept")
     report_to: list[str] = Field(default_factory=list, description=REPORT_TO_HELP)
     eval_facts: int = Field(480, ge=0, description="common facts checked after training (0 = skip)")
 
@@ -162,19 +167,24 @@ def evaluate_facts(model: Any, tokenizer: Any, facts: list[tuple[str, str, str]]
 
 
 def _training_args(cfg: PretrainConfig, out_dir: Path, steps: int, precision: dict, progress: bool):
-    """transformers' ``TrainingArguments`` of pretraining (no checkpoints: it restarts if killed)."""
+    """transformers' ``TrainingArguments`` of pretraining (checkpoints in ``OUT/checkpoints``)."""
     from transformers import TrainingArguments
 
+    from autocoa.train.checkpoints import CHECKPOINTS
+
     return TrainingArguments(
-        output_dir=str(out_dir / "trainer"),
+        output_dir=str(out_dir / CHECKPOINTS),
         per_device_train_batch_size=cfg.batch_size,
         learning_rate=cfg.lr,
         max_steps=steps,
         warmup_steps=cfg.warmup_steps,
         lr_scheduler_type="cosine",
         weight_decay=cfg.weight_decay,
-        logging_steps=max(1, min(10, steps // 5)),
-        save_strategy="no",
+        # checkpoints on metric lines: a resumed run then logs the losses an uninterrupted one does
+        logging_steps=math.gcd(cfg.save_steps, max(1, min(10, steps // 5))),
+        save_strategy="steps",
+        save_steps=cfg.save_steps,
+        save_total_limit=cfg.save_total_limit,
         report_to=trackers(cfg.report_to),
         seed=cfg.seed,
         **precision,
@@ -194,28 +204,59 @@ def pretrain(
     """Train (or, with ``init``, continue training) the base model; save it and its tokenizer
     to ``out_dir``; return the summary also written to ``out_dir/pretrain.json``."""
     from datasets import Dataset
-    from transformers import Trainer, default_data_collator
+    from transformers import AutoTokenizer, Trainer, default_data_collator
 
+    from autocoa.jsonl import read_logged
     from autocoa.models import load_model, trainer_precision
     from autocoa.tokenizer import train_tokenizer
+    from autocoa.train.checkpoints import (
+        MANIFEST,
+        check_resumable,
+        clear_run,
+        file_hash,
+        last_checkpoint,
+        step_of,
+        trim_metrics,
+    )
     from autocoa.train.common import check_out_dir, mark_done, metrics_callback, quiet_libraries, quiet_trainer
 
     world_dir, out_dir = Path(world_dir), Path(out_dir)
-    for name in ("pretrain.txt", "corpus.jsonl", "entities.jsonl", "train.jsonl"):
-        if not (world_dir / name).exists():
-            raise FileNotFoundError(f"{world_dir / name}: missing; generate the world with `autocoa world`")
+    files = [world_dir / name for name in ("pretrain.txt", "corpus.jsonl", "entities.jsonl", "train.jsonl")]
+    for f in files:
+        if not f.exists():
+            raise FileNotFoundError(f"{f}: missing; generate the world with `autocoa world`")
+    manifest = {
+        "stage": "pretrain",
+        "init": str(Path(init).resolve()) if init is not None else None,
+        "config": cfg.model_dump(mode="json"),
+        "data": {str(f.resolve()): file_hash(f) for f in files},
+    }
     check_out_dir(out_dir, overwrite)
+    # a run of this manifest with a complete checkpoint resumes; anything else starts over, but
+    # only once the new inputs have been read (a bad world leaves the previous run as it was)
+    resuming = not overwrite and last_checkpoint(out_dir) is not None and check_resumable(out_dir, manifest)
+    ckpt = last_checkpoint(out_dir) if resuming else None
     quiet_libraries(progress)
     t0 = time.perf_counter()
     if init is not None:
         model, tok = load_model(init, for_training=True)
     else:
-        tok = train_tokenizer(tokenizer_texts(world_dir), vocab_size=cfg.vocab_size, syllables=cfg.syllables)
+        # resuming: the tokenizer the run was trained with (saved in every checkpoint)
+        tok = (
+            AutoTokenizer.from_pretrained(str(ckpt))
+            if ckpt is not None
+            else train_tokenizer(tokenizer_texts(world_dir), vocab_size=cfg.vocab_size, syllables=cfg.syllables)
+        )
         model = build_model(cfg, tok)
     lines = (world_dir / "pretrain.txt").read_text(encoding="utf-8").splitlines()
     blocks = pack(lines, tok, cfg.block_size)
     if not blocks:
         raise ValueError(f"{world_dir / 'pretrain.txt'}: too little text for one block of {cfg.block_size} tokens")
+    if ckpt is None:
+        clear_run(out_dir)
+        (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    else:
+        trim_metrics(out_dir / "metrics.jsonl", ckpt)
     ds = Dataset.from_dict({"input_ids": blocks, "labels": blocks})
     steps = math.ceil(len(blocks) / cfg.batch_size * cfg.epochs)
     precision = trainer_precision(cfg.bf16)
@@ -226,11 +267,14 @@ def pretrain(
         args=args,
         train_dataset=ds,
         data_collator=default_data_collator,
+        processing_class=tok,  # saved into each checkpoint: a resumed run reads the same tokenizer
         callbacks=[metrics_callback(out_dir / "metrics.jsonl")],
     )
     quiet_trainer(trainer, progress)
-    result = trainer.train()
+    trainer.train(resume_from_checkpoint=str(ckpt) if ckpt is not None else None)
     train_seconds = time.perf_counter() - t0
+    # the logged losses (a resumed run's own mean would cover only the steps after its checkpoint)
+    losses = [r["loss"] for r in read_logged(out_dir / "metrics.jsonl") if "loss" in r]
     model.save_pretrained(out_dir)
     tok.save_pretrained(out_dir)
     cfg.save(out_dir / "pretrain_config.yaml")
@@ -242,7 +286,8 @@ def pretrain(
         "blocks": len(blocks),
         "tokens_per_epoch": len(blocks) * cfg.block_size,
         "steps": steps,
-        "mean_loss": round(result.training_loss, 4),
+        "resumed_from_step": step_of(ckpt) or None,
+        "mean_loss": round(sum(losses) / len(losses), 4) if losses else None,
         "train_seconds": round(train_seconds, 1),
         "bf16": bf16,
         "common_facts": fact_eval,

@@ -60,7 +60,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from autocoa.train.checkpoints import MANIFEST
+from autocoa.train.checkpoints import MANIFEST, last_checkpoint
 from autocoa.train.common import quiet_libraries, quiet_trainer
 from autocoa.train.rl_config import RLConfig
 from autocoa.train.rl_monitor import RUN_STATE, RunState, detector_for, monitor, save_atomic
@@ -108,24 +108,7 @@ def _trainer_class():
     return AgentGRPOTrainer
 
 
-# ---------------------------------------------------------------------------------------
-# Resume helpers
-
-
 HELDOUT = "heldout.jsonl"  # the held-out curve (cfg.heldout_every)
-
-
-def last_complete_checkpoint(run_dir: Path) -> Path | None:
-    """The newest ``checkpoint-N`` holding both our state and TRL's ``trainer_state.json``
-    (a checkpoint cut short by a kill lacks the latter)."""
-    if not run_dir.is_dir():
-        return None
-    done = [
-        p
-        for p in run_dir.glob("checkpoint-*")
-        if p.name.split("-")[-1].isdigit() and (p / RUN_STATE).exists() and (p / "trainer_state.json").exists()
-    ]
-    return max(done, key=lambda p: int(p.name.split("-")[-1]), default=None)
 
 
 # ---------------------------------------------------------------------------------------
@@ -288,18 +271,16 @@ def _manifest(model_path: str | Path, questions: Path, cfg: RLConfig, max_questi
 def _prepare_out_dir(out_dir: Path, cfg: RLConfig, manifest: dict[str, Any], overwrite: bool, dist: Any) -> None:
     """Refuse a finished run (unless ``overwrite``, which clears it) and an unfinished run of
     another manifest; a directory without a complete checkpoint is a fresh start."""
-    from autocoa.train.checkpoints import MANIFEST, check_resumable
+    from autocoa.train.checkpoints import check_resumable, clear_run
     from autocoa.train.common import check_out_dir
 
     if dist.is_main_process:
         check_out_dir(out_dir, overwrite)
         if overwrite:
-            for name in ("trainer", "best", "metrics.jsonl", "rollouts.jsonl", "DONE", CONFIG_NAME, MANIFEST):
-                p = out_dir / name
-                shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+            clear_run(out_dir, also=("trainer", "best", "rollouts.jsonl", HELDOUT, CONFIG_NAME))
     dist.wait_for_everyone()
     saved_cfg = out_dir / CONFIG_NAME
-    resumable = last_complete_checkpoint(out_dir / "trainer") is not None
+    resumable = last_checkpoint(out_dir, "trainer", (RUN_STATE,)) is not None
     # something to resume: only the same run (questions hashed); runs from before the manifest: same config
     if resumable and not check_resumable(out_dir, manifest) and saved_cfg.exists() and RLConfig.load(saved_cfg) != cfg:
         raise ValueError(f"{out_dir} holds a run with another config ({saved_cfg}); use another --out or --overwrite")
@@ -353,8 +334,9 @@ def _resume_state(out_dir: Path, cfg: RLConfig, dist: Any) -> tuple[Path | None,
     """The last complete checkpoint (None: a fresh start) and the run state to continue from;
     the logs are cut back to that checkpoint (a line torn by a kill is dropped)."""
     from autocoa.jsonl import trim_jsonl
+    from autocoa.train.checkpoints import trim_metrics
 
-    ckpt = last_complete_checkpoint(out_dir / "trainer")
+    ckpt = last_checkpoint(out_dir, "trainer", (RUN_STATE,))
     if ckpt is None:
         if dist.is_main_process:
             for name in ("metrics.jsonl", "rollouts.jsonl", HELDOUT):
@@ -363,7 +345,7 @@ def _resume_state(out_dir: Path, cfg: RLConfig, dist: Any) -> tuple[Path | None,
     state = RunState.from_dict(json.loads((ckpt / RUN_STATE).read_text(encoding="utf-8")))
     done_steps = json.loads((ckpt / "trainer_state.json").read_text(encoding="utf-8"))["global_step"]
     if dist.is_main_process:
-        trim_jsonl(out_dir / "metrics.jsonl", lambda r: r.get("step", 0) <= done_steps)
+        trim_metrics(out_dir / "metrics.jsonl", ckpt)
         trim_jsonl(out_dir / "rollouts.jsonl", lambda r: r.get("step", 0) < done_steps)
         trim_jsonl(out_dir / HELDOUT, lambda r: r.get("step", 0) <= done_steps)
     return ckpt, state

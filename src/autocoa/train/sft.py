@@ -163,6 +163,7 @@ def train_sft(
         )
         trainer = build_sft_trainer(model, tok, examples, cfg, out_dir, progress, callbacks)
     quiet_trainer(trainer, progress)
+    restore_token_count(trainer, out_dir / "metrics.jsonl", ckpt)
     prepare_seconds = time.perf_counter() - t0
 
     t1 = time.perf_counter()
@@ -180,6 +181,21 @@ def train_sft(
         mark_done(out_dir, summary)
     state.wait_for_everyone()
     return summary
+
+
+def restore_token_count(trainer: Any, metrics: Path, ckpt: Path | None) -> None:
+    """TRL's SFT trainer counts the trained tokens (the ``num_tokens`` metric) in the trainer
+    object, not in its checkpoints, so a resumed run would count from 0. Continue from the
+    metric line at the checkpoint's step (there is one: save_steps is a multiple of
+    logging_steps); every process reads it (the count is global)."""
+    from autocoa.jsonl import read_logged
+    from autocoa.train.checkpoints import step_of
+
+    if ckpt is None or not hasattr(trainer, "_total_train_tokens"):
+        return
+    at = [r for r in read_logged(metrics) if r.get("step") == step_of(ckpt) and "num_tokens" in r]
+    if at:
+        trainer._total_train_tokens = int(at[-1]["num_tokens"])
 
 
 def with_lora(model: Any, tokenizer: Any, rank: int) -> Any:

@@ -61,6 +61,17 @@ class SFTConfig(Config):
             raise ValueError("lora_rank with weight_decay > 0 would decay the embedding rows LoRA keeps frozen")
         return self
 
+    @model_validator(mode="after")
+    def _checkpoints_on_log_steps(self) -> SFTConfig:
+        # transformers averages a metric line's loss over the steps since the last line *of this
+        # process*: a run resumed between two lines would log another loss than an uninterrupted one
+        if self.save_steps % self.logging_steps:
+            raise ValueError(
+                f"save_steps ({self.save_steps}) must be a multiple of logging_steps ({self.logging_steps}), "
+                "so that a resumed run logs the losses an uninterrupted one does"
+            )
+        return self
+
 
 class MaskedSFTConfig(SFTConfig):
     """SFT-stage2 (observations masked) and -stage3 (observations trained)."""
