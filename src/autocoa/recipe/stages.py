@@ -159,7 +159,10 @@ def pretrain_stage(cfg: RecipeConfig, root: Path) -> Stage:
         s = pretrain(root / "world", root / "base", cfg.pretrain, progress=verbose())
         return {"params": s["params"], "common_facts_known": s["common_facts"].get("accuracy")}
 
-    return Stage("pretrain", root / "base", run, cfg.pretrain.model_dump(mode="json"), deps=("world",))
+    # how often it checkpoints does not change the model: left out, so that a demo directory
+    # from before pretraining checkpointed keeps its fingerprints
+    config = cfg.pretrain.model_dump(mode="json", exclude={"save_steps", "save_total_limit"})
+    return Stage("pretrain", root / "base", run, config, deps=("world",))
 
 
 def base_model_stage(cfg: RecipeConfig, root: Path) -> Stage:
