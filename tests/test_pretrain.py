@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 import torch
@@ -131,6 +132,7 @@ def test_a_killed_pretraining_resumes_from_its_last_checkpoint_to_the_same_model
     from safetensors.torch import load_file
 
     from autocoa.jsonl import read_logged
+    from autocoa.train.checkpoints import RunMismatchError
 
     cfg = PretrainConfig(**{**TINY, "epochs": 3.0, "save_steps": 2, "save_total_limit": 10})
     full = pretrain(small_world, tmp_path / "full", cfg, progress=False)
@@ -142,8 +144,6 @@ def test_a_killed_pretraining_resumes_from_its_last_checkpoint_to_the_same_model
     killed.mkdir()
     for name in ("run.json", "metrics.jsonl"):
         (killed / name).write_bytes((tmp_path / "full" / name).read_bytes())
-    import shutil
-
     shutil.copytree(tmp_path / "full" / "checkpoints" / "checkpoint-2", killed / "checkpoints" / "checkpoint-2")
     shutil.copytree(ckpts[-1], killed / "checkpoints" / ckpts[-1].name)
     (killed / "checkpoints" / ckpts[-1].name / "trainer_state.json").unlink()
@@ -159,8 +159,6 @@ def test_a_killed_pretraining_resumes_from_its_last_checkpoint_to_the_same_model
     for k in wa:
         torch.testing.assert_close(wb[k], wa[k], atol=1e-6, rtol=0, msg=k)
     # another config is another run: refused while a checkpoint of this one is there
-    from autocoa.train.checkpoints import RunMismatchError
-
     (killed / "DONE").unlink()
     with pytest.raises(RunMismatchError, match="config"):
         pretrain(

@@ -419,3 +419,18 @@ def test_trim_metrics_drops_lines_after_the_checkpoint_and_the_end_of_training_l
     log.write_text("".join(json.dumps(r) + "\n" for r in rows) + '{"step": 4, "lo')
     trim_metrics(log, tmp_path / "checkpoint-2")
     assert [json.loads(x) for x in log.read_text().splitlines()] == rows[:2]
+
+
+def test_a_resumed_run_continues_trls_token_count_from_its_checkpoint_line(tmp_path):
+    from types import SimpleNamespace
+
+    from autocoa.train.sft import restore_token_count
+
+    log = tmp_path / "metrics.jsonl"
+    rows = [{"step": 2, "num_tokens": 300.0}, {"step": 4, "num_tokens": 610.0}]
+    log.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    trainer = SimpleNamespace(_total_train_tokens=0)
+    restore_token_count(trainer, log, None)  # a fresh start counts from 0
+    assert trainer._total_train_tokens == 0
+    restore_token_count(trainer, log, tmp_path / "checkpoint-4")
+    assert trainer._total_train_tokens == 610

@@ -88,6 +88,28 @@ def check_resumable(out_dir: Path, manifest: dict[str, Any]) -> bool:
     return True
 
 
+def resume_point(out_dir: Path, manifest: dict[str, Any], overwrite: bool = False) -> Path | None:
+    """The checkpoint a run of ``manifest`` resumes from: the newest complete one of the
+    unfinished run in ``out_dir`` (RunMismatchError when that run is another's). None: a fresh
+    start (``overwrite``, or nothing complete to resume: a start that failed, say on a data error
+    since fixed, is then simply replaced). Reads only (every process calls it)."""
+    if overwrite:
+        return None
+    ckpt = last_checkpoint(out_dir)
+    return ckpt if ckpt is not None and check_resumable(out_dir, manifest) else None
+
+
+def start_run(out_dir: Path, manifest: dict[str, Any], checkpoint: Path | None) -> None:
+    """Set ``out_dir`` up for the run (main process, once its inputs have been read, so that a
+    bad input leaves the previous run as it was): a fresh start clears the previous run and
+    writes the manifest; a resumed one cuts its metrics back to ``checkpoint``."""
+    if checkpoint is None:
+        clear_run(out_dir)
+        (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    else:
+        trim_metrics(out_dir / "metrics.jsonl", checkpoint)
+
+
 def step_of(checkpoint: Path | None) -> int:
     return int(_CHECKPOINT.match(checkpoint.name).group(1)) if checkpoint is not None else 0
 

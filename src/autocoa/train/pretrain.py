@@ -209,15 +209,7 @@ def pretrain(
     from autocoa.jsonl import read_logged
     from autocoa.models import load_model, trainer_precision
     from autocoa.tokenizer import train_tokenizer
-    from autocoa.train.checkpoints import (
-        MANIFEST,
-        check_resumable,
-        clear_run,
-        file_hash,
-        last_checkpoint,
-        step_of,
-        trim_metrics,
-    )
+    from autocoa.train.checkpoints import file_hash, resume_point, start_run, step_of
     from autocoa.train.common import check_out_dir, mark_done, metrics_callback, quiet_libraries, quiet_trainer
 
     world_dir, out_dir = Path(world_dir), Path(out_dir)
@@ -232,10 +224,7 @@ def pretrain(
         "data": {str(f.resolve()): file_hash(f) for f in files},
     }
     check_out_dir(out_dir, overwrite)
-    # a run of this manifest with a complete checkpoint resumes; anything else starts over, but
-    # only once the new inputs have been read (a bad world leaves the previous run as it was)
-    resuming = not overwrite and last_checkpoint(out_dir) is not None and check_resumable(out_dir, manifest)
-    ckpt = last_checkpoint(out_dir) if resuming else None
+    ckpt = resume_point(out_dir, manifest, overwrite)
     quiet_libraries(progress)
     t0 = time.perf_counter()
     if init is not None:
@@ -252,11 +241,7 @@ def pretrain(
     blocks = pack(lines, tok, cfg.block_size)
     if not blocks:
         raise ValueError(f"{world_dir / 'pretrain.txt'}: too little text for one block of {cfg.block_size} tokens")
-    if ckpt is None:
-        clear_run(out_dir)
-        (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-    else:
-        trim_metrics(out_dir / "metrics.jsonl", ckpt)
+    start_run(out_dir, manifest, ckpt)  # the new inputs read: a bad world left the previous run as it was
     ds = Dataset.from_dict({"input_ids": blocks, "labels": blocks})
     steps = math.ceil(len(blocks) / cfg.batch_size * cfg.epochs)
     precision = trainer_precision(cfg.bf16)

@@ -238,7 +238,7 @@ def _prepare_run(
 ) -> Path | None:
     """Check the data and the output directory; return the checkpoint to resume from (None:
     a fresh start, the directory cleared and the run's manifest written)."""
-    from autocoa.train.checkpoints import MANIFEST, check_resumable, clear_run, file_hash, last_checkpoint, trim_metrics
+    from autocoa.train.checkpoints import file_hash, resume_point, start_run
     from autocoa.train.common import check_out_dir
 
     data_path = files[0]
@@ -257,17 +257,11 @@ def _prepare_run(
         if p is not None:
             check_rows(p, pairs=stage == "sft1" and p == data_path)
     check_out_dir(out_dir, overwrite)
-    # resume only what can be resumed: without a complete checkpoint a differing run.json (a
-    # start that failed, say on a data error since fixed) is simply replaced
-    resuming = not overwrite and last_checkpoint(out_dir) is not None and check_resumable(out_dir, manifest)
+    ckpt = resume_point(out_dir, manifest, overwrite)
     state.wait_for_everyone()
-    if state.is_main_process and not resuming:
-        clear_run(out_dir)
-        (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    if state.is_main_process:
+        start_run(out_dir, manifest, ckpt)
     state.wait_for_everyone()
-    ckpt = last_checkpoint(out_dir) if resuming else None
-    if state.is_main_process and ckpt is not None:
-        trim_metrics(out_dir / "metrics.jsonl", ckpt)
     return ckpt
 
 
