@@ -123,6 +123,27 @@ def test_demo_refuses_an_unknown_model(tmp_path):
     assert res.exit_code != 0 and "not a checkpoint directory nor a named model" in str(res.output or res.exception)
 
 
+def test_demo_seed_sets_the_world_and_every_training_seed(tmp_path, monkeypatch):
+    import autocoa.demo
+
+    seen = {}
+
+    def fake_run_demo(cfg, out, console=None):
+        seen["cfg"] = cfg
+        out.mkdir(parents=True, exist_ok=True)
+        return {}
+
+    monkeypatch.setattr(autocoa.demo, "run_demo", fake_run_demo)
+    res = CliRunner().invoke(app, ["demo", "--fast", "--seed", "2", "--out", str(tmp_path / "d")])
+    assert res.exit_code == 0, res.output
+    cfg = seen["cfg"]
+    stages = ("pretrain", "synth", "sft1", "sft2", "sft3", "rl")
+    assert cfg.world.seed == 2 and {getattr(cfg, s).seed for s in stages} == {2}
+    seen.clear()
+    res = CliRunner().invoke(app, ["demo", "--fast", "--out", str(tmp_path / "d")])
+    assert res.exit_code == 0 and seen["cfg"].world.seed == 0 and seen["cfg"].sft2.seed == 0
+
+
 def test_verbose_draws_no_live_display():
     from autocoa.progress import active, live, live_display, set_verbose, verbose
 

@@ -31,6 +31,10 @@ def demo_cmd(
             "instead of pretraining the tiny one; its own preset (pretrained)"
         ),
     ] = None,
+    seed: Annotated[
+        int | None,
+        typer.Option(help="world seed and every training seed (as a study's seed<s>/); default: the preset's (0)"),
+    ] = None,
     verbose: Verbose = False,
 ) -> None:
     """Run the recipe end to end on a generated synthetic world, on CPU."""
@@ -38,7 +42,7 @@ def demo_cmd(
 
     from autocoa.demo import run_demo
     from autocoa.progress import set_verbose
-    from autocoa.recipe.config import load_recipe
+    from autocoa.recipe.config import for_seed, load_recipe
     from autocoa.recipe.stages import StageMismatchError
 
     if model is not None:
@@ -54,6 +58,8 @@ def demo_cmd(
         cfg = cfg.model_copy(update={"model": model})
     if ablations:
         cfg = cfg.model_copy(update={"ablations": True})
+    if seed is not None:
+        cfg = for_seed(cfg, seed)
     console = Console()
     set_verbose(verbose)
     try:
