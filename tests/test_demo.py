@@ -85,6 +85,26 @@ def test_fast_demo_end_to_end_resume_and_a_study_on_its_stages(tmp_path):
     assert all_sim["real_calls"]["mean"] == 0
     assert (root / "frontier" / "report.md").exists() and (root / "frontier" / "accuracy_vs_train_calls.png").exists()
 
+    # the demo's own table as a study: its stages are the demo's (nothing runs again), its rows
+    # are the demo's evaluations
+    res = CliRunner().invoke(app, ["study", "demo", "--fast", "--seeds", "0", "--out", str(root)])
+    assert res.exit_code == 0, res.output
+    assert json.loads((out / "timings.json").read_text()) == timings
+    demo_rows = {
+        (r["name"], r["label"], r["method"]): r
+        for r in json.loads((root / "demo" / "results.json").read_text())["rows"]
+    }
+    em = results["main"]["em"]
+    assert {(lab, m): round(r["em"]["mean"], 3) for (_, lab, m), r in demo_rows.items()} == {
+        ("base", "direct"): em["base"]["direct"],
+        ("sft123", "agent"): em["sft123"]["agent"],
+        **{("rl", m): em["rl"][m] for m in ("agent", "react", "rag", "direct")},
+    }
+    recipe = demo_rows["SFT-1&2&3 + RL-1&2 (the recipe)", "rl", "agent"]
+    assert recipe["real_calls"]["mean"] == rl["real_calls_total"] and recipe["reward_sim"]["mean"] == rl["reward_sim"]
+    assert "fidelity_pool" in demo_rows["SFT-1&2&3", "sft123", "agent"]  # None when the tiny model never searches
+    assert "| base model, direct |" in (root / "demo" / "report.md").read_text()
+
 
 @pytest.mark.slow
 def test_fast_demo_with_ablations(tmp_path):
@@ -108,7 +128,7 @@ def test_pretrained_fast_demo_on_the_real_model(tmp_path, monkeypatch):
     """`autocoa demo --model smollm2-135m-instruct --fast`: every stage on the real weights, and
     the base chat model evaluated as the prompted workflows (the paper's Table 1 comparison)."""
     monkeypatch.setenv("AUTOCOA_CACHE", str(tmp_path / "cache"))
-    out = tmp_path / "demo"
+    out = tmp_path / "study" / "seed0"
     res = CliRunner().invoke(app, ["demo", "--model", "smollm2-135m-instruct", "--fast", "--out", str(out)])
     assert res.exit_code == 0, res.output
     results = json.loads((out / "demo.json").read_text())
@@ -116,6 +136,20 @@ def test_pretrained_fast_demo_on_the_real_model(tmp_path, monkeypatch):
     assert set(results["main"]["em"]["base"]) == {"agent", "direct", "rag", "react", "coa"}
     assert set(results["main"]["em"]["rl"]) == {"agent", "direct", "rag", "react"}
     assert (out / "rl" / "model.safetensors").exists() and results["sft2"]["steps"] == 2
+    # its table over seeds: the study reuses the demo's stages (a demo directory is a study seed)
+    res = CliRunner().invoke(
+        app, ["study", "demo", "--model", "smollm2-135m-instruct", "--fast", "--seeds", "0", "--out", str(out.parent)]
+    )
+    assert res.exit_code == 0, res.output
+    rows = json.loads((out.parent / "demo" / "results.json").read_text())["rows"]
+    assert [r["name"] for r in rows][:5] == [
+        "base model, agent prompt",
+        "base model, direct",
+        "base model, RAG",
+        "base model, ReAct workflow",
+        "base model, Chain-of-Action",
+    ]
+    assert {r["method"]: r["em"]["mean"] for r in rows if r["label"] == "base"} == results["main"]["em"]["base"]
 
 
 def test_demo_refuses_an_unknown_model(tmp_path):

@@ -26,10 +26,9 @@ from autocoa.recipe.stages import (
     Stage,
     base_dir,
     eval_stage,
-    fidelity_specs,
+    main_eval_stage,
     recipe_stages,
     rl_stage,
-    run_spec,
     run_stages,
     sft_stage,
 )
@@ -42,19 +41,7 @@ def build_stages(cfg: RecipeConfig, out: Path) -> list[Stage]:
     stages = recipe_stages(cfg, out)
     sim, real = cfg.rl.sim_steps, cfg.rl.real_steps
     stages.append(rl_stage("rl", cfg, out, "sft123", "sft3", "rl", sim, real))
-    # the paper's rows in miniature: the base model alone (a real chat model also prompted as
-    # the ReAct, RAG, zero-shot agent and Chain-of-Action workflows: the paper's Table 1
-    # comparison, and the second seed system), SFT-1&2&3,
-    # and the full recipe (SFT-1&2&3 + RL-1&2) deciding by itself and driven by the three
-    # baselines; and what the world model knows of what it simulates
-    base_methods = ("direct",) if cfg.model is None else ("agent", "direct", "rag", "react", "coa")
-    specs = [
-        EvalSpec("base", base_dir(cfg), base_methods),
-        EvalSpec("sft123", "sft123", ("agent",)),
-        run_spec("rl"),
-        *fidelity_specs("sft123", "sft123", cfg),
-    ]
-    stages.append(eval_stage("main", cfg, out, specs, deps=("pretrain", "sft3", "rl")))
+    stages.append(main_eval_stage(cfg, out))
     if cfg.ablations:
         total = sim + real
         stages += [

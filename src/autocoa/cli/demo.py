@@ -16,6 +16,30 @@ Fast = Annotated[bool, typer.Option(help="tiny world and model (~1-2 min a seed;
 Verbose = Annotated[bool, typer.Option(help="the libraries' own bars and every log line instead of the live display")]
 
 
+ModelOption = Annotated[
+    str | None,
+    typer.Option(
+        help="start from this pretrained chat model (directory or named model: smollm2-135m-instruct) "
+        "instead of pretraining the tiny one; its own preset (pretrained)"
+    ),
+]
+
+
+def recipe_for(model: str | None, fast: bool, config: Path | None):
+    """The recipe a demo or study runs: the tiny default (or ``fast``) preset, or with ``model``
+    the ``pretrained`` one starting from that checkpoint; ``config``'s fields over it."""
+    from autocoa.recipe.config import load_recipe
+
+    if model is None:
+        return load_recipe("fast" if fast else "default", config)
+    from autocoa.named_models import NAMED_MODELS
+
+    if model not in NAMED_MODELS and not (Path(model) / "config.json").exists():
+        raise CLIError(f"--model {model}: not a checkpoint directory nor a named model ({', '.join(NAMED_MODELS)})")
+    cfg = load_recipe("pretrained-fast" if fast else "pretrained", config)
+    return cfg.model_copy(update={"model": model})
+
+
 @app.command("demo")
 def demo_cmd(
     out: Annotated[Path, typer.Option(help="where every stage writes (re-running resumes)")] = Path("runs/demo"),
@@ -24,13 +48,7 @@ def demo_cmd(
         bool, typer.Option(help="also the paper's ablation rows (SFT-2, SFT-1&2, +RL-1, all-real RL, SFT-1&2+RL-2)")
     ] = False,
     config: ConfigFile = None,
-    model: Annotated[
-        str | None,
-        typer.Option(
-            help="start from this pretrained chat model (directory or named model: smollm2-135m-instruct) "
-            "instead of pretraining the tiny one; its own preset (pretrained)"
-        ),
-    ] = None,
+    model: ModelOption = None,
     seed: Annotated[
         int | None,
         typer.Option(help="world seed and every training seed (as a study's seed<s>/); default: the preset's (0)"),
@@ -42,20 +60,10 @@ def demo_cmd(
 
     from autocoa.demo import run_demo
     from autocoa.progress import set_verbose
-    from autocoa.recipe.config import for_seed, load_recipe
+    from autocoa.recipe.config import for_seed
     from autocoa.recipe.stages import StageMismatchError
 
-    if model is not None:
-        from autocoa.named_models import NAMED_MODELS
-
-        if model not in NAMED_MODELS and not (Path(model) / "config.json").exists():
-            raise CLIError(f"--model {model}: not a checkpoint directory nor a named model ({', '.join(NAMED_MODELS)})")
-        size = "pretrained-fast" if fast else "pretrained"
-    else:
-        size = "fast" if fast else "default"
-    cfg = load_recipe(size, config)
-    if model is not None:
-        cfg = cfg.model_copy(update={"model": model})
+    cfg = recipe_for(model, fast, config)
     if ablations:
         cfg = cfg.model_copy(update={"ablations": True})
     if seed is not None:
@@ -72,20 +80,20 @@ def demo_cmd(
 
 @app.command("study")
 def study_cmd(
-    name: Annotated[Literal["ablations", "frontier", "fidelity"], typer.Argument(help="which grid")],
+    name: Annotated[Literal["demo", "ablations", "frontier", "fidelity"], typer.Argument(help="which grid")],
     out: Annotated[Path, typer.Option(help="studies root: seed<s>/ (shared stages) and <name>/ (the report)")] = Path(
         "runs/study"
     ),
     seeds: Annotated[str, typer.Option(help="comma-separated seeds (world and training seed)")] = "0,1,2",
     fast: Fast = False,
     config: ConfigFile = None,
+    model: ModelOption = None,
     verbose: Verbose = False,
 ) -> None:
     """Run a grid of recipe variants over several seeds (resumable); write report.md, results.json, plots."""
     from rich.console import Console
 
     from autocoa.progress import set_verbose
-    from autocoa.recipe.config import load_recipe
     from autocoa.recipe.stages import StageMismatchError
     from autocoa.recipe.study_report import run_study
 
@@ -95,7 +103,7 @@ def study_cmd(
         raise CLIError(f"--seeds {seeds!r}: expected comma-separated integers, e.g. 0,1,2") from None
     if not seed_list or len(set(seed_list)) != len(seed_list):
         raise CLIError(f"--seeds {seeds!r}: give distinct seeds")
-    cfg = load_recipe("fast" if fast else "default", config)
+    cfg = recipe_for(model, fast, config)
     set_verbose(verbose)
     try:
         run_study(name, cfg, out, seed_list, console=Console())

@@ -363,3 +363,23 @@ def fidelity_specs(prefix: str, ckpt: str, cfg: RecipeConfig) -> list[EvalSpec]:
     environment on the RL pool, on unseen training questions and on held-out test questions."""
     sets = [("pool", cfg.world_model.rl_pool), ("unseen", cfg.world_model.holdout), ("test", 1)]
     return [EvalSpec(f"{prefix}_sim_{q}", ckpt, ("agent",), q, "simulated") for q, n in sets if n]
+
+
+def base_methods(cfg: RecipeConfig) -> tuple[str, ...]:
+    """How the base model is evaluated: a real chat model also as the prompted workflows (the
+    paper's Table 1 comparison, and Chain-of-Action, the second seed system); the tiny
+    pretrained one (it cannot follow a prompt) by direct answering only."""
+    return ("direct",) if cfg.model is None else ("agent", "direct", "rag", "react", "coa")
+
+
+def main_eval_stage(cfg: RecipeConfig, root: Path) -> Stage:
+    """The demo's table (stage ``main``): the base model, SFT-1&2&3, and the full recipe
+    (SFT-1&2&3 + RL-1&2) deciding by itself and driven by the baselines; and what the world
+    model knows of what it simulates."""
+    specs = [
+        EvalSpec("base", base_dir(cfg), base_methods(cfg)),
+        EvalSpec("sft123", "sft123", ("agent",)),
+        run_spec("rl"),
+        *fidelity_specs("sft123", "sft123", cfg),
+    ]
+    return eval_stage("main", cfg, root, specs, deps=("pretrain", "sft3", "rl"))

@@ -2,6 +2,9 @@
 
 Studies (``--seeds 0,1,2`` by default; each seed is a world seed and the training seed):
 
+- ``demo`` — the demo's own table (``autocoa demo``'s stages, so a demo directory is its seed):
+  the base model (a real chat model also as the prompted agent, RAG, ReAct and Chain-of-Action
+  workflows), SFT-1&2&3, and the recipe's model deciding by itself and driven by the baselines.
 - ``ablations`` — the paper's Table 1 rows in miniature: SFT-2, SFT-1&2, SFT-1&2&3, +RL-1
   (simulated only), +RL-1&2 (the recipe's schedule), +RL-2 (all real), SFT-1&2+RL-2; the recipe's
   baselines (ReAct, RAG, direct, the base model); and SFT-1's contrastive-collapse monitor with
@@ -32,15 +35,17 @@ from autocoa.recipe.stages import (
     EvalSpec,
     Stage,
     base_dir,
+    base_methods,
     eval_stage,
     fidelity_specs,
+    main_eval_stage,
     recipe_stages,
     rl_stage,
     run_spec,
     sft_stage,
 )
 
-STUDIES = ("ablations", "frontier", "fidelity")
+STUDIES = ("demo", "ablations", "frontier", "fidelity")
 FRONTIER_RATIOS: tuple[tuple[str, float | None], ...] = (
     ("all-real", 0.0),
     ("3:1", 3.0),
@@ -94,6 +99,25 @@ def _rl(cfg: RecipeConfig, root: Path, src: str, sim: int, real: int) -> Stage:
     name = rl_name(cfg, src, sim, real)
     src_stage = {"sft123": "sft3", "sft12": "sft2"}.get(src, src)
     return rl_stage(name, cfg, root, src, src_stage, name, sim, real)
+
+
+METHOD_NAMES = {
+    "agent": "agent prompt",
+    "direct": "direct",
+    "rag": "RAG",
+    "react": "ReAct workflow",
+    "coa": "Chain-of-Action",
+}
+
+
+def demo_grid(cfg: RecipeConfig, root: Path) -> Grid:
+    rows = [Row(f"base model, {METHOD_NAMES[m]}", "base", m) for m in base_methods(cfg)]
+    rows += [
+        Row("SFT-1&2&3", "sft123", fidelity="sft123"),
+        Row("SFT-1&2&3 + RL-1&2 (the recipe)", "rl", rl="rl"),
+        *(Row(f"recipe model, {METHOD_NAMES[m]}", "rl", m, rl="rl") for m in ("react", "rag", "direct")),
+    ]
+    return Grid([main_eval_stage(cfg, root)], rows)
 
 
 def ablations_grid(cfg: RecipeConfig, root: Path) -> Grid:
@@ -207,6 +231,7 @@ def fidelity_grid(cfg: RecipeConfig, root: Path) -> Grid:
 
 
 GRIDS: dict[str, Callable[[RecipeConfig, Path], Grid]] = {
+    "demo": demo_grid,
     "ablations": ablations_grid,
     "frontier": frontier_grid,
     "fidelity": fidelity_grid,

@@ -32,16 +32,23 @@ def fmt(s: dict[str, Any] | None, digits: int = 3) -> str:
     return f"{s['mean']:.{digits}f} ({s['min']:.{digits}f}-{s['max']:.{digits}f})"
 
 
+BY_HOPS = [
+    ("EM avg", "em", 3),
+    ("1", "em_1hop", 3),
+    ("2", "em_2hop", 3),
+    ("3", "em_3hop", 3),
+    ("4", "em_4hop", 3),
+    ("calls/q", "calls_per_q", 2),
+    ("RL real calls", "real_calls", 0),
+]
 COLUMNS = {
-    "ablations": [
-        ("EM avg", "em", 3),
-        ("1", "em_1hop", 3),
-        ("2", "em_2hop", 3),
-        ("3", "em_3hop", 3),
-        ("4", "em_4hop", 3),
-        ("calls/q", "calls_per_q", 2),
-        ("RL real calls", "real_calls", 0),
+    "demo": [
+        *BY_HOPS,
+        ("fidelity pool", "fidelity_pool", 3),
+        ("reward sim", "reward_sim", 3),
+        ("reward real", "reward_real", 3),
     ],
+    "ablations": BY_HOPS,
     "frontier": [
         ("EM avg", "em", 3),
         ("RL real calls", "real_calls", 0),
