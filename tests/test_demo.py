@@ -129,7 +129,10 @@ def test_pretrained_fast_demo_on_the_real_model(tmp_path, monkeypatch):
     the base chat model evaluated as the prompted workflows (the paper's Table 1 comparison)."""
     monkeypatch.setenv("AUTOCOA_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "study" / "seed0"
-    res = CliRunner().invoke(app, ["demo", "--model", "smollm2-135m-instruct", "--fast", "--out", str(out)])
+    coa = tmp_path / "coa.yaml"
+    coa.write_text("coa_baseline: true\n")  # Chain-of-Action too (off by default: it costs minutes)
+    model = ["--model", "smollm2-135m-instruct", "--fast", "--config", str(coa)]
+    res = CliRunner().invoke(app, ["demo", *model, "--out", str(out)])
     assert res.exit_code == 0, res.output
     results = json.loads((out / "demo.json").read_text())
     assert results["pretrain"]["num_hidden_layers"] == 30 and not (out / "base").exists()
@@ -137,9 +140,7 @@ def test_pretrained_fast_demo_on_the_real_model(tmp_path, monkeypatch):
     assert set(results["main"]["em"]["rl"]) == {"agent", "direct", "rag", "react"}
     assert (out / "rl" / "model.safetensors").exists() and results["sft2"]["steps"] == 2
     # its table over seeds: the study reuses the demo's stages (a demo directory is a study seed)
-    res = CliRunner().invoke(
-        app, ["study", "demo", "--model", "smollm2-135m-instruct", "--fast", "--seeds", "0", "--out", str(out.parent)]
-    )
+    res = CliRunner().invoke(app, ["study", "demo", *model, "--seeds", "0", "--out", str(out.parent)])
     assert res.exit_code == 0, res.output
     rows = json.loads((out.parent / "demo" / "results.json").read_text())["rows"]
     assert [r["name"] for r in rows][:5] == [

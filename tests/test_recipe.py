@@ -193,13 +193,7 @@ def test_a_pretrained_model_replaces_the_pretrain_stage(tmp_path, monkeypatch):
     assert stages["sft1"].deps[0] == "pretrain"  # SFT-1 reads the converted checkpoint, not run/base
     main = next(s for s in stages.values() if s.name == "main")
     base_spec = next(sp for sp in main.config["specs"] if sp["label"] == "base")
-    assert base_spec["ckpt"] == str(base.resolve()) and set(base_spec["methods"]) == {
-        "agent",
-        "direct",
-        "rag",
-        "react",
-        "coa",
-    }
+    assert base_spec["ckpt"] == str(base.resolve()) and set(base_spec["methods"]) == {"agent", "direct", "rag", "react"}
     tiny = {s.name: s for s in build_stages(preset("default"), tmp_path / "tiny")}
     assert tiny["pretrain"].out == tmp_path / "tiny" / "base"
     for size in ("pretrained", "pretrained-fast"):
@@ -217,3 +211,12 @@ def test_a_trainer_marker_left_unstamped_by_a_kill_runs_the_stage_again(tmp_path
     assert calls == ["a"] and out["a"] == {"value": 1}
     again = run_stages([counting_stage(tmp_path, "a", calls, {"x": 1})])
     assert calls == ["a"] and again["a"] == {"value": 1, "skipped": "already done"}  # no fingerprint in results
+
+
+def test_the_base_model_is_evaluated_as_the_workflows_it_can_follow():
+    from autocoa.recipe.stages import base_methods
+
+    assert base_methods(preset("default")) == ("direct",)  # the tiny model follows no prompt
+    chat = preset("pretrained").model_copy(update={"model": "smollm2-135m-instruct"})
+    assert base_methods(chat) == ("agent", "direct", "rag", "react")
+    assert base_methods(chat.model_copy(update={"coa_baseline": True}))[-1] == "coa"

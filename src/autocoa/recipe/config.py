@@ -133,6 +133,11 @@ class RecipeConfig(Config):
         "SFT-1&2&3 + all-real RL, SFT-1&2 + RL-2",
     )
     eval_questions: int | None = Field(300, ge=1, description="held-out test questions evaluated (shuffled sample)")
+    coa_baseline: bool = Field(
+        False,
+        description="also evaluate a pretrained chat model (--model) as Chain-of-Action (Pan et al.); "
+        "off by default: on SmolLM2 it costs 12-15 of the demo's minutes on 2 CPU cores",
+    )
 
 
 def preset(size: str) -> RecipeConfig:

@@ -367,9 +367,11 @@ def fidelity_specs(prefix: str, ckpt: str, cfg: RecipeConfig) -> list[EvalSpec]:
 
 def base_methods(cfg: RecipeConfig) -> tuple[str, ...]:
     """How the base model is evaluated: a real chat model also as the prompted workflows (the
-    paper's Table 1 comparison, and Chain-of-Action, the second seed system); the tiny
-    pretrained one (it cannot follow a prompt) by direct answering only."""
-    return ("direct",) if cfg.model is None else ("agent", "direct", "rag", "react", "coa")
+    paper's Table 1 comparison; with ``coa_baseline`` also Chain-of-Action, the second seed
+    system); the tiny pretrained one (it cannot follow a prompt) by direct answering only."""
+    if cfg.model is None:
+        return ("direct",)
+    return ("agent", "direct", "rag", "react", *(("coa",) if cfg.coa_baseline else ()))
 
 
 def main_eval_stage(cfg: RecipeConfig, root: Path) -> Stage:
