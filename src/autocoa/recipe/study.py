@@ -3,8 +3,9 @@
 Studies (``--seeds 0,1,2`` by default; each seed is a world seed and the training seed):
 
 - ``demo`` — the demo's own table (``autocoa demo``'s stages, so a demo directory is its seed):
-  the base model (a real chat model also as the prompted agent, RAG, ReAct and Chain-of-Action
-  workflows), SFT-1&2&3, and the recipe's model deciding by itself and driven by the baselines.
+  the base model (a real chat model also as the prompted agent, RAG and ReAct workflows, and
+  Chain-of-Action with ``coa_baseline``), SFT-1&2&3, and the recipe's model deciding by itself
+  and driven by the baselines.
 - ``ablations`` — the paper's Table 1 rows in miniature: SFT-2, SFT-1&2, SFT-1&2&3, +RL-1
   (simulated only), +RL-1&2 (the recipe's schedule), +RL-2 (all real), SFT-1&2+RL-2; the recipe's
   baselines (ReAct, RAG, direct, the base model); and SFT-1's contrastive-collapse monitor with
