@@ -102,7 +102,7 @@ def test_one_owner_of_precision_training_keeps_fp32_master_weights(monkeypatch):
     assert models.trainer_precision(None) == {"bf16": True, "use_cpu": False}
     assert models.trainer_precision(False) == {"bf16": False, "use_cpu": False}
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert models.trainer_precision(None) == {"bf16": True, "use_cpu": True}  # CPU autocast
+    assert models.trainer_precision(None) == {"bf16": False, "use_cpu": True}  # fp32 on every CPU
 
 
 def test_rl_and_sft_trainers_take_their_precision_from_models(tokenizer, tmp_path):
@@ -125,7 +125,7 @@ def test_rl_and_sft_trainers_take_their_precision_from_models(tokenizer, tmp_pat
         RLConfig(prompts_per_step=2, num_generations=2),
         tmp_path / "rl",
     )
-    assert trainer.args.bf16 and trainer.args.use_cpu
+    assert not trainer.args.bf16 and trainer.args.use_cpu
 
 
 def test_a_killed_pretraining_resumes_from_its_last_checkpoint_to_the_same_model(small_world, tmp_path):

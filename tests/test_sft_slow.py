@@ -76,7 +76,7 @@ def test_sigkill_then_resume_equals_uninterrupted(inputs, tmp_path, stage):
     data, model = inputs
     cfg = config_yaml(
         tmp_path / "c.yaml", batch_size=2, max_steps=12, save_steps=2, logging_steps=1, lr=5e-3, warmup_ratio=0.0
-    )  # bf16 left on auto: CPU autocast, the default path
+    )  # bf16 left on auto: fp32 on CPU, the default path
     extra = ("--cot-data", str(data["cot"])) if stage == "sft2" else ()
     file = data["coa"] if stage == "sft2" else data["pairs"]
     full, killed = tmp_path / "full", tmp_path / "killed"

@@ -74,7 +74,9 @@ class RLConfig(Config):
     collapse_entropy_factor: float = Field(3.0, gt=1, description="collapse: entropy above this x the first window's")
     collapse_capped: float = Field(0.5, gt=0, le=1, description="collapse: this share of rollouts hit the token budget")
     seed: int = Field(0, description="data order, sampling and initialisation seed")
-    bf16: bool | None = Field(None, description="bf16 autocast for the update; None = when supported (CPU too)")
+    bf16: bool | None = Field(
+        None, description="bf16 autocast for the update; None = on a GPU that supports it (fp32 on CPU)"
+    )
     report_to: list[str] = Field(default_factory=list, description=REPORT_TO_HELP)
 
     @model_validator(mode="after")

@@ -36,7 +36,9 @@ class SFTConfig(Config):
     )
     max_examples: int | None = Field(None, ge=1, description="use at most this many rows of --data (first N)")
     seed: int = Field(0, description="seed of the data order, the CoT sample and the trainer")
-    bf16: bool | None = Field(None, description="bf16 autocast; None = when the hardware supports it (CPU too)")
+    bf16: bool | None = Field(
+        None, description="bf16 autocast; None = on a GPU that supports it (fp32 on CPU: models.bf16_autocast)"
+    )
     gradient_checkpointing: bool = Field(False, description="recompute activations (real checkpoints on GPU)")
     logging_steps: int = Field(10, ge=1, description="optimizer steps between metric lines in metrics.jsonl")
     save_steps: int = Field(100, ge=1, description="optimizer steps between resumable checkpoints")
