@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from autocoa.eval.analysis import analyse, check_observations, match_hop, search_counts, summarise
-from autocoa.trajectory import action, answer, observation, parse, think
+from autocoa.eval.analysis import analyse, check_observations, copy_checks, match_hop, search_counts, summarise
+from autocoa.trajectory import Trajectory, action, answer, observation, parse, think
 
 CHAIN = [
     {"subject": "Sonaku", "relation": "directed_by", "object": "Duke Vihuve", "known": False},
@@ -67,6 +67,8 @@ def test_fidelity_checks_the_searched_hop_object():
         "obs_checked_common": 1,
         "obs_fact_common": 0,
         "obs_wrong_common": 1,
+        "copy_checked": 1,  # hop 0's stated object; the next thought or answer ("Topa") does not restate it
+        "copied": 0,
     }
 
 
@@ -128,3 +130,32 @@ def test_doctests():
 
     result = doctest.testmod(analysis)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_copy_accuracy_counts_restated_objects_of_real_observations():
+    from autocoa.trajectory import action, answer, observation, think
+
+    chain = [
+        {"subject": "Sonaku", "object": "Duke Vihuve", "known": False},
+        {"subject": "Duke Vihuve", "object": "Topa", "known": False},
+    ]
+    segs = (
+        action("search", "Sonaku director"),
+        observation("Sonaku was directed by Duke Vihuve."),
+        think("Sonaku was directed by Duke Vihuva."),  # garbled: not restated
+        action("search", "Duke Vihuve born"),
+        observation("Duke Vihuve was born in Topa."),
+        answer("Topa"),  # restated in the answer
+        action("search", "Duke Vihuve born"),
+        observation("[no results]"),  # states nothing: not counted
+    )
+    row = analyse(Trajectory("Q", segs), chain, n_search=2)
+    assert (row["copy_checked"], row["copied"]) == (2, 1)
+    real = summarise([row, {**row, "copied": 2}], simulated=False)
+    assert real["copy_accuracy"] == pytest.approx(3 / 4) and real["copy_checked"] == 4
+    assert "copy_accuracy" not in summarise([row], simulated=True)  # imagined results are no reading test
+    # an action straight after the observation: nothing restated it
+    t = Trajectory(
+        "Q", (action("search", "Sonaku"), observation("Sonaku was directed by Duke Vihuve."), action("search", "x"))
+    )
+    assert copy_checks(t, chain) == [False]

@@ -26,6 +26,10 @@ Definitions (per question; averaged over questions in :func:`summarise`):
 - **hallucination**: a matched observation that states something (not an ``[error]`` or
   ``[no results]`` text) but not the hop's object: an imagined result that names a wrong
   object (in the real environment: a retrieved document about something else).
+- **copy accuracy**: of the *real* observations that state the searched fact, the share whose
+  object the model restates (whole tokens, exactly) in the next thought or answer after the
+  observation; none following counts as not restated. It measures reading: whether a name just
+  read is written back intact (a copy error garbles "Havite Institute" into "Kosite Institute").
 - Both are also split by **hop kind**: ``rare`` (the fact is only in the corpus: the world
   model can know it only from training on that document) and ``common`` (the fact is in the
   pretraining text), from the hop's ``known`` flag.
@@ -144,6 +148,33 @@ def check_observations(traj: Trajectory, chain: Sequence[Mapping[str, Any]], too
     return out
 
 
+def copy_checks(traj: Trajectory, chain: Sequence[Mapping[str, Any]], tool: str = SEARCH) -> list[bool]:
+    """For every search observation that states the hop its query asks about (the rule of
+    :func:`check_observations`), whether the next thought or answer restates the hop's object.
+
+    >>> from autocoa.trajectory import action, answer, observation, think
+    >>> chain = [{"subject": "Sonaku", "object": "Havite Institute"}]
+    >>> good = (action("search", "Sonaku"), observation("Sonaku studied at Havite Institute."),
+    ...         think("Sonaku studied at Havite Institute."), answer("Havite Institute"))
+    >>> bad = (action("search", "Sonaku"), observation("Sonaku studied at Havite Institute."),
+    ...        think("Sonaku studied at Kosite Institute."), answer("Kosite Institute"))
+    >>> copy_checks(Trajectory("Q", good), chain), copy_checks(Trajectory("Q", bad), chain)
+    ([True], [False])
+    """
+    segs = [s for s in traj.segments if not s.blank]
+    out = []
+    for i, seg in enumerate(segs[:-1]):
+        nxt = segs[i + 1]
+        if seg.kind is not Kind.ACTION or seg.tool != tool or not seg.closed or nxt.kind is not Kind.OBSERVATION:
+            continue
+        hop = match_hop(seg.text.strip(), chain)
+        if hop is None or not names(nxt.text, chain[hop]["object"]):
+            continue
+        after = next((s for s in segs[i + 2 :] if s.kind in (Kind.THINK, Kind.ANSWER)), None)
+        out.append(after is not None and names(after.text, chain[hop]["object"]))
+    return out
+
+
 def analyse(traj: Trajectory, chain: Sequence[Mapping[str, Any]] | None, n_search: int | None) -> dict[str, int]:
     """Per-question counts for a prediction row: ``searches`` always; with the world's
     ``n_search``, ``unneeded`` and ``missed``; with its ``chain``, ``obs_checked`` (matched
@@ -159,6 +190,8 @@ def analyse(traj: Trajectory, chain: Sequence[Mapping[str, Any]] | None, n_searc
         out["obs_fact"] = sum(1 for c in matched if c["states_fact"])
         out["obs_wrong"] = sum(1 for c in matched if c["states_wrong"])
         out["obs_unmatched"] = len(checks) - len(matched)
+        copies = copy_checks(traj, chain)
+        out["copy_checked"], out["copied"] = len(copies), sum(copies)
         for kind in KINDS:
             of_kind = [c for c in matched if c["kind"] == kind]
             out[f"obs_checked_{kind}"] = len(of_kind)
@@ -225,4 +258,8 @@ def summarise(rows: Iterable[Mapping[str, Any]], simulated: bool) -> dict[str, A
                 out[f"fidelity_{kind}"] = out["observations"]["by_kind"][kind]["fact"]
         else:
             out["retrieval_hit"] = shares["fact"]
+            copy_checked = sum(r.get("copy_checked", 0) for r in checked)
+            if copy_checked:
+                out["copy_accuracy"] = sum(r.get("copied", 0) for r in checked) / copy_checked
+                out["copy_checked"] = copy_checked
     return out

@@ -87,6 +87,7 @@ def result_rows(runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
                     "fidelity_rare": m.get("fidelity_rare"),
                     "hallucination": m.get("hallucination"),
                     "retrieval_hit": m.get("retrieval_hit"),
+                    "copy_accuracy": m.get("copy_accuracy"),
                     "env": run.get("run", {}).get("env", "real"),
                     "data": Path(str(run.get("run", {}).get("data", ""))).name or None,
                     "train_real_calls": run.get("train_real_calls"),
@@ -112,7 +113,9 @@ def results_table(rows: Sequence[dict[str, Any]]) -> str:
     has_hit = any(r["retrieval_hit"] is not None for r in rows)
     has_verify = any(r.get("verify_changed") is not None for r in rows)
     cols += ["LLM calls/q", "s/q"] * has_cost
+    has_copy = any(r.get("copy_accuracy") is not None for r in rows)
     cols += ["fidelity", "fidelity (rare)", "hallucination"] * has_fid + ["retrieval hit"] * has_hit
+    cols += ["copy acc"] * has_copy
     cols += ["MRFS changed", "helped", "hurt"] * has_verify
     lines = ["| method | n | " + " | ".join(cols) + " |", "|---|---:|" + "---:|" * len(cols)]
     for r in rows:
@@ -123,6 +126,7 @@ def results_table(rows: Sequence[dict[str, Any]]) -> str:
         cells += [_fmt(r.get("llm_calls_per_question"), 2), _fmt(r.get("latency_per_question"), 2)] * has_cost
         cells += [_fmt(r.get(k)) for k in ("fidelity", "fidelity_rare", "hallucination")] * has_fid
         cells += [_fmt(r["retrieval_hit"])] * has_hit
+        cells += [_fmt(r.get("copy_accuracy"))] * has_copy
         cells += [_fmt(r.get("verify_changed")), _fmt(r.get("verify_helped")), _fmt(r.get("verify_hurt"))] * has_verify
         lines.append(f"| {r['label']} | {r['n']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -225,7 +229,10 @@ _FIDELITY = (
     " *fidelity*: share of imagined results (simulated env) that state the searched hop's true object"
     " (*rare*: hops whose fact is only in the corpus); *hallucination*: share that state something else."
 )
-_HIT = " *retrieval hit*: share of real search results that state the searched hop's true object."
+_HIT = (
+    " *retrieval hit*: share of real search results that state the searched hop's true object;"
+    " *copy acc*: of those, the share whose object the next thought or answer restates exactly."
+)
 
 
 def plot_rl_curves(rl_runs: Sequence[Path], path: Path) -> Path | None:
