@@ -53,25 +53,14 @@ def test_common_facts_and_cloze(small_world):
     assert len(facts) == sum(len(e["facts"]) for e in entities if e["pool"] == "common")
 
 
-def test_evaluate_facts_counts_correct_completions(tokenizer):
-    """A scripted 'model' that always completes with ' Varnelo.' is right only on Varnelo facts."""
-    import torch
+def test_evaluate_facts_counts_correct_completions(tokenizer, monkeypatch):
+    """The probe says which facts a model recalls (tests/test_knowledge.py); evaluate_facts
+    aggregates them overall and per relation."""
+    from autocoa import knowledge
 
-    class Fixed(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.p = torch.nn.Parameter(torch.zeros(1))
-            self.answer = tokenizer(" Varnelo.", add_special_tokens=False)["input_ids"]
-
-        @property
-        def device(self):
-            return torch.device("cpu")
-
-        def generate(self, input_ids, **kw):
-            return torch.cat([input_ids, torch.tensor([self.answer] * len(input_ids))], dim=1)
-
+    monkeypatch.setattr(knowledge, "recall", lambda m, t, facts, b: [(f.object == "Varnelo", 0.5) for f in facts])
     facts = [("Kesh", "born_in", "Varnelo"), ("Mo", "born_in", "Osmira"), ("Lu", "country", "Varnelo")]
-    res = evaluate_facts(Fixed(), tokenizer, facts)
+    res = evaluate_facts(None, tokenizer, facts)
     assert res["accuracy"] == pytest.approx(2 / 3) and res["by_relation"] == {"born_in": 0.5, "country": 1.0}
 
 

@@ -25,13 +25,26 @@ ModelOption = Annotated[
 ]
 
 
-def recipe_for(model: str | None, fast: bool, config: Path | None):
-    """The recipe a demo or study runs: the tiny default (or ``fast``) preset, or with ``model``
-    the ``pretrained`` one starting from that checkpoint; ``config``'s fields over it."""
+PresetOption = Annotated[
+    str | None,
+    typer.Option(
+        help="a named recipe preset of the tiny model: default, scale, legacy (the world before the scale model)"
+    ),
+]
+
+
+def recipe_for(model: str | None, fast: bool, config: Path | None, preset: str | None = None):
+    """The recipe a demo or study runs: the tiny default (or ``fast``, or the named ``preset``),
+    or with ``model`` the ``pretrained`` one starting from that checkpoint; ``config``'s fields over it."""
     from autocoa.recipe.config import load_recipe
 
+    if preset is not None:
+        if preset not in ("default", "scale", "legacy"):
+            raise CLIError(f"--preset {preset}: one of default, scale, legacy (--fast and --model choose the others)")
+        if fast or model is not None:
+            raise CLIError("--preset names a tiny-model preset: not with --fast or --model")
     if model is None:
-        return load_recipe("fast" if fast else "default", config)
+        return load_recipe(preset or ("fast" if fast else "default"), config)
     from autocoa.named_models import NAMED_MODELS
 
     if model not in NAMED_MODELS and not (Path(model) / "config.json").exists():
@@ -49,6 +62,7 @@ def demo_cmd(
     ] = False,
     config: ConfigFile = None,
     model: ModelOption = None,
+    preset: PresetOption = None,
     seed: Annotated[
         int | None,
         typer.Option(help="world seed and every training seed (as a study's seed<s>/); default: the preset's (0)"),
@@ -63,7 +77,7 @@ def demo_cmd(
     from autocoa.recipe.config import for_seed
     from autocoa.recipe.stages import StageMismatchError
 
-    cfg = recipe_for(model, fast, config)
+    cfg = recipe_for(model, fast, config, preset)
     if ablations:
         cfg = cfg.model_copy(update={"ablations": True})
     if seed is not None:
@@ -88,6 +102,7 @@ def study_cmd(
     fast: Fast = False,
     config: ConfigFile = None,
     model: ModelOption = None,
+    preset: PresetOption = None,
     verbose: Verbose = False,
 ) -> None:
     """Run a grid of recipe variants over several seeds (resumable); write report.md, results.json, plots."""
@@ -103,7 +118,7 @@ def study_cmd(
         raise CLIError(f"--seeds {seeds!r}: expected comma-separated integers, e.g. 0,1,2") from None
     if not seed_list or len(set(seed_list)) != len(seed_list):
         raise CLIError(f"--seeds {seeds!r}: give distinct seeds")
-    cfg = recipe_for(model, fast, config)
+    cfg = recipe_for(model, fast, config, preset)
     set_verbose(verbose)
     try:
         run_study(name, cfg, out, seed_list, console=Console())

@@ -134,13 +134,22 @@ def report_cmd(
         list[Path] | None,
         typer.Option(help="an RL output directory: its training curve and rollouts join the report (repeatable)"),
     ] = None,
+    base: Annotated[
+        Path | None,
+        typer.Option(help="a pretrained base model's directory: its closed-book recall by exposure joins the report"),
+    ] = None,
 ) -> None:
     """Tables and plots over eval runs: EM by hops, success by #actions, cost vs accuracy; and
     report.html, one self-contained page with a trajectory browser."""
-    from autocoa.eval.report import load_run, write_report
+    from autocoa.eval.report import load_run, read_recall, write_report
 
     for d in rl or []:
         if not (d / "metrics.jsonl").exists():
             raise FileNotFoundError(f"{d}: not an RL output directory (no metrics.jsonl)")
-    paths = write_report([load_run(d) for d in runs], out, rl_runs=rl or [])
+    knowledge = None
+    if base is not None:
+        knowledge = read_recall(base)
+        if knowledge is None:
+            raise FileNotFoundError(f"{base / 'knowledge.jsonl'}: missing; `autocoa pretrain` writes it")
+    paths = write_report([load_run(d) for d in runs], out, rl_runs=rl or [], knowledge=knowledge)
     typer.echo(f"wrote {', '.join(sorted(p.name for p in paths.values()))} to {out}")

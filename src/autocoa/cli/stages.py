@@ -50,6 +50,13 @@ def synth_cmd(
     holdout: Annotated[
         int | None, typer.Option(help="oracle: CoA rows held apart in train_unseen.jsonl (no SFT stage sees them)")
     ] = None,
+    knowledge: Annotated[
+        Path | None,
+        typer.Option(
+            help="oracle: a base model's recall probe (BASE/knowledge.jsonl, written by `autocoa pretrain`): the "
+            "teacher searches exactly the hops that model cannot recall"
+        ),
+    ] = None,
     questions: Annotated[Path | None, typer.Option(help="LLM teacher: QA file in any supported format")] = None,
     teacher_model: Annotated[Path | None, typer.Option(help="LLM teacher: a local checkpoint")] = None,
     teacher_url: Annotated[str | None, typer.Option(help="LLM teacher: OpenAI-compatible base URL (…/v1)")] = None,
@@ -78,7 +85,9 @@ def synth_cmd(
             cfg = SynthConfig.load(config, topk=topk, max_questions=max_questions, rl_pool=rl_pool, holdout=holdout)
             if not (world / "train.jsonl").exists():
                 raise FileNotFoundError(f"{world / 'train.jsonl'}: missing; generate the world with `autocoa world`")
-            summary = synthesize(world, out, cfg, progress=progress)
+            if knowledge is not None and not knowledge.exists():
+                raise FileNotFoundError(f"{knowledge}: missing; `autocoa pretrain` writes it beside the model")
+            summary = synthesize(world, out, cfg, progress=progress, knowledge=knowledge)
             summary = {k: v for k, v in summary.items() if k not in ("config", "tool_stats")}
         else:
             from autocoa.cli.agent import toolbox_from_options

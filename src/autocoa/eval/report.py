@@ -290,12 +290,65 @@ def _unit_axes(ax, ylabel: str, title: str) -> None:
     ax.legend(fontsize=7)
 
 
-def write_report(runs: Sequence[dict[str, Any]], out_dir: str | Path, rl_runs: Sequence[Path] = ()) -> dict[str, Path]:
+def recall_table(knowledge: dict[str, dict[str, dict]]) -> str:
+    """The Markdown table of closed-book recall by exposure count: one row per bucket, the
+    facts and recall over every pool and over the held-out test pool."""
+    buckets = list(knowledge.get("all", {}))
+    lines = [
+        "| times pretraining stated the fact | facts | recall | mean p(object) | test facts | test recall |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for b in buckets:
+        a, t = knowledge["all"][b], knowledge.get("test", {}).get(b, {})
+        lines.append(
+            f"| {b} | {a['n']} | {a['recall']:.3f} | {a['p']:.3f} | {t.get('n', 0)} | {_fmt(t.get('recall'))} |"
+        )
+    return "\n".join(lines)
+
+
+def plot_recall(knowledge: dict[str, dict[str, dict]], path: Path) -> Path | None:
+    """Closed-book recall against exposure count (all pools, and the test pool)."""
+    if not knowledge.get("all"):
+        return None
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(5.2, 3.4))
+    for key, label in (("all", "every pool"), ("test", "test pool")):
+        table = knowledge.get(key, {})
+        if table:
+            ax.plot(list(table), [v["recall"] for v in table.values()], marker="o", label=label)
+    ax.set_xlabel("times pretraining stated the fact")
+    ax.set_ylabel("closed-book recall (greedy)")
+    ax.set_ylim(0, 1.05)
+    ax.set_title("What the base model knows, by exposure")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return save_figure(fig, path)
+
+
+def read_recall(base_dir: Path) -> dict[str, dict[str, dict]] | None:
+    """The recall-by-exposure tables of a pretrained base model (its ``knowledge.jsonl``)."""
+    from autocoa.jsonl import read_jsonl
+    from autocoa.knowledge import recall_by_exposure
+
+    path = Path(base_dir) / "knowledge.jsonl"
+    if not path.exists():
+        return None
+    rows = [row for _, row in read_jsonl(path)]
+    return {"all": recall_by_exposure(rows), "test": recall_by_exposure(rows, pools=("test",))}
+
+
+def write_report(
+    runs: Sequence[dict[str, Any]],
+    out_dir: str | Path,
+    rl_runs: Sequence[Path] = (),
+    knowledge: dict[str, dict[str, dict]] | None = None,
+) -> dict[str, Path]:
     """Write ``report.md``, ``report.html``, ``results.json`` and the plots into ``out_dir``;
     return their paths. ``runs`` are metrics dicts as :func:`load_run` (or
     :func:`~autocoa.eval.runner.evaluate`) returns them; ``rl_runs``: RL output directories,
     whose training curves are plotted and whose rollouts join the HTML report's trajectory
-    browser beside the predictions of the runs loaded from a directory."""
+    browser beside the predictions of the runs loaded from a directory; ``knowledge``: the
+    base model's recall by exposure (:func:`read_recall`), as a table and a plot."""
     if not runs:
         raise ValueError("no runs to report")
     out = Path(out_dir)
@@ -307,6 +360,7 @@ def write_report(runs: Sequence[dict[str, Any]], out_dir: str | Path, rl_runs: S
         "by_actions": plot_by_actions(rows, out / "success_by_actions.png"),
         "cost": plot_cost(rows, out / "accuracy_vs_train_calls.png"),
         "rl": plot_rl_curves(rl_runs, out / "rl_curves.png"),
+        "recall": plot_recall(knowledge, out / "recall_by_exposure.png") if knowledge else None,
     }
     paths.update({k: p for k, p in plots.items() if p is not None})
     (out / "results.json").write_text(json.dumps(rows, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
@@ -334,10 +388,13 @@ def write_report(runs: Sequence[dict[str, Any]], out_dir: str | Path, rl_runs: S
         "by_actions": "Success rate by number of actions (paper Fig. 3)",
         "cost": "Accuracy vs real tool calls spent in training",
         "rl": "RL training: reward against real calls spent",
+        "recall": "Closed-book recall of the base model by exposure count",
     }
     for key, title in titles.items():
         if key in paths:
             lines += [f"## {title}", "", f"![{title}]({paths[key].name})", ""]
+            if key == "recall" and knowledge:
+                lines += [recall_table(knowledge), ""]
     if "cost" not in paths:
         lines += ["(No run carries `train_real_calls`: the cost plot is skipped.)", ""]
     (out / "report.md").write_text("\n".join(lines), encoding="utf-8")

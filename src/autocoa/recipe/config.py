@@ -46,7 +46,7 @@ class WorldModelConfig(Config):
 
 
 class RecipeConfig(Config):
-    size: Literal["default", "fast", "pretrained", "pretrained-fast"] = Field(
+    size: Literal["default", "fast", "scale", "legacy", "pretrained", "pretrained-fast"] = Field(
         "default", description="preset the other fields start from"
     )
     model: str | None = Field(
@@ -140,9 +140,60 @@ class RecipeConfig(Config):
     )
 
 
+def scale_preset() -> RecipeConfig:
+    """The scale model of the paper's setting: a base model that has *read* the encyclopedia,
+    partially (every pool's rare entities stated in pretraining, long-tailed: 30% never, a few
+    30 times), and that reads (reading-comprehension passages about freshly named entities, so
+    that copying a name just read is a pretraining skill, not something SFT-2 must teach); a
+    teacher that searches exactly what this base model cannot recall; SFT-3 as the paper's
+    (every row's observations trained, no RL-pool copies)."""
+    return RecipeConfig(
+        size="scale",
+        world=WorldConfig(
+            train_entities=1000,
+            dev_entities=200,
+            test_entities=400,
+            rare_exposure_max=60,
+            rare_exposure_alpha=1.0,
+            reading_passages=6000,
+            train_questions=4000,
+            dev_questions=200,
+            test_questions=500,
+        ),
+        pretrain=PretrainConfig(syllables=True, epochs=4.0),
+        synth=SynthConfig(known_from="model"),
+        world_model=WorldModelConfig(rl_pool=120, holdout=200, fidelity_questions=200),
+        sft1=ContrastiveConfig(epochs=1.0, max_examples=1000, save_steps=50),
+        sft2=MaskedSFTConfig(
+            max_steps=600,
+            batch_size=8,
+            lr=2e-3,
+            cot_ratio=0.1,
+            save_steps=100,
+            logging_steps=25,
+            warmup_ratio=0.02,
+        ),
+        sft3=MaskedSFTConfig(
+            epochs=1.0,
+            batch_size=8,
+            lr=5e-4,
+            cot_ratio=0.1,
+            max_examples=1000,
+            save_steps=50,
+            logging_steps=25,
+            observations_in="all",
+        ),
+    )
+
+
+PRESETS = ("default", "fast", "scale", "legacy", "pretrained", "pretrained-fast")
+
+
 def preset(size: str) -> RecipeConfig:
-    if size == "default":
-        return RecipeConfig()
+    if size == "scale":
+        return scale_preset()
+    if size in ("default", "legacy"):
+        return RecipeConfig(size=size)
     if size == "fast":
         return RecipeConfig(
             size="fast",
@@ -201,7 +252,7 @@ def preset(size: str) -> RecipeConfig:
         )
     if size in ("pretrained", "pretrained-fast"):
         return pretrained_preset(size == "pretrained-fast")
-    raise ValueError(f"unknown recipe size {size!r}: default, fast, pretrained or pretrained-fast")
+    raise ValueError(f"unknown recipe size {size!r}: {', '.join(PRESETS)}")
 
 
 def pretrained_preset(fast: bool = False) -> RecipeConfig:

@@ -194,13 +194,19 @@ def synth_stage(cfg: RecipeConfig, root: Path) -> Stage:
         update={"topk": cfg.topk, "rl_pool": cfg.world_model.rl_pool, "holdout": cfg.world_model.holdout}
     )
 
+    by_model = synth_cfg.known_from == "model"
+    if by_model and cfg.model is not None:
+        raise ValueError("synth.known_from: model needs the pretrained base model's probe; a --model has none")
+
     def run() -> dict[str, Any]:
         from autocoa.synth.run import synthesize
 
-        s = synthesize(root / "world", root / "data", synth_cfg)
+        knowledge = root / "base" / "knowledge.jsonl" if by_model else None
+        s = synthesize(root / "world", root / "data", synth_cfg, knowledge=knowledge)
         return {k: s[k] for k in ("coa", "cot", "pairs", "rl_pool", "train_unseen")}
 
-    return Stage("synth", root / "data", run, synth_cfg.model_dump(mode="json"), deps=("world", "index"))
+    deps = ("world", "index", "pretrain") if by_model else ("world", "index")
+    return Stage("synth", root / "data", run, synth_cfg.model_dump(mode="json"), deps=deps)
 
 
 def sft_stage(
@@ -336,10 +342,11 @@ def eval_stage(
 
 def write_seed_report(root: Path) -> Path:
     """The report over every evaluation of one seed directory (``report/``)."""
-    from autocoa.eval.report import load_run, write_report
+    from autocoa.eval.report import load_run, read_recall, write_report
 
     runs = [load_run(p.parent) for p in sorted((root / "eval").glob("*/metrics.json"))]
-    write_report(runs, root / "report", rl_runs=sorted(p.parent for p in root.glob("rl*/rl.json")))
+    rl_runs = sorted(p.parent for p in root.glob("rl*/rl.json"))
+    write_report(runs, root / "report", rl_runs=rl_runs, knowledge=read_recall(root / "base"))
     return root / "report" / "report.md"
 
 

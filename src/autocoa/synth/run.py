@@ -30,13 +30,14 @@ import random
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 
 from autocoa.agent.prompts import PLAIN_TEMPLATE
 from autocoa.config import Config
 from autocoa.jsonl import DataError, read_jsonl, write_jsonl
+from autocoa.knowledge import read_knowledge
 from autocoa.synth.oracle import Hop, build_trajectory, garble, pair_at, plan
 
 
@@ -59,6 +60,11 @@ class SynthConfig(Config):
     )
     holdout: int = Field(
         0, ge=0, description="CoA rows written to train_unseen.jsonl instead of coa.jsonl (no SFT stage sees them)"
+    )
+    known_from: Literal["world", "model"] = Field(
+        "world",
+        description="which hops the teacher states from memory: 'world' = those whose subject is common; 'model' = "
+        "those the base model recalls closed-book (its knowledge.jsonl; the recipe passes it)",
     )
 
 
@@ -83,6 +89,13 @@ def _rows(world_dir: Path, cfg: SynthConfig) -> list[dict[str, Any]]:
         if cfg.max_questions and len(rows) >= cfg.max_questions:
             break
     return rows
+
+
+def _with_knowledge(row: dict[str, Any], known: dict[tuple[str, str], bool]) -> dict[str, Any]:
+    """The row with each hop's ``known`` (and ``n_search``) from a model's recall probe; a fact
+    the probe does not cover counts as unknown (search it)."""
+    chain = [{**h, "known": known.get((h["subject_id"], h["relation"]), False)} for h in row["chain"]]
+    return {**row, "chain": chain, "n_search": sum(not h["known"] for h in chain)}
 
 
 def _name_tables(world_dir: Path) -> tuple[dict[str, list[str]], dict[str, str]]:
@@ -136,8 +149,14 @@ def synthesize(
     cfg: SynthConfig,
     index: Any = None,
     progress: Callable[[int, int], None] | None = None,
+    knowledge: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Write coa/cot/pairs files for the world's training questions; return the summary."""
+    """Write coa/cot/pairs files for the world's training questions; return the summary.
+
+    ``knowledge``: a base model's closed-book probe (``knowledge.jsonl``, written by pretraining,
+    :mod:`autocoa.knowledge`): a hop is then *known* exactly when that model recalls its fact,
+    so the teacher searches what the student cannot recall and SFT-1's pairs choose acting
+    where its own memory fails; without it, a hop is known when its subject is common."""
     from autocoa.tools.base import Toolbox
     from autocoa.tools.search import SearchTool
 
@@ -145,6 +164,8 @@ def synthesize(
     out_dir.mkdir(parents=True, exist_ok=True)
     rng = random.Random(cfg.seed)
     rows = _rows(world_dir, cfg)
+    if knowledge is not None:
+        rows = [_with_knowledge(row, known) for known in (read_knowledge(Path(knowledge)),) for row in rows]
     index = index if index is not None else train_corpus_index(world_dir)
     box = Toolbox([SearchTool(index, cfg.topk)], max_chars=cfg.max_obs_chars)
     names_by_type, type_of = _name_tables(world_dir)

@@ -1,8 +1,9 @@
 """Pretraining the embedded default's base model: a BPE tokenizer and a tiny Llama from scratch.
 
-The model reads only ``pretrain.txt``, the *common* facts of the synthetic world, so it
-knows those and nothing of the rare entities, whose facts live only in the search corpus:
-that is what makes "when to act" measurable. The tokenizer is trained on the pretraining
+The model reads only ``pretrain.txt``: the *common* facts of the synthetic world and, in the
+scale-model world, the long tail of rare entities' facts (each as often as its exposure count)
+and reading-comprehension passages. What it then recalls closed-book, and what it must search
+for, is what makes "when to act" measurable. The tokenizer is trained on the pretraining
 text, the corpus and the training questions (so that names, documents and questions all
 segment into known pieces) with the tags added as single, non-special tokens.
 
@@ -11,8 +12,9 @@ is saved with ``save_pretrained`` (safetensors) and loads like any Hugging Face 
 A run keeps checkpoints (``OUT/checkpoints``, with its tokenizer) and a manifest
 (``OUT/run.json``: config, init, hashes of the world's files), so that the same command after a
 kill resumes from the last complete checkpoint (:mod:`autocoa.train.checkpoints`).
-``evaluate_facts`` measures what the model learned: for every common fact, a cloze prompt
-("Lavis is a city in") is completed greedily and checked against the object's name.
+``probe_knowledge`` measures what the model learned (:mod:`autocoa.knowledge`): every fact of
+the world is probed closed-book, greedily, into ``OUT/knowledge.jsonl``, and the recall by
+exposure count goes into the summary.
 
 Run: ``autocoa pretrain --world DIR --out DIR [--config pretrain.yaml]``.
 """
@@ -28,19 +30,8 @@ from typing import Any
 from pydantic import Field
 
 from autocoa.config import Config
+from autocoa.knowledge import CLOZE, Fact  # noqa: F401  (CLOZE: the prompts, re-exported)
 from autocoa.train.tracking import REPORT_TO_HELP, trackers
-
-CLOZE = {  # relation -> statement whose object ends the sentence (first template of each relation)
-    "directed_by": "{s} is a film directed by",
-    "produced_by": "{s} was produced by",
-    "founded_by": "{s} was founded by",
-    "headquartered_in": "{s} is headquartered in",
-    "born_in": "{s} was born in",
-    "educated_at": "{s} studied at",
-    "located_in": "{s} is located in",
-    "country": "{s} is a city in",
-    "capital": "The capital of {s} is",
-}
 
 
 class PretrainConfig(Config):
@@ -60,11 +51,18 @@ class PretrainConfig(Config):
     epochs: float = Field(12.0, gt=0, description="passes over pretrain.txt")
     weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay")
     seed: int = Field(0, description="initialisation and data-order seed")
-    bf16: bool | None = Field(None, description="bf16 autocast; None = when the hardware supports it (CPU too)")
+    bf16: bool | None = Field(
+        None, description="bf16 autocast; None = on a GPU that supports it (fp32 on CPU: models.bf16_autocast)"
+    )
     save_steps: int = Field(100, ge=1, description="steps between checkpoints (a killed run resumes from the last)")
     save_total_limit: int = Field(2, ge=1, description="checkpoints kept")
     report_to: list[str] = Field(default_factory=list, description=REPORT_TO_HELP)
-    eval_facts: int = Field(480, ge=0, description="common facts checked after training (0 = skip)")
+    eval_facts: int = Field(
+        480,
+        ge=0,
+        description="0 = no closed-book probe; else every fact of the world is probed (knowledge.jsonl, recall by "
+        "exposure) and the summary states the accuracy on the first N common facts",
+    )
 
 
 def tokenizer_texts(world_dir: Path, max_questions: int = 20000):
@@ -126,36 +124,18 @@ def pack(lines: list[str], tokenizer: Any, block: int) -> list[list[int]]:
 
 def common_facts(world_dir: Path) -> list[tuple[str, str, str]]:
     """(subject name, relation, object name) of every common entity's facts."""
-    from autocoa.jsonl import read_jsonl
+    from autocoa.knowledge import world_facts
 
-    entities = {row["id"]: row for _, row in read_jsonl(world_dir / "entities.jsonl")}
-    return [
-        (e["name"], rel, entities[obj]["name"])
-        for e in entities.values()
-        if e["pool"] == "common"
-        for rel, obj in sorted(e["facts"].items())
-    ]
+    return [(f.subject, f.relation, f.object) for f in world_facts(world_dir, pools=("common",))]
 
 
 def evaluate_facts(model: Any, tokenizer: Any, facts: list[tuple[str, str, str]], batch_size: int = 64) -> dict:
-    """Greedy cloze completion of each fact; accuracy overall and per relation."""
-    import torch
+    """Greedy cloze completion of each fact (:func:`autocoa.knowledge.recall`); accuracy
+    overall and per relation."""
+    from autocoa.knowledge import recall
 
-    prompts = [CLOZE[rel].format(s=s) for s, rel, _ in facts]
-    correct: list[bool] = []
-    side = tokenizer.padding_side
-    tokenizer.padding_side = "left"
-    model.eval()
-    try:
-        with torch.inference_mode():
-            for i in range(0, len(prompts), batch_size):
-                enc = tokenizer(prompts[i : i + batch_size], return_tensors="pt", padding=True).to(model.device)
-                out = model.generate(**enc, max_new_tokens=12, do_sample=False, pad_token_id=tokenizer.pad_token_id)
-                texts = tokenizer.batch_decode(out[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
-                for (_, _, obj), text in zip(facts[i : i + batch_size], texts, strict=True):
-                    correct.append(text.strip().startswith(obj))
-    finally:
-        tokenizer.padding_side = side
+    results = recall(model, tokenizer, [Fact("", s, rel, o) for s, rel, o in facts], batch_size)
+    correct = [known for known, _ in results]
     per_rel: dict[str, list[bool]] = {}
     for (_, rel, _), ok in zip(facts, correct, strict=True):
         per_rel.setdefault(rel, []).append(ok)
@@ -164,6 +144,18 @@ def evaluate_facts(model: Any, tokenizer: Any, facts: list[tuple[str, str, str]]
         "n": len(correct),
         "by_relation": {r: round(sum(v) / len(v), 4) for r, v in sorted(per_rel.items())},
     }
+
+
+def probe_knowledge(model: Any, tokenizer: Any, world_dir: Path, out_dir: Path) -> dict:
+    """Probe every fact of the world closed-book: ``out_dir/knowledge.jsonl`` and the recall
+    by exposure count, over all pools and over the held-out (test) pool."""
+    from autocoa.jsonl import write_jsonl
+    from autocoa.knowledge import knowledge_rows, recall, recall_by_exposure, world_facts
+
+    facts = world_facts(world_dir)
+    rows = knowledge_rows(facts, recall(model, tokenizer, facts))
+    write_jsonl(out_dir / "knowledge.jsonl", rows)
+    return {"all": recall_by_exposure(rows), "test": recall_by_exposure(rows, pools=("test",))}
 
 
 def _training_args(cfg: PretrainConfig, out_dir: Path, steps: int, precision: dict, progress: bool):
@@ -265,6 +257,7 @@ def pretrain(
     cfg.save(out_dir / "pretrain_config.yaml")
     facts = common_facts(world_dir)[: cfg.eval_facts] if cfg.eval_facts else []
     fact_eval = evaluate_facts(model, tok, facts) if facts else {}
+    recall_table = probe_knowledge(model, tok, world_dir, out_dir) if cfg.eval_facts else {}
     summary = {
         "params": sum(p.numel() for p in model.parameters()),
         "vocab": len(tok),
@@ -276,6 +269,7 @@ def pretrain(
         "train_seconds": round(train_seconds, 1),
         "bf16": bf16,
         "common_facts": fact_eval,
+        "recall_by_exposure": recall_table,
     }
     (out_dir / "pretrain.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     mark_done(out_dir, summary)

@@ -50,6 +50,23 @@ class WorldConfig(Config):
     pretrain_repeats: int = Field(
         20, ge=1, description="how many times pretrain.txt states each common entity's facts, each time paraphrased"
     )
+    rare_exposure_max: int = Field(
+        0,
+        ge=0,
+        description="pretrain.txt also states rare entities' facts (train, dev and test pools alike), each entity "
+        "k times, k long-tailed up to this (Zipf, P(k) ~ k^-rare_exposure_alpha), as Wikipedia's long tail is read; "
+        "0 = rare facts only in the corpus",
+    )
+    rare_exposure_zero: float = Field(
+        0.3, ge=0.0, le=1.0, description="share of rare entities pretraining never states (search-only)"
+    )
+    rare_exposure_alpha: float = Field(1.2, ge=0.0, description="Zipf exponent of the rare entities' exposure counts")
+    reading_passages: int = Field(
+        0,
+        ge=0,
+        description="reading-comprehension passages in pretrain.txt: the document of a freshly named entity, never "
+        "one of the world's, then a question about it answered from the passage (copying names is a pretraining skill)",
+    )
     intro_prob: float = Field(
         0.5, ge=0.0, le=1.0, description="probability that a document opens with a type sentence ('X is a film.')"
     )

@@ -2,10 +2,11 @@
 
 Files (every JSONL one object a line):
 - ``corpus.jsonl``: the search corpus, ``{"id", "contents"}`` with contents ``"Title"\\ntext``;
-- ``pretrain.txt``: the common facts only, one paragraph a line (the model's parametric knowledge);
+- ``pretrain.txt``: one paragraph a line (the model's parametric knowledge): the common facts, the
+  rare entities' facts as often as each one's ``exposure`` says, and reading-comprehension passages;
 - ``train.jsonl``, ``dev.jsonl``, ``test.jsonl``: FlashRAG QA rows (``id``, ``question``,
   ``golden_answers``) plus ``hops``, ``chain``, ``n_search``, ``pool``;
-- ``entities.jsonl``: ``{"id", "name", "type", "pool", "facts": {relation: object id}}``;
+- ``entities.jsonl``: ``{"id", "name", "type", "pool", "facts": {relation: object id}, "exposure"}``;
 - ``world.json``: the generation config and summary statistics.
 """
 
@@ -47,7 +48,11 @@ def load_world(world_dir: str | Path) -> World:
     for n, row in read_jsonl(d / "entities.jsonl"):
         try:
             stems = tuple(w for w in row["name"].split() if w[0].isupper() and w not in _FORM_WORDS)
-            entities.append(Entity(row["id"], row["name"], row["type"], row["pool"], stems, dict(row["facts"])))
+            entities.append(
+                Entity(
+                    row["id"], row["name"], row["type"], row["pool"], stems, dict(row["facts"]), row.get("exposure", 0)
+                )
+            )
         except (KeyError, TypeError, IndexError) as e:
             raise DataError(d / "entities.jsonl", n, str(e).strip("'"), "missing or malformed") from None
     world = World(WorldConfig.model_validate(summary["config"]), entities, stats=summary["stats"])

@@ -10,6 +10,13 @@ never touch a train-pool entity. Countries are all common.
 
 Each stage draws from its own ``random.Random`` stream, so changing the rare ``seed`` keeps
 the common entities and pretrain.txt identical.
+
+The scale-model world (``rare_exposure_max > 0``, ``reading_passages > 0``) is the paper's
+setting in small: pretraining has also *read* the encyclopedia's long tail (each rare entity's
+facts stated ``exposure`` times, long-tailed: many never, a few often; train, dev and test
+pools alike), and it reads reading-comprehension passages about freshly named entities that
+belong to no pool, so that copying a name just read is a pretraining skill. Then pretrain.txt
+depends on ``seed`` too.
 """
 
 from __future__ import annotations
@@ -28,12 +35,16 @@ from autocoa.world.schema import ENTITY_TYPES, RELATIONS, RELATIONS_BY_SUBJECT, 
 RARE_TYPE_SHARES = {"person": 0.30, "film": 0.20, "company": 0.15, "university": 0.10, "city": 0.25}
 
 
-def _new_entity(names: NameGenerator, rng: random.Random, type: str, pool: str, n: int) -> Entity:
+def _new_entity(
+    names: NameGenerator, rng: random.Random, type: str, pool: str, n: int, scratch: bool = False
+) -> Entity:
+    """A new entity named from ``names`` (``scratch``: a stem reserved by nobody, see
+    :meth:`NameGenerator.scratch`)."""
     stems: list[str] = []
     form = rng.choice(ENTITY_TYPES[type].name_forms)
     name = form
     while "{s}" in name:
-        stems.append(names.stem())
+        stems.append(names.scratch(rng) if scratch else names.stem())
         name = name.replace("{s}", stems[-1], 1)
     return Entity(id=f"{type}-{pool}-{n:06d}", name=name, type=type, pool=pool, stems=tuple(stems))
 
@@ -113,6 +124,53 @@ def pretrain_lines(common: list[Entity], by_id: dict[str, Entity], cfg: WorldCon
     return lines
 
 
+def draw_exposures(rare: list[Entity], cfg: WorldConfig) -> None:
+    """Set each rare entity's ``exposure``: 0 with probability ``rare_exposure_zero``, else
+    k in 1..``rare_exposure_max`` with P(k) ~ k^-alpha (a long tail: most seen once or twice)."""
+    rng = random.Random(f"{cfg.seed}/exposure")
+    ks = list(range(1, cfg.rare_exposure_max + 1))
+    weights = [k**-cfg.rare_exposure_alpha for k in ks]
+    for e in rare:
+        e.exposure = 0 if rng.random() < cfg.rare_exposure_zero else rng.choices(ks, weights)[0]
+
+
+def rare_lines(rare: list[Entity], by_id: dict[str, Entity], cfg: WorldConfig) -> list[str]:
+    """Each rare entity's facts, ``exposure`` times, each time freshly paraphrased."""
+    rng = random.Random(f"{cfg.seed}/rare-text")
+    return [" ".join(_sentences(e, by_id, rng, named_only=True)) for e in rare for _ in range(e.exposure)]
+
+
+def reading_passage(names: NameGenerator, rng: random.Random) -> str:
+    """A reading-comprehension passage: the document of a fresh entity (named by
+    :meth:`NameGenerator.scratch`, so never a world entity) with freshly named objects, then a
+    question about one of its facts answered from the passage, as a question-answer line or as
+    the statement the agent writes after reading ("X was born in Y.")."""
+
+    def fresh(type: str, n: int) -> Entity:
+        return _new_entity(names, rng, type, "reading", n, scratch=True)
+
+    subject = fresh(rng.choice([t for t in ENTITY_TYPES if RELATIONS_BY_SUBJECT[t]]), 0)
+    by_id = {subject.id: subject}
+    for n, rel in enumerate(RELATIONS_BY_SUBJECT[subject.type], start=1):
+        obj = fresh(rel.object, n)
+        by_id[obj.id] = obj
+        subject.facts[rel.name] = obj.id
+    doc = document(subject, by_id, rng, intro_prob=0.5).text
+    rel = RELATIONS[rng.choice(sorted(subject.facts))]
+    obj = by_id[subject.facts[rel.name]].name
+    mention = rng.choice(ENTITY_TYPES[subject.type].mentions).format(n=subject.name)
+    question = rng.choice(rel.question).format(x=mention)
+    question = question[0].upper() + question[1:]
+    if rng.random() < 0.5:
+        return f"{doc} Question: {question} Answer: {obj}."
+    return f"{doc} {question} {rel.doc[0].format(s=subject.name, o=obj)}"
+
+
+def reading_lines(names: NameGenerator, cfg: WorldConfig) -> list[str]:
+    rng = random.Random(f"{cfg.seed}/reading")
+    return [reading_passage(names, rng) for _ in range(cfg.reading_passages)]
+
+
 def generate_world(cfg: WorldConfig, on_stage: Callable[[str], None] | None = None) -> World:
     """The whole world for ``cfg``: entities, documents, pretraining text, questions, stats.
     ``on_stage(description)`` is called as each stage starts (for a progress display)."""
@@ -123,12 +181,21 @@ def generate_world(cfg: WorldConfig, on_stage: Callable[[str], None] | None = No
     names = NameGenerator(random.Random(f"{cfg.common_seed}/names"), forbidden=template_words())
     common = _common_entities(cfg, names)
     names.rng = random.Random(f"{cfg.seed}/names")
-    world = World(cfg, common + _rare_entities(cfg, names, common))
+    rare = _rare_entities(cfg, names, common)
+    for e in common:
+        e.exposure = cfg.pretrain_repeats
+    if cfg.rare_exposure_max:
+        draw_exposures(rare, cfg)
+    world = World(cfg, common + rare)
     stage("documents")
     rng = random.Random(f"{cfg.seed}/docs")
     world.docs = [document(e, world.by_id, rng, cfg.intro_prob) for e in world.entities]
     stage("pretraining text")
     world.pretrain = pretrain_lines(common, world.by_id, cfg)
+    extra = rare_lines(rare, world.by_id, cfg) + reading_lines(names, cfg)
+    if extra:  # the old world's pretrain.txt stays byte-identical without them
+        world.pretrain += extra
+        random.Random(f"{cfg.seed}/pretrain-mix").shuffle(world.pretrain)
     stage("questions")
     world.questions, rejected = generate_questions(world)
     world.stats = world_stats(world, rejected)
@@ -146,6 +213,7 @@ def world_stats(world: World, rejected: Counter) -> dict:
         "docs": len(world.docs),
         "pretrain_lines": len(world.pretrain),
         "pretrain_chars": sum(len(line) + 1 for line in world.pretrain),
+        "rare_exposure": dict(sorted(Counter(e.exposure for e in world.entities if not e.common).items())),
         "questions": {},
         "rejected": dict(sorted(rejected.items())),
     }

@@ -22,13 +22,21 @@ class Entity:
     pool: str  # "common" (facts in pretrain.txt) or the rare pool "train" / "dev" / "test"
     stems: tuple[str, ...]  # the invented words of its name, unique to it
     facts: dict[str, str] = field(default_factory=dict)  # relation -> object entity id
+    exposure: int = 0  # how many times pretrain.txt states its facts
 
     @property
     def common(self) -> bool:
         return self.pool == "common"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "name": self.name, "type": self.type, "pool": self.pool, "facts": self.facts}
+        return {
+            "id": self.id,
+            "name": self.name,
+            "type": self.type,
+            "pool": self.pool,
+            "facts": self.facts,
+            "exposure": self.exposure,
+        }
 
 
 @dataclass

@@ -31,8 +31,8 @@ class NameGenerator:
         self.used: set[str] = set()
         self._prefixes: set[str] = set()  # every proper prefix of a used stem
 
-    def _candidate(self) -> str:
-        rng = self.rng
+    def _candidate(self, rng: random.Random | None = None) -> str:
+        rng = rng or self.rng
         n = 2 if rng.random() < 0.55 else 3
         word = "".join(rng.choice(SYLLABLES) for _ in range(n))
         if rng.random() < 0.12:  # a vowel-initial word: "Aveli"
@@ -45,6 +45,17 @@ class NameGenerator:
         if word in self.used or word in self._prefixes or word in self.forbidden:
             return False
         return not any(word[:i] in self.used for i in range(1, len(word)))
+
+    def scratch(self, rng: random.Random) -> str:
+        """A capitalised stem that collides with no reserved stem (prefix-free against them),
+        without reserving it: names for text outside the world (reading passages) that can never
+        be read as, or inside, a world entity's name; two scratch stems may repeat. Draws from
+        ``rng``, so the world's own stream is untouched."""
+        for _ in range(1000):
+            word = self._candidate(rng)
+            if self._free(word):
+                return word.capitalize()
+        raise RuntimeError("name space exhausted: too many entities for the syllable inventory")
 
     def stem(self) -> str:
         """A new capitalised stem, unique and prefix-free against every earlier one."""
