@@ -95,6 +95,11 @@ def test_scale_world_states_the_long_tail_and_reading_passages(tmp_path):
     assert world.stats["rare_exposure"] == {
         k: sum(e.exposure == k for e in rare) for k in sorted({e.exposure for e in rare})
     }
+    # a large train pool whose names pretraining mostly never reads: only the sampled ones are stated
+    few = generate_world(cfg.model_copy(update={"read_train_entities": 30}))
+    train = [e for e in few.entities if e.pool == "train"]
+    assert 0 < sum(e.exposure > 0 for e in train) <= 30
+    assert sum(e.exposure > 0 for e in few.entities if e.pool == "test") > 0  # the held-out pools keep their tail
     # the old world is unchanged by the new fields at their defaults
     old = generate_world(WorldConfig(**SMALL_WORLD))
     assert not any("?" in line for line in old.pretrain) and all(e.exposure == 0 for e in old.entities if not e.common)

@@ -220,3 +220,22 @@ def test_the_base_model_is_evaluated_as_the_workflows_it_can_follow():
     chat = preset("pretrained").model_copy(update={"model": "smollm2-135m-instruct"})
     assert base_methods(chat) == ("agent", "direct", "rag", "react")
     assert base_methods(chat.model_copy(update={"coa_baseline": True}))[-1] == "coa"
+
+
+def test_the_scale_and_legacy_presets_and_the_preset_option(tmp_path):
+    from typer.testing import CliRunner
+
+    from autocoa.cli import app
+
+    scale, legacy = preset("scale"), preset("legacy")
+    assert scale.world.rare_exposure_max > 0 and scale.world.reading_passages > 0
+    assert scale.synth.known_from == "model" and scale.sft3.pool_repeats == 0 and scale.sft3.observations_in == "all"
+    assert legacy.world.rare_exposure_max == 0 and legacy.synth.known_from == "world" and legacy.sft3.pool_repeats
+    res = CliRunner().invoke(app, ["demo", "--fast", "--preset", "scale", "--out", str(tmp_path / "d")])
+    assert res.exit_code != 0 and "not with --fast" in str(res.exception)
+    res = CliRunner().invoke(app, ["world", "--preset", "nope", "--out", str(tmp_path / "w")])
+    assert res.exit_code != 0 and "--preset nope" in str(res.exception)
+    res = CliRunner().invoke(app, ["world", "--preset", "fast", "--out", str(tmp_path / "w")])
+    assert res.exit_code == 0, res.output
+    stats = json.loads((tmp_path / "w" / "world.json").read_text())
+    assert stats["config"]["reading_passages"] == preset("fast").world.reading_passages

@@ -25,9 +25,10 @@ class Config(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False, strict=True)
 
     @classmethod
-    def load(cls: type[C], path: str | Path | None = None, **overrides: Any) -> C:
-        """Defaults, then the YAML file (if any), then keyword overrides (None = not given)."""
-        data: dict[str, Any] = {}
+    def load(cls: type[C], path: str | Path | None = None, base: C | None = None, **overrides: Any) -> C:
+        """Defaults (or ``base``'s fields: a preset's), then the YAML file (if any), then keyword
+        overrides (None = not given)."""
+        data: dict[str, Any] = base.model_dump() if base is not None else {}
         where = "overrides"
         if path is not None:
             path, where = Path(path), str(path)

@@ -15,3 +15,12 @@ app = typer.Typer(
 
 class CLIError(Exception):
     """A user-facing error: printed without a traceback, exit status 2."""
+
+
+def preset_section(preset: str, section: str):
+    """One stage's config of a tiny-model recipe preset (``autocoa world/pretrain --preset``)."""
+    from autocoa.recipe.config import preset as recipe_preset
+
+    if preset not in ("default", "scale", "legacy", "fast"):
+        raise CLIError(f"--preset {preset}: one of default, scale, legacy, fast")
+    return getattr(recipe_preset(preset), section)

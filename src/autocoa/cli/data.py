@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from autocoa.cli.app import CLIError, app
+from autocoa.cli.app import CLIError, app, preset_section
 
 data_app = typer.Typer(help="Inspect QA datasets and corpora in the formats the field uses.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
@@ -22,6 +22,9 @@ def world_cmd(
     max_hops: Annotated[int | None, typer.Option(help="questions have 1..max-hops hops")] = None,
     train_questions: Annotated[int | None, typer.Option(help="questions in train.jsonl")] = None,
     common_seed: Annotated[int | None, typer.Option(help="seed of the common entities and pretrain.txt")] = None,
+    preset: Annotated[
+        str, typer.Option(help="the recipe preset whose world to start from: default (the scale model), legacy, fast")
+    ] = "default",
 ) -> None:
     """Generate the synthetic world: corpus, pretraining text, train/dev/test questions."""
     import time
@@ -33,6 +36,7 @@ def world_cmd(
 
     cfg = WorldConfig.load(
         config,
+        base=preset_section(preset, "world"),
         seed=seed,
         common_seed=common_seed,
         train_entities=entities,

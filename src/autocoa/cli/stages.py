@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from autocoa.cli.app import CLIError, app
+from autocoa.cli.app import CLIError, app, preset_section
 
 
 @app.command("pretrain")
@@ -19,12 +19,15 @@ def pretrain_cmd(
     init: Annotated[Path | None, typer.Option(help="continue from this checkpoint, not a fresh model")] = None,
     epochs: Annotated[float | None, typer.Option(help="passes over pretrain.txt")] = None,
     overwrite: Annotated[bool, typer.Option(help="replace a finished run in --out")] = False,
+    preset: Annotated[
+        str, typer.Option(help="the recipe preset whose model and tokenizer to start from: default, legacy, fast")
+    ] = "default",
 ) -> None:
     """Train the BPE tokenizer and a tiny Llama on the world's common facts; report how many it knows."""
     from autocoa.train.common import OutputExistsError, check_out_dir
     from autocoa.train.pretrain import PretrainConfig, pretrain
 
-    cfg = PretrainConfig.load(config, epochs=epochs)
+    cfg = PretrainConfig.load(config, base=preset_section(preset, "pretrain"), epochs=epochs)
     try:
         check_out_dir(out, overwrite)
     except OutputExistsError as e:

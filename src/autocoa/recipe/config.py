@@ -1,7 +1,10 @@
 """The recipe's configuration: every stage's config in one validated object, and its presets.
 
-``default`` is the README's main job (``autocoa demo``: minutes on 2 CPU cores); ``fast`` runs
-every stage on a tiny world and model in about a minute (tests; its accuracy means nothing).
+``default`` is the README's main job (``autocoa demo``: minutes on 2 CPU cores), the scale model
+of the paper's setting (:func:`scale_preset`, also named ``scale``); ``legacy`` is the world before
+it (rare facts only in the corpus, copying learned in SFT-2, the world model trained on 20 copies
+of the RL pool); ``fast`` runs every stage on a tiny world and model in about a minute (tests; its
+accuracy means nothing).
 ``pretrained`` (``autocoa demo --model NAME|DIR``) starts from a real pretrained chat model instead
 of the from-scratch tokenizer and base model, with sizes for a 135M-parameter model on 2 CPU cores;
 ``pretrained-fast`` is its smoke test.
@@ -46,6 +49,9 @@ class WorldModelConfig(Config):
 
 
 class RecipeConfig(Config):
+    """Every stage's config of one recipe run. Its field defaults are the ``legacy`` preset's;
+    commands start from :func:`preset` (``default`` = :func:`scale_preset`), never from bare defaults."""
+
     size: Literal["default", "fast", "scale", "legacy", "pretrained", "pretrained-fast"] = Field(
         "default", description="preset the other fields start from"
     )
@@ -150,13 +156,14 @@ def scale_preset() -> RecipeConfig:
     return RecipeConfig(
         size="scale",
         world=WorldConfig(
-            train_entities=1000,
+            train_entities=20000,
+            read_train_entities=1000,
             dev_entities=200,
             test_entities=400,
             rare_exposure_max=60,
             rare_exposure_alpha=1.0,
             reading_passages=6000,
-            train_questions=4000,
+            train_questions=16000,
             dev_questions=200,
             test_questions=500,
         ),
@@ -165,7 +172,7 @@ def scale_preset() -> RecipeConfig:
         world_model=WorldModelConfig(rl_pool=120, holdout=200, fidelity_questions=200),
         sft1=ContrastiveConfig(epochs=1.0, max_examples=1000, save_steps=50),
         sft2=MaskedSFTConfig(
-            max_steps=600,
+            max_steps=1200,
             batch_size=8,
             lr=2e-3,
             cot_ratio=0.1,
@@ -190,10 +197,10 @@ PRESETS = ("default", "fast", "scale", "legacy", "pretrained", "pretrained-fast"
 
 
 def preset(size: str) -> RecipeConfig:
-    if size == "scale":
-        return scale_preset()
-    if size in ("default", "legacy"):
-        return RecipeConfig(size=size)
+    if size in ("default", "scale"):
+        return scale_preset().model_copy(update={"size": size})
+    if size == "legacy":
+        return RecipeConfig(size="legacy")
     if size == "fast":
         return RecipeConfig(
             size="fast",
@@ -211,6 +218,8 @@ def preset(size: str) -> RecipeConfig:
                 dev_questions=20,
                 test_questions=40,
                 pretrain_repeats=4,
+                rare_exposure_max=6,
+                reading_passages=200,
             ),
             pretrain=PretrainConfig(
                 hidden_size=48,
@@ -220,20 +229,13 @@ def preset(size: str) -> RecipeConfig:
                 epochs=2.0,
                 vocab_size=500,
                 eval_facts=40,
+                syllables=True,
             ),
-            synth=SynthConfig(),
+            synth=SynthConfig(known_from="model"),
             world_model=WorldModelConfig(rl_pool=24, holdout=16, fidelity_questions=12),
             sft1=ContrastiveConfig(max_steps=4, batch_size=8, save_steps=1000, logging_steps=1),
             sft2=MaskedSFTConfig(max_steps=8, batch_size=8, save_steps=1000, logging_steps=1),
-            sft3=MaskedSFTConfig(
-                max_steps=4,
-                batch_size=8,
-                save_steps=1000,
-                logging_steps=1,
-                pool_repeats=2,
-                observations_in="pool",
-                pool_loss="observations",
-            ),
+            sft3=MaskedSFTConfig(max_steps=4, batch_size=8, save_steps=1000, logging_steps=1, observations_in="all"),
             rl=RLConfig(
                 sim_steps=2,
                 real_steps=1,

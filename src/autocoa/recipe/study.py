@@ -288,6 +288,9 @@ def row_values(root: Path, row: Row) -> dict[str, Any]:
         for h, g in mm.get("by", {}).get("hops", {}).items():
             out[f"em_{h}hop"] = g["em"]
         out["calls_per_q"] = mm.get("tool_calls_per_question")
+        out["copy_acc"] = mm.get("copy_accuracy")
+        out["unneeded"] = mm.get("unneeded_searches")
+        out["missed"] = mm.get("missed_searches")
     if row.rl is not None:
         s = _stage_summary(root, row.rl)
         out["real_calls"] = s.get("real_calls_total")

@@ -10,6 +10,7 @@ questions / held-out questions and held-out EM after RL, against the world-model
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,10 @@ BY_HOPS = [
 COLUMNS = {
     "demo": [
         *BY_HOPS,
+        ("copy acc", "copy_acc", 3),
+        ("unneeded/q", "unneeded", 2),
+        ("missed/q", "missed", 2),
+        ("fidelity test", "fidelity_test", 3),
         ("fidelity pool", "fidelity_pool", 3),
         ("reward sim", "reward_sim", 3),
         ("reward real", "reward_real", 3),
@@ -182,6 +187,21 @@ def plot_rows(rows: Sequence[dict[str, Any]], path: Path) -> Path | None:
     return save_figure(fig, path)
 
 
+def code_version() -> str | None:
+    """The commit the code runs from (``+dirty`` with uncommitted changes), None outside git."""
+    import subprocess
+
+    here = Path(__file__).resolve().parent
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, check=True)
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=here, capture_output=True, text=True
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
 def write_study_report(
     study: str,
     rows: Sequence[dict[str, Any]],
@@ -189,7 +209,10 @@ def write_study_report(
     seeds: Sequence[int],
     out: Path,
     notes: str = "",
+    config: dict[str, Any] | None = None,
 ) -> dict[str, Path]:
+    """The study's ``results.json`` (rows, seeds, the commit and the recipe it ran), its
+    ``report.md`` and plots."""
     out.mkdir(parents=True, exist_ok=True)
     paths: dict[str, Path] = {}
     plots = {
@@ -202,7 +225,17 @@ def write_study_report(
     }
     paths.update({k: v for k, v in plots.items() if v is not None})
     (out / "results.json").write_text(
-        json.dumps({"study": study, "seeds": list(seeds), "rows": list(rows), "collapse": list(collapse)}, indent=2)
+        json.dumps(
+            {
+                "study": study,
+                "seeds": list(seeds),
+                "commit": code_version(),
+                "config": config,
+                "rows": list(rows),
+                "collapse": list(collapse),
+            },
+            indent=2,
+        )
         + "\n",
         encoding="utf-8",
     )
@@ -260,6 +293,27 @@ def run_study(study: str, cfg: Any, out: Path, seeds: Sequence[int], console: An
     first = next(iter(grids.values()))
     rows = aggregate_rows(roots, first.rows)
     collapse = collapse_rows(roots, first.sft1)
-    paths = write_study_report(study, rows, collapse, seeds, out / study)
+    paths = write_study_report(study, rows, collapse, seeds, out / study, config=cfg.model_dump(mode="json"))
     console.print(f"study {study}: {paths['report']}")
     return {"rows": rows, "collapse": collapse, "report": str(paths["report"])}
+
+
+# A README or docs page shows a study's table between these markers; the block is rendered from
+# the named results file (its rows, seeds and commit), so the page cannot drift from the file.
+_BLOCK = re.compile(r"(<!-- results: (?P<path>[^ ]+) -->\n)(?P<body>.*?)(<!-- /results -->)", re.S)
+
+
+def results_block(results_path: Path) -> str:
+    """The Markdown a results block holds: the study's table and where its numbers come from."""
+    data = json.loads(Path(results_path).read_text(encoding="utf-8"))
+    seeds = ", ".join(map(str, data.get("seeds", [])))
+    commit = data.get("commit") or "unrecorded"
+    return (
+        markdown_table(data["study"], data["rows"])
+        + f"\n\nSeeds {seeds}; each cell mean (min-max) over them; code {commit}; rendered from `{results_path}`.\n"
+    )
+
+
+def render_results_blocks(text: str, root: Path) -> str:
+    """``text`` with every results block re-rendered from its file (paths relative to ``root``)."""
+    return _BLOCK.sub(lambda m: m.group(1) + results_block(root / m.group("path")) + m.group(4), text)

@@ -61,6 +61,12 @@ class WorldConfig(Config):
         0.3, ge=0.0, le=1.0, description="share of rare entities pretraining never states (search-only)"
     )
     rare_exposure_alpha: float = Field(1.2, ge=0.0, description="Zipf exponent of the rare entities' exposure counts")
+    read_train_entities: int | None = Field(
+        None,
+        ge=0,
+        description="train-pool entities (a random sample) that pretraining may state; the rest are search-only, "
+        "so a large train pool gives SFT many fresh names at no pretraining cost; None = all",
+    )
     reading_passages: int = Field(
         0,
         ge=0,

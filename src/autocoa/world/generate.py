@@ -126,12 +126,17 @@ def pretrain_lines(common: list[Entity], by_id: dict[str, Entity], cfg: WorldCon
 
 def draw_exposures(rare: list[Entity], cfg: WorldConfig) -> None:
     """Set each rare entity's ``exposure``: 0 with probability ``rare_exposure_zero``, else
-    k in 1..``rare_exposure_max`` with P(k) ~ k^-alpha (a long tail: most seen once or twice)."""
+    k in 1..``rare_exposure_max`` with P(k) ~ k^-alpha (a long tail: most seen once or twice);
+    0 for the train-pool entities outside a random sample of ``read_train_entities``."""
     rng = random.Random(f"{cfg.seed}/exposure")
     ks = list(range(1, cfg.rare_exposure_max + 1))
     weights = [k**-cfg.rare_exposure_alpha for k in ks]
+    train = [e for e in rare if e.pool == "train"]
+    n_read = len(train) if cfg.read_train_entities is None else min(cfg.read_train_entities, len(train))
+    unread = {e.id for e in train} - {e.id for e in rng.sample(train, n_read)}
     for e in rare:
-        e.exposure = 0 if rng.random() < cfg.rare_exposure_zero else rng.choices(ks, weights)[0]
+        drawn = 0 if rng.random() < cfg.rare_exposure_zero else rng.choices(ks, weights)[0]
+        e.exposure = 0 if e.id in unread else drawn
 
 
 def rare_lines(rare: list[Entity], by_id: dict[str, Entity], cfg: WorldConfig) -> list[str]:
