@@ -61,7 +61,7 @@ def test_recall_by_exposure_buckets():
         ]
     ]
     table = recall_by_exposure(rows)
-    assert list(table) == ["0", "1", "2-3", "16+"]
+    assert list(table) == ["0", "1", "2-3", "16-31"]
     assert table["2-3"] == {"n": 2, "recall": 0.5, "p": 0.5}
     assert list(recall_by_exposure(rows, pools=("test",))) == ["0", "2-3"]
 
@@ -169,8 +169,24 @@ def test_the_report_tabulates_and_plots_recall_by_exposure(tmp_path):
     paths = write_report([load_run(d)], tmp_path / "report", knowledge=knowledge)
     md = paths["report"].read_text()
     assert paths["recall"].exists() and "recall_by_exposure.png" in md
-    line = next(x for x in md.splitlines() if x.startswith("| 16+ |"))
+    line = next(x for x in md.splitlines() if x.startswith("| 16-31 |"))
     sel = [r for r in rows if r["exposure"] >= 16]
     assert line.split("|")[2].strip() == str(len(sel))
     assert line.split("|")[3].strip() == f"{sum(r['known'] for r in sel) / len(sel):.3f}"
     assert read_recall(tmp_path / "nowhere") is None
+
+
+def test_the_reading_test_asks_about_passages_pretraining_never_stated(tmp_path):
+    from autocoa.knowledge import reading_prompts
+    from autocoa.world import WorldConfig, generate_world, write_world
+    from tests.conftest import SMALL_WORLD
+
+    world = generate_world(WorldConfig(**SMALL_WORLD, rare_exposure_max=4, reading_passages=10))
+    write_world(world, tmp_path / "w")
+    facts, prompts = reading_prompts(tmp_path / "w", n=15)
+    assert len(facts) == len(prompts) == 15 and len({f.subject_id for f in facts}) == 15
+    docs = {d.id: d.text for d in world.docs}
+    for f, p in zip(facts, prompts, strict=True):
+        e = world.by_id[f.subject_id]
+        assert e.pool == "test" and e.exposure == 0 and world.by_id[e.facts[f.relation]].name == f.object
+        assert p.startswith(docs[e.id] + " Question: ") and p.endswith(" Answer:") and f.subject in p

@@ -1,4 +1,4 @@
-"""The README's "Reproduce the paper on GPUs" page, run as written, on CPU: every command of its
+"""The "Reproduce the paper on GPUs" page (docs/paper.md), run as written, on CPU: every command of its
 code block, in order, with ``configs/paper-tiny/`` for ``configs/paper/``, a random tiny Qwen2
 (the paper's architecture) with SmolLM2's real byte-level BPE and chat template as the base
 model, questions from real-format data (the ``../shared/realdata`` samples, 20 of each, when
@@ -30,8 +30,8 @@ SETS = ("nq", "triviaqa", "hotpotqa", "2wiki", "musique", "bamboogle")
 
 
 def page_block() -> list[str]:
-    """The command lines of the README block marked ``paper-path`` (comments dropped)."""
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    """The command lines of docs/paper.md's block marked ``paper-path`` (comments dropped)."""
+    text = (ROOT / "docs" / "paper.md").read_text(encoding="utf-8")
     after = text.split("<!-- paper-path", 1)[1]
     block = after.split("```bash\n", 1)[1].split("\n```", 1)[0]
     lines = [re.sub(r"\s+#.*$", "", ln).strip() for ln in block.splitlines()]

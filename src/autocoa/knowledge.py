@@ -31,8 +31,9 @@ CLOZE = {  # relation -> statement whose object ends the sentence (first templat
     "capital": "The capital of {s} is",
 }
 
-# Exposure buckets of the recall table: how many times pretraining stated the fact.
-BUCKETS = ((0, 0), (1, 1), (2, 3), (4, 7), (8, 15), (16, None))
+# Exposure buckets of the recall table: how many times pretrain.txt states the fact (each epoch
+# of pretraining reads it that many times).
+BUCKETS = ((0, 0), (1, 1), (2, 3), (4, 7), (8, 15), (16, 31), (32, None))
 
 
 @dataclass(frozen=True)
@@ -59,9 +60,16 @@ def world_facts(world_dir: Path, pools: Iterable[str] | None = None) -> list[Fac
     ]
 
 
-def recall(model: Any, tokenizer: Any, facts: Sequence[Fact], batch_size: int = 256) -> list[tuple[bool, float]]:
+def recall(
+    model: Any,
+    tokenizer: Any,
+    facts: Sequence[Fact],
+    batch_size: int = 256,
+    prompts: Sequence[str] | None = None,
+) -> list[tuple[bool, float]]:
     """``(known, p)`` of each fact: greedy decoding would write the object after its cloze
-    prompt; the probability of the object's tokens."""
+    prompt (or after ``prompts[i]``, e.g. a passage and a question); the probability of the
+    object's tokens."""
     import torch
 
     out: list[tuple[bool, float]] = []
@@ -70,10 +78,14 @@ def recall(model: Any, tokenizer: Any, facts: Sequence[Fact], batch_size: int = 
     with torch.inference_mode():
         for i in range(0, len(facts), batch_size):
             chunk = facts[i : i + batch_size]
-            prompts = [CLOZE[f.relation].format(s=f.subject) for f in chunk]
-            p_ids = tokenizer(prompts, add_special_tokens=False)["input_ids"]
+            chunk_prompts = (
+                list(prompts[i : i + batch_size])
+                if prompts is not None
+                else [CLOZE[f.relation].format(s=f.subject) for f in chunk]
+            )
+            p_ids = tokenizer(chunk_prompts, add_special_tokens=False)["input_ids"]
             full = tokenizer(
-                [p + " " + f.object for p, f in zip(prompts, chunk, strict=True)], add_special_tokens=False
+                [p + " " + f.object for p, f in zip(chunk_prompts, chunk, strict=True)], add_special_tokens=False
             )
             f_ids = full["input_ids"]
             width = max(map(len, f_ids))
@@ -92,6 +104,40 @@ def recall(model: Any, tokenizer: Any, facts: Sequence[Fact], batch_size: int = 
                 known = bool(len(target)) and bool((rows.argmax(-1) == target).all())
                 out.append((known, float(rows.gather(1, target[:, None]).sum().exp())))
     return out
+
+
+def reading_prompts(world_dir: Path, n: int = 200, seed: int = 0) -> tuple[list[Fact], list[str]]:
+    """The reading test of a base model: for ``n`` test-pool entities pretraining never states
+    (exposure 0: the answer can only come from the passage), the entity's corpus document, then
+    a question about one of its facts, as the reading passages of pretraining ask it
+    ("<document> Question: Who directed X? Answer:"), with the fact whose object must follow."""
+    import random
+
+    from autocoa.data.corpus import iter_corpus
+    from autocoa.world.schema import RELATIONS
+
+    docs = {d.id: d.text for d in iter_corpus(Path(world_dir) / "corpus.jsonl")}
+    facts = [f for f in world_facts(world_dir, pools=("test",)) if f.exposure == 0]
+    rng = random.Random(seed)
+    by_subject: dict[str, list[Fact]] = {}
+    for f in facts:
+        by_subject.setdefault(f.subject_id, []).append(f)
+    subjects = sorted(by_subject)
+    rng.shuffle(subjects)
+    chosen, prompts = [], []
+    for sid in subjects[:n]:
+        f = rng.choice(by_subject[sid])
+        q = rng.choice(RELATIONS[f.relation].question).format(x=f.subject)
+        chosen.append(f)
+        prompts.append(f"{docs[sid]} Question: {q[0].upper() + q[1:]} Answer:")
+    return chosen, prompts
+
+
+def reading_accuracy(model: Any, tokenizer: Any, world_dir: Path, n: int = 200) -> dict[str, Any]:
+    """The share of :func:`reading_prompts` whose object greedy decoding writes next."""
+    facts, prompts = reading_prompts(world_dir, n)
+    res = recall(model, tokenizer, facts, batch_size=50, prompts=prompts)
+    return {"n": len(res), "accuracy": round(sum(k for k, _ in res) / len(res), 4) if res else None}
 
 
 def _common_prefix(a: list[int], b: list[int]) -> int:
@@ -129,8 +175,8 @@ def read_knowledge(path: Path) -> dict[tuple[str, str], bool]:
 
 
 def bucket_label(lo: int, hi: int | None) -> str:
-    """>>> bucket_label(2, 3), bucket_label(16, None), bucket_label(1, 1)
-    ('2-3', '16+', '1')"""
+    """>>> bucket_label(2, 3), bucket_label(32, None), bucket_label(1, 1)
+    ('2-3', '32+', '1')"""
     return f"{lo}+" if hi is None else (str(lo) if lo == hi else f"{lo}-{hi}")
 
 

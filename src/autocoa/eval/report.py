@@ -295,7 +295,7 @@ def recall_table(knowledge: dict[str, dict[str, dict]]) -> str:
     facts and recall over every pool and over the held-out test pool."""
     buckets = list(knowledge.get("all", {}))
     lines = [
-        "| times pretraining stated the fact | facts | recall | mean p(object) | test facts | test recall |",
+        "| times pretrain.txt states the fact | facts | recall | mean p(object) | test facts | test recall |",
         "|---|---:|---:|---:|---:|---:|",
     ]
     for b in buckets:
@@ -316,7 +316,7 @@ def plot_recall(knowledge: dict[str, dict[str, dict]], path: Path) -> Path | Non
         table = knowledge.get(key, {})
         if table:
             ax.plot(list(table), [v["recall"] for v in table.values()], marker="o", label=label)
-    ax.set_xlabel("times pretraining stated the fact")
+    ax.set_xlabel("times pretrain.txt states the fact (read once per epoch)")
     ax.set_ylabel("closed-book recall (greedy)")
     ax.set_ylim(0, 1.05)
     ax.set_title("What the base model knows, by exposure")
@@ -334,7 +334,13 @@ def read_recall(base_dir: Path) -> dict[str, dict[str, dict]] | None:
     if not path.exists():
         return None
     rows = [row for _, row in read_jsonl(path)]
-    return {"all": recall_by_exposure(rows), "test": recall_by_exposure(rows, pools=("test",))}
+    out = {"all": recall_by_exposure(rows), "test": recall_by_exposure(rows, pools=("test",))}
+    summary = Path(base_dir) / "pretrain.json"
+    if summary.exists():  # the reading test, written beside it by pretraining
+        reading = json.loads(summary.read_text(encoding="utf-8")).get("recall_by_exposure", {}).get("reading")
+        if reading:
+            out["reading"] = reading
+    return out
 
 
 def write_report(
@@ -395,6 +401,13 @@ def write_report(
             lines += [f"## {title}", "", f"![{title}]({paths[key].name})", ""]
             if key == "recall" and knowledge:
                 lines += [recall_table(knowledge), ""]
+                if knowledge.get("reading"):
+                    r = knowledge["reading"]
+                    lines += [
+                        f"Reading test of the base model (a test entity's document pretraining never stated, then "
+                        f"a question about it): {_fmt(r['accuracy'])} of {r['n']} answered from the passage.",
+                        "",
+                    ]
     if "cost" not in paths:
         lines += ["(No run carries `train_real_calls`: the cost plot is skipped.)", ""]
     (out / "report.md").write_text("\n".join(lines), encoding="utf-8")

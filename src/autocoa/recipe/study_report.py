@@ -75,6 +75,57 @@ COLUMNS = {
 }
 
 
+# Paired comparisons each study reports: (row, baseline row) by name, the difference of their
+# held-out EM per seed. Pairs whose rows a grid lacks are left out.
+PAIRS = {
+    "demo": [
+        ("SFT-1&2&3 + RL-1&2 (the recipe)", "SFT-1&2&3"),
+        ("SFT-1&2&3 + RL-1&2 (the recipe)", "recipe model, ReAct workflow"),
+        ("SFT-1&2&3 + RL-1&2 (the recipe)", "recipe model, RAG"),
+        ("SFT-1&2&3 + RL-1&2 (the recipe)", "recipe model, direct"),
+    ],
+    "ablations": [
+        ("SFT-1&2", "SFT-2"),
+        ("SFT-1&2&3", "SFT-1&2"),
+        ("SFT-1&2&3 + RL-1 (sim only)", "SFT-1&2&3"),
+        ("SFT-1&2&3 + RL-1&2 (the recipe)", "SFT-1&2&3"),
+        ("SFT-1&2&3 + RL-2 (all real)", "SFT-1&2&3"),
+        ("SFT-1&2 + RL-2 (all real)", "SFT-1&2"),
+    ],
+}
+
+
+def paired(rows: Sequence[dict[str, Any]], pairs: Sequence[tuple[str, str]], key: str = "em") -> list[dict[str, Any]]:
+    """Paired differences: per seed ``row - baseline`` of ``key`` for each (row, baseline) of
+    ``pairs`` whose rows exist (a study's: :data:`PAIRS`), and their spread.
+
+    >>> rows = [{"name": "a", "em": {"values": [0.5, 0.7]}}, {"name": "b", "em": {"values": [0.4, 0.8]}}]
+    >>> paired(rows, [("a", "b"), ("a", "missing")])
+    [{'row': 'a', 'baseline': 'b', 'per_seed': [0.1, -0.1], 'mean': 0.0, 'min': -0.1, 'max': 0.1}]
+    """
+    by = {r["name"]: r.get(key) for r in rows}
+    out = []
+    for a, b in pairs:
+        if not by.get(a) or not by.get(b) or len(by[a]["values"]) != len(by[b]["values"]):
+            continue
+        d = [round(x - y, 4) for x, y in zip(by[a]["values"], by[b]["values"], strict=True)]
+        out.append(
+            {"row": a, "baseline": b, "per_seed": d, "mean": round(sum(d) / len(d), 4), "min": min(d), "max": max(d)}
+        )
+    return out
+
+
+def paired_table(diffs: Sequence[dict[str, Any]]) -> str:
+    """The Markdown table of :func:`paired`'s differences."""
+    lines = ["| row | minus | mean | min | max | per seed |", "|---|---|---:|---:|---:|---|"]
+    for d in diffs:
+        seeds = " / ".join(f"{x:+.3f}" for x in d["per_seed"])
+        lines.append(
+            f"| {d['row']} | {d['baseline']} | {d['mean']:+.3f} | {d['min']:+.3f} | {d['max']:+.3f} | {seeds} |"
+        )
+    return "\n".join(lines)
+
+
 def markdown_table(study: str, rows: Sequence[dict[str, Any]]) -> str:
     cols = COLUMNS[study]
     lines = ["| row | " + " | ".join(c[0] for c in cols) + " |", "|---|" + "---:|" * len(cols)]
@@ -232,6 +283,7 @@ def write_study_report(
                 "commit": code_version(),
                 "config": config,
                 "rows": list(rows),
+                "paired": paired(rows, PAIRS.get(study, [])),
                 "collapse": list(collapse),
             },
             indent=2,
@@ -248,6 +300,13 @@ def write_study_report(
         markdown_table(study, rows),
         "",
     ]
+    if paired(rows, study):
+        lines += [
+            "Paired differences of held-out EM (the same seed's rows):",
+            "",
+            paired_table(paired(rows, study)),
+            "",
+        ]
     if collapse:
         lines += ["## SFT-1 contrastive-collapse monitor", "", collapse_table(collapse), ""]
     if notes:
@@ -308,9 +367,11 @@ def results_block(results_path: Path) -> str:
     data = json.loads(Path(results_path).read_text(encoding="utf-8"))
     seeds = ", ".join(map(str, data.get("seeds", [])))
     commit = data.get("commit") or "unrecorded"
+    diffs = data.get("paired") or []
     return (
         markdown_table(data["study"], data["rows"])
         + f"\n\nSeeds {seeds}; each cell mean (min-max) over them; code {commit}; rendered from `{results_path}`.\n"
+        + (f"\nPaired differences of held-out EM (the same seed's rows):\n\n{paired_table(diffs)}\n" if diffs else "")
     )
 
 

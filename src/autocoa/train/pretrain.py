@@ -150,12 +150,16 @@ def probe_knowledge(model: Any, tokenizer: Any, world_dir: Path, out_dir: Path) 
     """Probe every fact of the world closed-book: ``out_dir/knowledge.jsonl`` and the recall
     by exposure count, over all pools and over the held-out (test) pool."""
     from autocoa.jsonl import write_jsonl
-    from autocoa.knowledge import knowledge_rows, recall, recall_by_exposure, world_facts
+    from autocoa.knowledge import knowledge_rows, reading_accuracy, recall, recall_by_exposure, world_facts
 
     facts = world_facts(world_dir)
     rows = knowledge_rows(facts, recall(model, tokenizer, facts))
     write_jsonl(out_dir / "knowledge.jsonl", rows)
-    return {"all": recall_by_exposure(rows), "test": recall_by_exposure(rows, pools=("test",))}
+    return {
+        "all": recall_by_exposure(rows),
+        "test": recall_by_exposure(rows, pools=("test",)),
+        "reading": reading_accuracy(model, tokenizer, world_dir),
+    }
 
 
 def _training_args(cfg: PretrainConfig, out_dir: Path, steps: int, precision: dict, progress: bool):

@@ -1,0 +1,30 @@
+"""Every results table in README.md and docs/*.md is the one its results file renders."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from autocoa.recipe.study_report import render_results_blocks, results_block
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+def test_page_tables_match_their_results_files(page):
+    text = page.read_text(encoding="utf-8")
+    assert render_results_blocks(text, ROOT) == text, f"{page.name}: run `python docs/render_tables.py`"
+
+
+def test_a_block_is_rendered_from_its_file_and_a_stale_one_is_caught(tmp_path):
+    rows = [{"name": "SFT-1&2&3", "em": {"mean": 0.5, "min": 0.4, "max": 0.6}}]
+    (tmp_path / "r.json").write_text(json.dumps({"study": "demo", "seeds": [0, 1], "commit": "abc", "rows": rows}))
+    page = "intro\n<!-- results: r.json -->\nold table\n<!-- /results -->\nafter\n"
+    out = render_results_blocks(page, tmp_path)
+    assert out != page and out.startswith("intro\n<!-- results: r.json -->\n| row |")
+    assert "code abc" in out and out.endswith("<!-- /results -->\nafter\n")
+    assert results_block(tmp_path / "r.json") in out
+    assert render_results_blocks(out, tmp_path) == out
