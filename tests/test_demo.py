@@ -25,7 +25,8 @@ def test_fast_demo_end_to_end_resume_and_a_study_on_its_stages(tmp_path):
     for st in ("base", "sft1", "sft12", "sft123", "rl"):
         assert (out / st / "model.safetensors").exists()
     assert results["synth"]["coa"] > 0 and results["sft2"]["steps"] == 8
-    assert results["synth"]["rl_pool"] == 24 and results["sft3"]["pool_rows"] == 48  # the world model's pool, x2
+    assert results["synth"]["rl_pool"] == 24 and results["sft3"]["pool_rows"] == 0  # SFT-3 as the paper's: no copies
+    assert (out / "base" / "knowledge.jsonl").exists() and (out / "report" / "recall_by_exposure.png").exists()
     assert set(results["main"]["em"]["rl"]) == {"agent", "direct", "rag", "react"}
     assert set(results["main"]["em"]) >= {"sft123_sim_pool", "sft123_sim_unseen", "sft123_sim_test"}
     rl = results["rl"]

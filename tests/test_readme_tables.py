@@ -26,5 +26,5 @@ def test_a_block_is_rendered_from_its_file_and_a_stale_one_is_caught(tmp_path):
     out = render_results_blocks(page, tmp_path)
     assert out != page and out.startswith("intro\n<!-- results: r.json -->\n| row |")
     assert "code abc" in out and out.endswith("<!-- /results -->\nafter\n")
-    assert results_block(tmp_path / "r.json") in out
+    assert results_block(tmp_path / "r.json", "r.json") in out
     assert render_results_blocks(out, tmp_path) == out

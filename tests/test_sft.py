@@ -151,6 +151,13 @@ def test_cot_mix_ratio(tokenizer, tmp_path):
     data = write_data(tmp_path)
     _ex, stats = sft_examples(data["coa"], tokenizer, MaskedSFTConfig(cot_ratio=0.5), True, data["cot"])
     assert (stats["rows"], stats["cot_rows"], stats["examples"]) == (4, 2, 6)
+    # a teacher calibrated to a model that recalls no whole chain writes no CoT row: no CoT, no error
+    empty = tmp_path / "empty_cot.jsonl"
+    empty.write_text("")
+    _ex, stats = sft_examples(data["coa"], tokenizer, MaskedSFTConfig(cot_ratio=0.5), True, empty)
+    assert (stats["cot_rows"], stats["examples"]) == (0, 4)
+    with pytest.raises(DataError, match="no rows"):
+        read_rows(empty, ("question", "segments"))
 
 
 def test_pool_rows_are_added_pool_repeats_times(tokenizer, tmp_path):

@@ -175,8 +175,11 @@ def read_knowledge(path: Path) -> dict[tuple[str, str], bool]:
 
 
 def bucket_label(lo: int, hi: int | None) -> str:
-    """>>> bucket_label(2, 3), bucket_label(32, None), bucket_label(1, 1)
-    ('2-3', '32+', '1')"""
+    """A bucket's label.
+
+    >>> bucket_label(2, 3), bucket_label(32, None), bucket_label(1, 1)
+    ('2-3', '32+', '1')
+    """
     return f"{lo}+" if hi is None else (str(lo) if lo == hi else f"{lo}-{hi}")
 
 

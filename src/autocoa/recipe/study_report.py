@@ -300,13 +300,9 @@ def write_study_report(
         markdown_table(study, rows),
         "",
     ]
-    if paired(rows, study):
-        lines += [
-            "Paired differences of held-out EM (the same seed's rows):",
-            "",
-            paired_table(paired(rows, study)),
-            "",
-        ]
+    diffs = paired(rows, PAIRS.get(study, []))
+    if diffs:
+        lines += ["Paired differences of held-out EM (the same seed's rows):", "", paired_table(diffs), ""]
     if collapse:
         lines += ["## SFT-1 contrastive-collapse monitor", "", collapse_table(collapse), ""]
     if notes:
@@ -362,19 +358,21 @@ def run_study(study: str, cfg: Any, out: Path, seeds: Sequence[int], console: An
 _BLOCK = re.compile(r"(<!-- results: (?P<path>[^ ]+) -->\n)(?P<body>.*?)(<!-- /results -->)", re.S)
 
 
-def results_block(results_path: Path) -> str:
-    """The Markdown a results block holds: the study's table and where its numbers come from."""
+def results_block(results_path: Path, shown: str | None = None) -> str:
+    """The Markdown a results block holds: the study's table and where its numbers come from
+    (``shown``: the file's path as the page names it)."""
     data = json.loads(Path(results_path).read_text(encoding="utf-8"))
     seeds = ", ".join(map(str, data.get("seeds", [])))
     commit = data.get("commit") or "unrecorded"
     diffs = data.get("paired") or []
     return (
         markdown_table(data["study"], data["rows"])
-        + f"\n\nSeeds {seeds}; each cell mean (min-max) over them; code {commit}; rendered from `{results_path}`.\n"
+        + f"\n\nSeeds {seeds}; each cell mean (min-max) over them; code {commit}; "
+        + f"rendered from `{shown or results_path}`.\n"
         + (f"\nPaired differences of held-out EM (the same seed's rows):\n\n{paired_table(diffs)}\n" if diffs else "")
     )
 
 
 def render_results_blocks(text: str, root: Path) -> str:
     """``text`` with every results block re-rendered from its file (paths relative to ``root``)."""
-    return _BLOCK.sub(lambda m: m.group(1) + results_block(root / m.group("path")) + m.group(4), text)
+    return _BLOCK.sub(lambda m: m.group(1) + results_block(root / m.group("path"), m.group("path")) + m.group(4), text)

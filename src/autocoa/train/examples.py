@@ -14,8 +14,11 @@ from autocoa.jsonl import DataError, read_jsonl
 from autocoa.trajectory import Trajectory, render
 
 
-def read_rows(path: str | Path, required: tuple[str, ...], limit: int | None = None) -> list[tuple[int, dict]]:
-    """``(line, row)`` of a JSONL data file, checking that each row has the ``required`` keys."""
+def read_rows(
+    path: str | Path, required: tuple[str, ...], limit: int | None = None, allow_empty: bool = False
+) -> list[tuple[int, dict]]:
+    """``(line, row)`` of a JSONL data file, checking that each row has the ``required`` keys;
+    a file without rows is an error unless ``allow_empty``."""
     rows = []
     for n, row in read_jsonl(path):
         if not isinstance(row, dict):
@@ -26,17 +29,17 @@ def read_rows(path: str | Path, required: tuple[str, ...], limit: int | None = N
         rows.append((n, row))
         if limit is not None and len(rows) >= limit:
             break
-    if not rows:
+    if not rows and not allow_empty:
         raise DataError(path, None, None, "no rows")
     return rows
 
 
-def check_rows(path: Path, pairs: bool = False) -> int:
+def check_rows(path: Path, pairs: bool = False, allow_empty: bool = False) -> int:
     """Read and check every row of a stage's data file without a tokenizer (keys, segment
     kinds, question text): a bad row raises ``DataError`` with its file and line. Returns the
     number of rows."""
     keys = ("question", "prefix_segments", "chosen", "rejected") if pairs else ("question", "segments")
-    rows = read_rows(path, keys)
+    rows = read_rows(path, keys, allow_empty=allow_empty)
     for n, row in rows:
         if not isinstance(row["question"], str) or not row["question"].strip():
             raise DataError(path, n, "question", "must be a non-empty string")

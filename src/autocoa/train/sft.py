@@ -48,7 +48,9 @@ def sft_examples(
     """Pre-tokenized examples of stage 2/3 (CoA rows + the CoT mix + ``pool_repeats`` copies of
     the pool rows) and counts for the summary."""
     coa = read_rows(data_path, ("question", "segments"), cfg.max_examples)
-    cot = read_rows(cot_path, ("question", "segments")) if cot_path is not None else []
+    # an empty CoT file is data, not an error: a teacher calibrated to a base model that recalls
+    # no whole chain writes no pure-CoT row (synth known_from: model)
+    cot = read_rows(cot_path, ("question", "segments"), allow_empty=True) if cot_path is not None else []
     pool = read_rows(pool_path, ("question", "segments")) if pool_path is not None else []
     repeats = getattr(cfg, "pool_repeats", 0)
     # observations of the non-pool rows stay masked when only the pool's are to be learned
@@ -255,7 +257,7 @@ def _prepare_run(
     # previous run (with --overwrite) is left as it was
     for p in files:
         if p is not None:
-            check_rows(p, pairs=stage == "sft1" and p == data_path)
+            check_rows(p, pairs=stage == "sft1" and p == data_path, allow_empty=p == files[1])  # CoT may be empty
     check_out_dir(out_dir, overwrite)
     ckpt = resume_point(out_dir, manifest, overwrite)
     state.wait_for_everyone()

@@ -1,0 +1,188 @@
+"""The scale-model demo's measurements beyond the study table, per seed and over seeds: the base
+model (reading test, closed-book recall by exposure on the test pool, common facts), copy
+accuracy, when-to-act counts, the world model's fidelity, what the RL steps could learn from
+(groups with zero reward spread, KL), the RL variants from seed 0's SFT-1&2&3 (rl_variants.jsonl,
+written by rl_variants.py) and the stage times. Writes measurements.json and measurements.md
+beside this file. Usage, from the repository root: python docs/results/scale_seeds/aggregate.py
+runs/study/seed0 runs/study/seed1 ..."""
+
+import json
+import sys
+from pathlib import Path
+
+from autocoa.eval.report import read_recall
+from autocoa.jsonl import read_logged
+from autocoa.recipe.study import spread
+from autocoa.recipe.study_report import code_version, fmt
+
+here = Path(__file__).resolve().parent
+roots = [Path(p) for p in sys.argv[1:]]
+
+
+def metrics(root: Path, label: str, method: str = "agent") -> dict:
+    return json.loads((root / "eval" / label / "metrics.json").read_text())["methods"][method]
+
+
+def rl_signal(root: Path) -> dict:
+    rows = [r for r in read_logged(root / "rl" / "metrics.jsonl") if "frac_reward_zero_std" in r]
+    sim = [r for r in rows if r.get("rl/env_real", 0) == 0]
+    real = [r for r in rows if r.get("rl/env_real", 0) > 0]
+    mean = lambda xs: sum(xs) / len(xs) if xs else None  # noqa: E731
+    return {
+        "zero_spread_sim": mean([r["frac_reward_zero_std"] for r in sim]),
+        "zero_spread_real": mean([r["frac_reward_zero_std"] for r in real]),
+        "grad_norm_sim": mean([r["grad_norm"] for r in sim]),
+        "kl_last": rows[-1]["kl"] if rows else None,
+    }
+
+
+def reading(root: Path, recorded: dict | None) -> float | None:
+    """The base model's reading test: from pretrain.json, else measured now (pretraining wrote
+    it only from commit b4c643e on)."""
+    if recorded:
+        return recorded["accuracy"]
+    from autocoa.knowledge import reading_accuracy
+    from autocoa.models import load_model
+
+    model, tok = load_model(root / "base", device="cpu")
+    return reading_accuracy(model, tok, root / "world")["accuracy"]
+
+
+per_seed = {}
+for root in roots:
+    pre = json.loads((root / "base" / "pretrain.json").read_text())
+    rec = read_recall(root / "base")  # the buckets of this code, from knowledge.jsonl
+    sft, rl = metrics(root, "sft123"), metrics(root, "rl")
+    per_seed[root.name] = {
+        "reading_test": reading(root, rec.get("reading")),
+        "common_facts": pre["common_facts"]["accuracy"],
+        "test_recall_by_exposure": {k: v["recall"] for k, v in rec["test"].items()},
+        "direct_em_base": metrics(root, "base", "direct")["em"],
+        "direct_em_recipe": metrics(root, "rl", "direct")["em"],
+        "copy_sft123": sft.get("copy_accuracy"),
+        "copy_recipe": rl.get("copy_accuracy"),
+        "unneeded_sft123": sft.get("unneeded_searches"),
+        "missed_sft123": sft.get("missed_searches"),
+        "unneeded_recipe": rl.get("unneeded_searches"),
+        "missed_recipe": rl.get("missed_searches"),
+        "fidelity_test": metrics(root, "sft123_sim_test").get("fidelity"),
+        "fidelity_pool": metrics(root, "sft123_sim_pool").get("fidelity"),
+        **rl_signal(root),
+        "seconds": json.loads((root / "timings.json").read_text()),
+    }
+keys = [k for k in next(iter(per_seed.values())) if not isinstance(next(iter(per_seed.values()))[k], dict)]
+over = {k: spread([s[k] for s in per_seed.values()]) for k in keys}
+stage_names = list(next(iter(per_seed.values()))["seconds"])
+times = {st: spread([s["seconds"].get(st) for s in per_seed.values()]) for st in stage_names}
+total = spread([sum(s["seconds"].values()) for s in per_seed.values()])
+variants_path = here / "rl_variants.jsonl"
+variants = [json.loads(line) for line in variants_path.read_text().splitlines()] if variants_path.exists() else []
+out = {
+    "commit": code_version(),
+    "seeds": list(per_seed),
+    "per_seed": per_seed,
+    "over_seeds": over,
+    "stage_seconds": times,
+    "total_seconds": total,
+    "rl_variants_seed0": variants,
+}
+(here / "measurements.json").write_text(json.dumps(out, indent=2) + "\n")
+
+names = {
+    "reading_test": "base model: reading test (answer from a passage it never read)",
+    "common_facts": "base model: common facts recalled (cloze)",
+    "direct_em_base": "base model: closed-book (direct) held-out EM",
+    "direct_em_recipe": "recipe model: closed-book (direct) held-out EM",
+    "copy_sft123": "copy accuracy, SFT-1&2&3",
+    "copy_recipe": "copy accuracy, the recipe",
+    "unneeded_sft123": "unneeded searches / q, SFT-1&2&3",
+    "missed_sft123": "missed searches / q, SFT-1&2&3",
+    "unneeded_recipe": "unneeded searches / q, the recipe",
+    "missed_recipe": "missed searches / q, the recipe",
+    "fidelity_test": "world-model fidelity, held-out test questions",
+    "fidelity_pool": "world-model fidelity, the RL pool",
+    "zero_spread_sim": "RL: share of groups with zero reward spread, simulated steps",
+    "zero_spread_real": "RL: share of groups with zero reward spread, real steps",
+    "grad_norm_sim": "RL: mean gradient norm of the simulated steps",
+    "kl_last": "RL: KL at the last step",
+}
+lines = [
+    f"# Scale-model demo: measurements over seeds {', '.join(s[4:] for s in per_seed)}",
+    "",
+    f"Code {out['commit']}; generated by `aggregate.py` from the seed directories into `measurements.json`.",
+    "",
+    "| measure | mean (min-max) | per seed |",
+    "|---|---:|---|",
+]
+for k, label in names.items():
+    vals = " / ".join("-" if s[k] is None else f"{s[k]:.3f}" for s in per_seed.values())
+    lines.append(f"| {label} | {fmt(over[k])} | {vals} |")
+buckets = list(next(iter(per_seed.values()))["test_recall_by_exposure"])
+lines += [
+    "",
+    "Closed-book recall of the base model on the test pool's facts, by times pretrain.txt states them:",
+    "",
+    "| exposure | " + " | ".join(buckets) + " |",
+    "|---|" + "---:|" * len(buckets),
+]
+for name, s in per_seed.items():
+    lines.append(f"| {name} | " + " | ".join(f"{s['test_recall_by_exposure'].get(b, 0):.3f}" for b in buckets) + " |")
+lines += ["", "Stage seconds on 2 CPU cores (mean (min-max)):", "", "| stage | seconds |", "|---|---:|"]
+lines += [f"| {st} | {fmt(v, 0)} |" for st, v in times.items()] + [f"| **total** | **{fmt(total, 0)}** |"]
+if variants:
+    lines += [
+        "",
+        "RL variants from seed 0's SFT-1&2&3 (held-out EM on the same 300 questions; SFT-1&2&3: "
+        f"{metrics(roots[0], 'sft123')['em']:.3f}):",
+        "",
+        "| variant | EM | 1 / 2 / 3 / 4 hops | unneeded/q | missed/q | copy acc | real reward | seconds |",
+        "|---|---:|---|---:|---:|---:|---:|---:|",
+    ]
+    for v in variants:
+        hops = " / ".join(f"{v['by_hops'][h]:.2f}" for h in sorted(v["by_hops"]))
+        lines.append(
+            f"| {v['name']} | {v['em']:.3f} | {hops} | {v['unneeded']:.2f} | {v['missed']:.2f} | "
+            f"{v['copy']:.3f} | {v['reward_real']} | {v['seconds']} |"
+        )
+study = json.loads((here / "results.json").read_text())
+rows = {r["name"]: r for r in study["rows"]}
+paired = {(d["row"], d["baseline"]): d for d in study.get("paired", [])}
+sft, recipe = rows["SFT-1&2&3"], rows["SFT-1&2&3 + RL-1&2 (the recipe)"]
+total_min = total["mean"] / 60
+
+
+def met(ok: bool) -> str:
+    return "met" if ok else "**not met**"
+
+
+targets = [
+    ("copy accuracy >= 0.97 on every seed", fmt(over["copy_sft123"]), met(over["copy_sft123"]["min"] >= 0.97)),
+    (
+        "closed-book (direct) held-out EM 0.10-0.40",
+        fmt(over["direct_em_recipe"]),
+        met(0.10 <= over["direct_em_recipe"]["mean"] <= 0.40),
+    ),
+    (
+        "world-model fidelity on held-out questions >= 0.5, no pool copies",
+        fmt(over["fidelity_test"]),
+        met(over["fidelity_test"]["mean"] >= 0.5),
+    ),
+    (
+        "SFT-1&2&3 max - min <= 0.06",
+        f"{sft['em']['max'] - sft['em']['min']:.3f}",
+        met(sft["em"]["max"] - sft["em"]["min"] <= 0.06),
+    ),
+    ("the recipe's held-out EM >= 0.85 on average", fmt(recipe["em"]), met(recipe["em"]["mean"] >= 0.85)),
+    ("the recipe's 4-hop EM >= 0.80", fmt(recipe["em_4hop"]), met(recipe["em_4hop"]["mean"] >= 0.80)),
+    ("RL over SFT-1&2&3 (paired)", fmt(paired[("SFT-1&2&3 + RL-1&2 (the recipe)", "SFT-1&2&3")]), "inside the spread"),
+    ("`autocoa demo` <= 12 minutes on 2 cores", f"{total_min:.1f} min", met(total_min <= 12)),
+]
+lines += [
+    "",
+    "The scale-model issue's targets against these measurements:",
+    "",
+    "| target | measured | |",
+    "|---|---:|---|",
+] + [f"| {t} | {m} | {v} |" for t, m, v in targets]
+(here / "measurements.md").write_text("\n".join(lines) + "\n")
+print("\n".join(lines))
