@@ -19,8 +19,10 @@ class CLIError(Exception):
 
 def preset_section(preset: str, section: str):
     """One stage's config of a tiny-model recipe preset (``autocoa world/pretrain --preset``)."""
+    from autocoa.recipe.config import TINY_PRESETS
     from autocoa.recipe.config import preset as recipe_preset
 
-    if preset not in ("default", "scale", "legacy", "fast"):
-        raise CLIError(f"--preset {preset}: one of default, scale, legacy, fast")
+    names = (*TINY_PRESETS, "fast")
+    if preset not in names:
+        raise CLIError(f"--preset {preset}: one of {', '.join(names)}")
     return getattr(recipe_preset(preset), section)

@@ -36,11 +36,13 @@ PresetOption = Annotated[
 def recipe_for(model: str | None, fast: bool, config: Path | None, preset: str | None = None):
     """The recipe a demo or study runs: the tiny default (or ``fast``, or the named ``preset``),
     or with ``model`` the ``pretrained`` one starting from that checkpoint; ``config``'s fields over it."""
-    from autocoa.recipe.config import load_recipe
+    from autocoa.recipe.config import TINY_PRESETS, load_recipe
 
     if preset is not None:
-        if preset not in ("default", "scale", "legacy"):
-            raise CLIError(f"--preset {preset}: one of default, scale, legacy (--fast and --model choose the others)")
+        if preset not in TINY_PRESETS:
+            raise CLIError(
+                f"--preset {preset}: one of {', '.join(TINY_PRESETS)} (--fast and --model choose the others)"
+            )
         if fast or model is not None:
             raise CLIError("--preset names a tiny-model preset: not with --fast or --model")
     if model is None:

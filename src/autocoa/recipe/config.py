@@ -193,7 +193,8 @@ def scale_preset() -> RecipeConfig:
     )
 
 
-PRESETS = ("default", "fast", "scale", "legacy", "pretrained", "pretrained-fast")
+TINY_PRESETS = ("default", "scale", "legacy")  # the from-scratch model's presets a user names (--preset)
+PRESETS = (*TINY_PRESETS, "fast", "pretrained", "pretrained-fast")
 
 
 def preset(size: str) -> RecipeConfig:

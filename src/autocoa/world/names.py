@@ -46,23 +46,24 @@ class NameGenerator:
             return False
         return not any(word[:i] in self.used for i in range(1, len(word)))
 
+    def _free_word(self, rng: random.Random) -> str:
+        """A lower-case candidate from ``rng`` that collides with no reserved stem."""
+        for _ in range(1000):
+            word = self._candidate(rng)
+            if self._free(word):
+                return word
+        raise RuntimeError("name space exhausted: too many entities for the syllable inventory")
+
     def scratch(self, rng: random.Random) -> str:
         """A capitalised stem that collides with no reserved stem (prefix-free against them),
         without reserving it: names for text outside the world (reading passages) that can never
         be read as, or inside, a world entity's name; two scratch stems may repeat. Draws from
         ``rng``, so the world's own stream is untouched."""
-        for _ in range(1000):
-            word = self._candidate(rng)
-            if self._free(word):
-                return word.capitalize()
-        raise RuntimeError("name space exhausted: too many entities for the syllable inventory")
+        return self._free_word(rng).capitalize()
 
     def stem(self) -> str:
         """A new capitalised stem, unique and prefix-free against every earlier one."""
-        for _ in range(1000):
-            word = self._candidate()
-            if self._free(word):
-                self.used.add(word)
-                self._prefixes.update(word[:i] for i in range(1, len(word)))
-                return word.capitalize()
-        raise RuntimeError("name space exhausted: too many entities for the syllable inventory")
+        word = self._free_word(self.rng)
+        self.used.add(word)
+        self._prefixes.update(word[:i] for i in range(1, len(word)))
+        return word.capitalize()
