@@ -111,9 +111,13 @@ def test_pretrain_writes_the_probe_and_synth_searches_what_the_model_cannot_reca
     from autocoa.train.pretrain import PretrainConfig, pretrain
     from tests.pretrain_helpers import TINY
 
-    s = pretrain(small_world, tmp_path / "base", PretrainConfig(**TINY), progress=False)
+    s = pretrain(small_world, tmp_path / "base", PretrainConfig(**TINY, reading_eval_steps=2), progress=False)
     rows = [json.loads(line) for line in (tmp_path / "base" / "knowledge.jsonl").open()]
     assert len(rows) == len(world_facts(small_world)) and s["recall_by_exposure"]["all"]
+    # the reading curve: the test every 2 steps, in the metrics log beside the losses
+    curve = [r for r in map(json.loads, (tmp_path / "base" / "metrics.jsonl").open()) if "reading" in r]
+    assert [r["step"] for r in curve] == list(range(2, s["steps"] + 1, 2))
+    assert all(0 <= r["reading"] <= 1 for r in curve)
     known = read_knowledge(tmp_path / "base" / "knowledge.jsonl")
     # a model that 'knows' exactly the facts of every other subject: the teacher searches the rest
     flipped = {k: i % 2 == 0 for i, k in enumerate(sorted(known))}
@@ -163,12 +167,16 @@ def test_the_report_tabulates_and_plots_recall_by_exposure(tmp_path):
         for i in range(60)
     ]
     (base / "knowledge.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    curve = [{"step": 10, "loss": 2.0}, {"step": 10, "reading": 0.0}, {"step": 20, "reading": 0.6}]
+    (base / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in curve))
     knowledge = read_recall(base)
+    assert knowledge["reading_curve"] == curve[1:]  # the pretraining curve of the reading test, losses left out
     assert knowledge["all"]["0"]["n"] == 3 and knowledge["test"]["1"]["n"] == 3
     d, _ = fake_eval(tmp_path / "run")
     paths = write_report([load_run(d)], tmp_path / "report", knowledge=knowledge)
     md = paths["report"].read_text()
     assert paths["recall"].exists() and "recall_by_exposure.png" in md
+    assert paths["reading"].exists() and "reading_curve.png" in md
     line = next(x for x in md.splitlines() if x.startswith("| 16-31 |"))
     sel = [r for r in rows if r["exposure"] >= 16]
     assert line.split("|")[2].strip() == str(len(sel))

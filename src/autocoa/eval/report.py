@@ -325,8 +325,25 @@ def plot_recall(knowledge: dict[str, dict[str, dict]], path: Path) -> Path | Non
     return save_figure(fig, path)
 
 
-def read_recall(base_dir: Path) -> dict[str, dict[str, dict]] | None:
-    """The recall-by-exposure tables of a pretrained base model (its ``knowledge.jsonl``)."""
+def plot_reading_curve(curve: Sequence[dict[str, Any]], path: Path) -> Path | None:
+    """The reading test against the pretraining step (``reading_eval_steps``): where copying a
+    name just read emerges."""
+    if not curve:
+        return None
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(5.2, 3.2))
+    ax.plot([r["step"] for r in curve], [r["reading"] for r in curve], marker=".")
+    ax.set_xlabel("pretraining step")
+    ax.set_ylabel("reading test (greedy)")
+    ax.set_ylim(-0.05, 1.05)
+    ax.set_title("Reading a passage never seen, during pretraining", fontsize=10)
+    ax.grid(alpha=0.3)
+    return save_figure(fig, path)
+
+
+def read_recall(base_dir: Path) -> dict[str, Any] | None:
+    """The recall-by-exposure tables of a pretrained base model (its ``knowledge.jsonl``), its
+    reading test (``pretrain.json``) and the test's curve during pretraining (``metrics.jsonl``)."""
     from autocoa.jsonl import read_jsonl
     from autocoa.knowledge import recall_by_exposure
 
@@ -340,6 +357,10 @@ def read_recall(base_dir: Path) -> dict[str, dict[str, dict]] | None:
         reading = json.loads(summary.read_text(encoding="utf-8")).get("recall_by_exposure", {}).get("reading")
         if reading:
             out["reading"] = reading
+    metrics = Path(base_dir) / "metrics.jsonl"
+    curve = [r for r in read_logged(metrics) if "reading" in r] if metrics.exists() else []
+    if curve:
+        out["reading_curve"] = curve
     return out
 
 
@@ -367,6 +388,7 @@ def write_report(
         "cost": plot_cost(rows, out / "accuracy_vs_train_calls.png"),
         "rl": plot_rl_curves(rl_runs, out / "rl_curves.png"),
         "recall": plot_recall(knowledge, out / "recall_by_exposure.png") if knowledge else None,
+        "reading": plot_reading_curve((knowledge or {}).get("reading_curve", []), out / "reading_curve.png"),
     }
     paths.update({k: p for k, p in plots.items() if p is not None})
     (out / "results.json").write_text(json.dumps(rows, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
@@ -395,6 +417,7 @@ def write_report(
         "cost": "Accuracy vs real tool calls spent in training",
         "rl": "RL training: reward against real calls spent",
         "recall": "Closed-book recall of the base model by exposure count",
+        "reading": "The reading test during pretraining",
     }
     for key, title in titles.items():
         if key in paths:

@@ -159,9 +159,9 @@ def pretrain_stage(cfg: RecipeConfig, root: Path) -> Stage:
         s = pretrain(root / "world", root / "base", cfg.pretrain, progress=verbose())
         return {"params": s["params"], "common_facts_known": s["common_facts"].get("accuracy")}
 
-    # how often it checkpoints does not change the model: left out, so that a demo directory
-    # from before pretraining checkpointed keeps its fingerprints
-    config = cfg.pretrain.model_dump(mode="json", exclude={"save_steps", "save_total_limit"})
+    # how often it checkpoints or logs the reading curve does not change the model: left out, so
+    # that a demo directory from before either existed keeps its fingerprints
+    config = cfg.pretrain.model_dump(mode="json", exclude={"save_steps", "save_total_limit", "reading_eval_steps"})
     return Stage("pretrain", root / "base", run, config, deps=("world",))
 
 

@@ -63,6 +63,12 @@ class PretrainConfig(Config):
         description="0 = no closed-book probe; else every fact of the world is probed (knowledge.jsonl, recall by "
         "exposure) and the summary states the accuracy on the first N common facts",
     )
+    reading_eval_steps: int = Field(
+        0,
+        ge=0,
+        description="0 = off; else every N steps the reading test (knowledge.reading_accuracy) is logged to "
+        "metrics.jsonl as `reading`: the curve on which the copying skill emerges",
+    )
 
 
 def tokenizer_texts(world_dir: Path, max_questions: int = 20000):
@@ -162,6 +168,28 @@ def probe_knowledge(model: Any, tokenizer: Any, world_dir: Path, out_dir: Path) 
     }
 
 
+def reading_callback(tokenizer: Any, world_dir: Path, every: int, path: Path, n: int = 100):
+    """A ``TrainerCallback`` that every ``every`` steps runs the reading test on ``n`` prompts
+    (built once) and appends ``{"step", "reading"}`` to ``path``; the model goes back to train mode."""
+    from transformers import TrainerCallback
+
+    from autocoa.jsonl import write_jsonl
+    from autocoa.knowledge import reading_prompts, recall
+
+    facts, prompts = reading_prompts(world_dir, n)
+
+    class _Reading(TrainerCallback):
+        def on_step_end(self, args, state, control, model=None, **kwargs):
+            if not facts or state.global_step % every or not state.is_world_process_zero:
+                return
+            res = recall(model, tokenizer, facts, batch_size=50, prompts=prompts)
+            model.train()
+            acc = round(sum(k for k, _ in res) / len(res), 4)
+            write_jsonl(path, [{"step": state.global_step, "reading": acc}], append=True)
+
+    return _Reading()
+
+
 def _training_args(cfg: PretrainConfig, out_dir: Path, steps: int, precision: dict, progress: bool):
     """transformers' ``TrainingArguments`` of pretraining (checkpoints in ``OUT/checkpoints``)."""
     from transformers import TrainingArguments
@@ -243,13 +271,15 @@ def pretrain(
     precision = trainer_precision(cfg.bf16)
     bf16 = precision["bf16"]
     args = _training_args(cfg, out_dir, steps, precision, progress)
+    every = cfg.reading_eval_steps
+    curve = [reading_callback(tok, world_dir, every, out_dir / "metrics.jsonl")] if every else []
     trainer = Trainer(
         model=model,
         args=args,
         train_dataset=ds,
         data_collator=default_data_collator,
         processing_class=tok,  # saved into each checkpoint: a resumed run reads the same tokenizer
-        callbacks=[metrics_callback(out_dir / "metrics.jsonl")],
+        callbacks=[metrics_callback(out_dir / "metrics.jsonl"), *curve],
     )
     quiet_trainer(trainer, progress)
     trainer.train(resume_from_checkpoint=str(ckpt) if ckpt is not None else None)
