@@ -322,3 +322,20 @@ def load_qa(
 ) -> list[QARecord]:
     """Every QA record of ``path`` (see :func:`iter_qa`); ``len(bad)`` counts skipped rows."""
     return list(iter_qa(path, skip_bad=skip_bad, bad=bad, fmt=fmt, dataset=dataset))
+
+
+def take(records: list[QARecord], limit: int | None, shuffle_seed: int | None = None) -> list[QARecord]:
+    """The first ``limit`` of ``records`` (all: None), after a shuffle with ``shuffle_seed``
+    (None: in file order). The world's splits are sorted by hop count, so their first N alone
+    are 1-hop questions only.
+
+    >>> recs = [QARecord(id=str(i), question="q", golden_answers=["a"]) for i in range(6)]
+    >>> [r.id for r in take(recs, 3)], [r.id for r in take(recs, 3, shuffle_seed=0)] == [r.id for r in recs[:3]]
+    (['0', '1', '2'], False)
+    """
+    if shuffle_seed is not None:
+        import random
+
+        records = list(records)
+        random.Random(shuffle_seed).shuffle(records)
+    return records if limit is None else records[:limit]

@@ -311,18 +311,12 @@ def evaluate_checkpoint(
     ``coa``'s chat model is the endpoint at ``llm_url`` (model name ``llm_model``) if given,
     else the checkpoint itself, which must then have a chat template; ``knowledge``: an index
     over the user's own documents for CoA's knowledge action. ``verify``: see :func:`evaluate`."""
-    from autocoa.data.qa import load_qa
+    from autocoa.data.qa import load_qa, take
     from autocoa.models import load_model
     from autocoa.tools import open_toolbox
 
     cfg = cfg or AgentConfig()
-    records = load_qa(data)
-    if shuffle_seed is not None:  # the world's splits are sorted by hop count: --limit alone takes 1-hop only
-        import random
-
-        random.Random(shuffle_seed).shuffle(records)
-    if limit is not None:
-        records = records[:limit]
+    records = take(load_qa(data), limit, shuffle_seed)
     if not records:
         raise ValueError(f"{data}: no questions")
     toolbox = None

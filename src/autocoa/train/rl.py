@@ -159,7 +159,7 @@ def train_rl(
     server), or uses ``toolbox``. Re-running with the same ``out_dir`` resumes from the last
     complete checkpoint; a finished ``out_dir`` is refused unless ``overwrite``.
     ``logits_hook`` is passed to the engine (constrained decoding; scripted tests).
-    With ``cfg.heldout_every``, the first ``cfg.heldout_questions`` of the QA file ``heldout``
+    With ``cfg.heldout_every``, ``cfg.heldout_questions`` of the QA file ``heldout`` (a seeded sample)
     are answered greedily with real search over ``heldout_index`` / ``heldout_url`` (default:
     the training index) before the first step and every ``heldout_every`` steps, into
     ``heldout.jsonl`` (step, EM, F1, the real calls training had spent; the evaluation's own
@@ -299,12 +299,14 @@ def _real_toolbox(cfg: RLConfig, toolbox: Any, index: str | Path | None, url: st
 def _heldout_watch(cfg: RLConfig, heldout, index, url, toolbox: Any, state: RunState, out_dir: Path):
     """The held-out curve's callback (:func:`autocoa.train.rl_monitor.heldout_monitor`), with
     its questions and its own toolbox (held-out entities need the full index)."""
-    from autocoa.data.qa import load_qa
+    from autocoa.data.qa import load_qa, take
     from autocoa.train.rl_monitor import heldout_monitor
 
     if heldout is None:
         raise ValueError("heldout_every needs held-out questions (heldout=FILE)")
-    records = load_qa(heldout)[: cfg.heldout_questions]
+    # a seeded sample, as evaluation takes its questions: the world's splits are sorted by hop
+    # count, and their first N alone (the old curve) are 1-hop questions only
+    records = take(load_qa(heldout), cfg.heldout_questions, shuffle_seed=0)
     if not records:
         raise ValueError(f"{heldout}: no questions")
     if index is not None or url is not None:

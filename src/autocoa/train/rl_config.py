@@ -68,7 +68,11 @@ class RLConfig(Config):
         description="evaluate greedily on held-out questions (real search) before the first step and every N "
         "steps, into heldout.jsonl: the curve of held-out EM against real calls spent; 0 = never",
     )
-    heldout_questions: int = Field(50, ge=1, description="held-out questions per evaluation (the file's first N)")
+    heldout_questions: int = Field(
+        50,
+        ge=1,
+        description="held-out questions per evaluation (a seeded sample of the file, as evaluation takes them)",
+    )
     stop_on_collapse: bool = Field(True, description="stop when a collapse is detected (keep the best model)")
     collapse_patience: int = Field(3, ge=1, description="collapse: window reward fell this many evaluations in a row")
     collapse_entropy_factor: float = Field(3.0, gt=1, description="collapse: entropy above this x the first window's")
