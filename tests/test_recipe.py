@@ -239,3 +239,18 @@ def test_the_scale_and_legacy_presets_and_the_preset_option(tmp_path):
     assert res.exit_code == 0, res.output
     stats = json.loads((tmp_path / "w" / "world.json").read_text())
     assert stats["config"]["reading_passages"] == preset("fast").world.reading_passages
+
+
+def test_ablations_carry_the_control_the_paper_lacks_once(tmp_path):
+    """The recipe's real steps alone (no simulated steps) is a row of its own; with a schedule
+    that has no simulated steps it would be the recipe itself, and is not added twice."""
+    from autocoa.recipe.study import REAL_ONLY
+
+    cfg = preset("default")
+    grid = seed_stages("ablations", cfg, tmp_path)
+    control = next(r for r in grid.rows if r.name == REAL_ONLY)
+    assert control.rl == f"rl_sft123_s0_r{cfg.rl.real_steps}" in [s.name for s in grid.stages]
+    real_only = cfg.model_copy(update={"rl": cfg.rl.model_copy(update={"sim_steps": 0})})
+    grid = seed_stages("ablations", real_only, tmp_path / "b")
+    assert REAL_ONLY not in [r.name for r in grid.rows]
+    assert len({s.name for s in grid.stages}) == len(grid.stages)

@@ -121,6 +121,9 @@ def demo_grid(cfg: RecipeConfig, root: Path) -> Grid:
     return Grid([main_eval_stage(cfg, root)], rows)
 
 
+REAL_ONLY = "SFT-1&2&3 + the recipe's real steps alone"
+
+
 def ablations_grid(cfg: RecipeConfig, root: Path) -> Grid:
     total = cfg.rl.sim_steps + cfg.rl.real_steps
     rl_runs = {
@@ -129,6 +132,9 @@ def ablations_grid(cfg: RecipeConfig, root: Path) -> Grid:
         "sft123_rl2": _rl(cfg, root, "sft123", 0, total),
         "sft12_rl2": _rl(cfg, root, "sft12", 0, total),
     }
+    control = cfg.rl.sim_steps > 0 and cfg.rl.real_steps > 0  # else it is one of the rows above
+    if control:  # the control the paper lacks: the recipe's real steps without its simulated ones
+        rl_runs["sft123_real_only"] = _rl(cfg, root, "sft123", 0, cfg.rl.real_steps)
     alpha0 = cfg.sft1.model_copy(update={"alpha": 0.0})
     stages = [
         sft_stage("sft1_alpha0", "sft1", base_dir(cfg), "sft1_alpha0", alpha0, root, "pretrain"),
@@ -152,6 +158,7 @@ def ablations_grid(cfg: RecipeConfig, root: Path) -> Grid:
         Row("SFT-1&2&3 + RL-1 (sim only)", rl_runs["sft123_rl1"].name, rl=rl_runs["sft123_rl1"].name),
         Row("SFT-1&2&3 + RL-1&2 (the recipe)", "rl", rl="rl"),
         Row("SFT-1&2&3 + RL-2 (all real)", rl_runs["sft123_rl2"].name, rl=rl_runs["sft123_rl2"].name),
+        *([Row(REAL_ONLY, rl_runs["sft123_real_only"].name, rl=rl_runs["sft123_real_only"].name)] if control else []),
         Row("SFT-1&2 + RL-2 (all real)", rl_runs["sft12_rl2"].name, rl=rl_runs["sft12_rl2"].name),
         Row("recipe model, ReAct workflow", "rl", "react", rl="rl"),
         Row("recipe model, RAG", "rl", "rag", rl="rl"),

@@ -90,6 +90,9 @@ PAIRS = {
         ("SFT-1&2&3 + RL-1 (sim only)", "SFT-1&2&3"),
         ("SFT-1&2&3 + RL-1&2 (the recipe)", "SFT-1&2&3"),
         ("SFT-1&2&3 + RL-2 (all real)", "SFT-1&2&3"),
+        ("SFT-1&2&3 + the recipe's real steps alone", "SFT-1&2&3"),
+        # what the simulated steps themselves contribute: the recipe against its real steps alone
+        ("SFT-1&2&3 + RL-1&2 (the recipe)", "SFT-1&2&3 + the recipe's real steps alone"),
         ("SFT-1&2 + RL-2 (all real)", "SFT-1&2"),
     ],
 }
