@@ -191,7 +191,18 @@ def test_eval_and_run_from_the_cli(saved_agent, tmp_path):
         assert metrics["em"] == 0.75 and metrics["errors"] == 0.25
         assert metrics["llm_calls_per_question"] == pytest.approx((3 + 2 + 3 + 1) / 4)
         assert metrics["tool_calls_per_question"] == pytest.approx(3 / 4)
-        assert "LLM calls/q" in (tmp_path / "ev" / "report.md").read_text()
+        report = (tmp_path / "ev" / "report.md").read_text()
+        assert "LLM calls/q" in report and "malformed" in report
+        header, _, row = report.split("| method |", 1)[1].splitlines()[:3]
+        cols = [c.strip() for c in header.split("|")]
+        assert row.split("|")[cols.index("malformed") + 2].strip() == "0.25"  # the one reply with no chain
+        # no local model runs: --model is not needed
+        ev2 = ["eval", "--data", str(data), "--out", str(tmp_path / "ev2"), "--index", str(tmp_path / "ix")]
+        res = runner.invoke(cli_app, [*ev2, *coa, "--coa-config", str(tmp_path / "coa.yaml")])
+        assert res.exit_code == 0, res.output
+        assert json.loads((tmp_path / "ev2" / "metrics.json").read_text())["methods"]["coa"]["em"] == 0.75
+        res = runner.invoke(cli_app, [*ev2, "--method", "agent"])
+        assert res.exit_code != 0 and "--model is needed" in str(res.exception)
         rows = [json.loads(line) for line in (tmp_path / "ev" / "predictions.jsonl").read_text().splitlines()]
         assert rows[3]["error"].startswith("no JSON object") and rows[3]["well_formed"] is False
         res = runner.invoke(

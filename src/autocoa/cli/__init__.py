@@ -14,6 +14,7 @@ from autocoa.coa.llm import LLMError, NotAChatModel
 from autocoa.config import ConfigError
 from autocoa.jsonl import DataError
 from autocoa.named_models import MissingDependency
+from autocoa.runlock import RunLockedError
 
 COMMAND_MODULES = ("core", "data", "tools", "stages", "train", "rl", "agent", "eval", "serve", "score", "demo")
 for _name in COMMAND_MODULES:
@@ -32,6 +33,7 @@ def main() -> None:
         MissingDependency,
         NotAChatModel,
         LLMError,
+        RunLockedError,
     ) as e:
         Console(stderr=True).print(f"[bold red]error:[/] {e}", highlight=False)
         sys.exit(2)

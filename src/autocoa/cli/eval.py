@@ -18,7 +18,6 @@ from autocoa.cli.options import (
     LLMKey,
     LLMName,
     LLMUrl,
-    ModelDir,
     RetrieverURL,
     Seed,
     Temperature,
@@ -29,9 +28,16 @@ from autocoa.cli.options import (
 
 @app.command("eval")
 def eval_cmd(
-    model: ModelDir,
     data: Annotated[Path, typer.Option(help="QA file in any format `autocoa data inspect` reads")],
     out: Annotated[Path, typer.Option(help="output directory: predictions.jsonl, metrics.json, report")],
+    model: Annotated[
+        Path | None,
+        typer.Option(
+            "--model",
+            help="model directory (save_pretrained layout), or a named model: smollm2-135m-instruct; "
+            "not needed when every --method is coa with --llm-url (no local model runs)",
+        ),
+    ] = None,
     index: IndexDir = None,
     retriever: RetrieverURL = None,
     method: Annotated[
@@ -86,6 +92,8 @@ def eval_cmd(
     bad = [m for m in methods if m not in METHODS]
     if bad:
         raise CLIError(f"unknown --method {', '.join(bad)}; expected {', '.join(METHODS)}")
+    if model is None and (llm_url is None or methods != ["coa"]):
+        raise CLIError("--model is needed, unless every --method is coa with --llm-url (no local model runs)")
     cfg = agent_options_to_config(
         config, env=env, temperature=temperature, seed=seed, max_actions=max_actions, batch_size=batch_size
     )

@@ -76,6 +76,7 @@ def result_rows(runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
                     },
                     "tool_calls_per_question": m.get("tool_calls_per_question"),
                     "tool_errors_per_question": m.get("tool_errors_per_question"),
+                    "malformed": m.get("errors"),
                     "llm_calls_per_question": m.get("llm_calls_per_question"),
                     "latency_per_question": m.get("latency_per_question"),
                     "verify_changed": (m.get("verify") or {}).get("changed_rate"),
@@ -107,7 +108,8 @@ def _fmt(x: Any, digits: int = 3) -> str:
 def results_table(rows: Sequence[dict[str, Any]]) -> str:
     """The Markdown table: EM by hop count and average, F1, costs, when to act, fidelity."""
     hops = sorted({h for r in rows for h in r["em_by_hops"]}, key=lambda h: (not isinstance(h, int), str(h)))
-    cols = [*(f"EM {h}-hop" for h in hops), "EM avg", "F1", "real calls/q", "errors/q", "unneeded/q", "missed/q"]
+    cols = [*(f"EM {h}-hop" for h in hops), "EM avg", "F1", "real calls/q", "errors/q", "malformed"]
+    cols += ["unneeded/q", "missed/q"]
     has_cost = any(r.get("llm_calls_per_question") is not None for r in rows)
     has_fid = any(r["fidelity"] is not None for r in rows)
     has_hit = any(r["retrieval_hit"] is not None for r in rows)
@@ -121,7 +123,7 @@ def results_table(rows: Sequence[dict[str, Any]]) -> str:
     for r in rows:
         cells = [_fmt(r["em_by_hops"].get(h)) for h in hops]
         cells += [_fmt(r["em"]), _fmt(r["f1"]), _fmt(r["tool_calls_per_question"], 2)]
-        cells += [_fmt(r.get("tool_errors_per_question"), 2)]
+        cells += [_fmt(r.get("tool_errors_per_question"), 2), _fmt(r.get("malformed"), 2)]
         cells += [_fmt(r["unneeded_searches"], 2), _fmt(r["missed_searches"], 2)]
         cells += [_fmt(r.get("llm_calls_per_question"), 2), _fmt(r.get("latency_per_question"), 2)] * has_cost
         cells += [_fmt(r.get(k)) for k in ("fidelity", "fidelity_rare", "hallucination")] * has_fid
@@ -197,25 +199,41 @@ def plot_by_actions(rows: Sequence[dict[str, Any]], path: Path) -> Path | None:
     return save_figure(fig, path)
 
 
-def plot_cost(rows: Sequence[dict[str, Any]], path: Path) -> Path | None:
-    """Accuracy against the real tool calls spent in training; None when no run says. Only
-    the ``agent`` rows (the trained model deciding by itself) when there are any: a run's
-    baselines share its cost and would pile up on one point."""
-    pts = [r for r in rows if r["train_real_calls"] is not None]
+def cost_panels(rows: Sequence[dict[str, Any]]) -> list[tuple[str, list[dict[str, Any]]]]:
+    """The cost plot's points, one panel per evaluation environment (real first): the rows that
+    say what training spent in real calls; only the ``agent`` rows (the trained model deciding by
+    itself) when there are any, since a run's baselines share its cost and would pile up on one
+    point. Evaluations in the simulated environment (the world model answering the searches)
+    measure something else, so they are never beside the real ones.
+
+    >>> rows = [{"train_real_calls": 9, "method": "agent", "env": e, "label": e} for e in ("simulated", "real")]
+    >>> [(env, [r["label"] for r in ps]) for env, ps in cost_panels(rows + [{"train_real_calls": None}])]
+    [('real', ['real']), ('simulated', ['simulated'])]
+    """
+    pts = [r for r in rows if r.get("train_real_calls") is not None]
     pts = [r for r in pts if r["method"] == "agent"] or pts
-    if not pts:
+    panels = [(env, [r for r in pts if (r.get("env") or "real") == env]) for env in ("real", "simulated")]
+    return [(env, ps) for env, ps in panels if ps]
+
+
+def plot_cost(rows: Sequence[dict[str, Any]], path: Path) -> Path | None:
+    """Accuracy against the real tool calls spent in training (:func:`cost_panels`); None when
+    no run says. Points are named in a legend, not by labels that overlap."""
+    panels = cost_panels(rows)
+    if not panels:
         return None
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=(5.5, 3.6))
-    for r in pts:
-        ax.scatter(r["train_real_calls"], r["em"], s=40)
-        ax.annotate(r["label"], (r["train_real_calls"], r["em"]), fontsize=8, xytext=(4, 4), textcoords="offset points")
-    ax.margins(x=0.2)  # room for the labels
-    ax.set_ylim(-0.02, 1.05)
-    ax.set_xlabel("real tool calls spent in training")
-    ax.set_ylabel("EM (avg)")
-    ax.set_title("accuracy vs real-environment cost")
-    ax.grid(alpha=0.3)
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 3.8), squeeze=False)
+    for ax, (env, ps) in zip(axes[0], panels, strict=True):
+        for i, r in enumerate(ps):
+            ax.scatter(r["train_real_calls"], r["em"], s=40, marker="os^vDP*X"[i % 8], label=r["label"])
+        ax.margins(x=0.2)
+        ax.set_ylim(-0.02, 1.05)
+        ax.set_xlabel("real tool calls spent in training")
+        ax.set_ylabel("EM (avg)")
+        ax.set_title(f"accuracy vs real-environment cost ({env} env evaluation)", fontsize=10)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="best")
     return save_figure(fig, path)
 
 
@@ -223,6 +241,8 @@ _LEGEND = (
     "*real calls/q*: real tool calls per question that answered (rag's one retrieval included); "
     "*errors/q*: tool calls per question that failed (a retriever down, a timeout): rows with errors do not "
     "measure the model alone; "
+    "*malformed*: share of questions whose reply had no usable answer or chain (the error is in predictions.jsonl): "
+    "a row of all malformed replies is a failed run, not a model that scores 0; "
     "*unneeded/q*, *missed/q*: searches beyond / short of the question's rare hops, per question."
 )
 _FIDELITY = (

@@ -29,6 +29,7 @@ from autocoa.eval.analysis import analyse, summarise, tool_failures
 from autocoa.eval.baselines import DEFAULT_REACT_STEPS, METHODS, Setup, setup
 from autocoa.eval.verify import verify_rows
 from autocoa.metrics import aggregate, score_one
+from autocoa.runlock import holds_lock
 from autocoa.tools.base import Toolbox
 
 TOOL_ERROR_WARN = 0.05  # a run whose tool calls fail more often than this is flagged
@@ -281,8 +282,9 @@ def write_eval(out_dir: str | Path, rows: Sequence[dict[str, Any]], metrics: dic
     return paths
 
 
+@holds_lock()
 def evaluate_checkpoint(
-    model: str | Path,
+    model: str | Path | None,
     data: str | Path,
     out_dir: str | Path,
     methods: Sequence[str] = ("agent",),
@@ -326,9 +328,12 @@ def evaluate_checkpoint(
         raise ValueError("the real environment and rag need an index or a retriever")
     lm = tok = llm = coa_box = None
     if any(m != "coa" for m in methods) or llm_url is None:  # an endpoint alone needs no local model
+        if model is None:
+            raise ValueError("a model is needed unless every method is coa with an llm_url (no local model runs)")
         lm, tok = load_model(model, device=device)
+    name = str(model) if model is not None else llm_model
     if "coa" in methods:
-        llm, coa_box = coa_backend(lm, tok, str(model), toolbox, llm_url, llm_model, llm_key, knowledge, k)
+        llm, coa_box = coa_backend(lm, tok, name, toolbox, llm_url, llm_model, llm_key, knowledge, k)
     rows, metrics = evaluate(
         lm,
         tok,
@@ -346,8 +351,8 @@ def evaluate_checkpoint(
     run = metrics["run"]
     run.update(
         {
-            "label": label or Path(model).name,
-            "model": str(model),
+            "label": label or Path(name).name,
+            "model": name,
             "data": str(data),
             "index": str(index) if index is not None else None,
             "retriever": retriever,
@@ -360,7 +365,7 @@ def evaluate_checkpoint(
     )
     if toolbox is not None:
         run["tool_stats"] = toolbox.stats.as_dict()
-    if train_real_calls is None:
+    if train_real_calls is None and model is not None:
         train_real_calls = read_train_real_calls(Path(model))
     if train_real_calls is not None:
         metrics["train_real_calls"] = train_real_calls

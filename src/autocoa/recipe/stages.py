@@ -28,6 +28,7 @@ from typing import Any
 
 from autocoa.progress import verbose
 from autocoa.recipe.config import RecipeConfig
+from autocoa.runlock import run_lock
 
 DONE = "DONE"
 
@@ -110,9 +111,10 @@ def run_stages(
         if on_start is not None:
             on_start(st)
         t0 = time.perf_counter()
-        summary = st.run()
-        seconds = round(time.perf_counter() - t0, 1)
-        mark_done(st.out, summary, st.fingerprint)
+        with run_lock(st.out):  # a second run on this directory is refused, naming this one
+            summary = st.run()
+            seconds = round(time.perf_counter() - t0, 1)
+            mark_done(st.out, summary, st.fingerprint)
         results[st.name] = summary
         if timings_path is not None:
             timings[st.name] = seconds

@@ -38,6 +38,7 @@ from autocoa.agent.prompts import PLAIN_TEMPLATE
 from autocoa.config import Config
 from autocoa.jsonl import DataError, read_jsonl, write_jsonl
 from autocoa.knowledge import read_knowledge
+from autocoa.runlock import holds_lock
 from autocoa.synth.oracle import Hop, build_trajectory, garble, pair_at, plan
 
 
@@ -143,6 +144,7 @@ def _plan_chunk(chunk: list[dict], rng: random.Random, cfg: SynthConfig) -> tupl
     return plans, bad_names, calls
 
 
+@holds_lock()
 def synthesize(
     world_dir: str | Path,
     out_dir: str | Path,

@@ -31,6 +31,7 @@ from pydantic import Field
 
 from autocoa.config import Config
 from autocoa.knowledge import CLOZE, Fact  # noqa: F401  (CLOZE: the prompts, re-exported)
+from autocoa.runlock import holds_lock
 from autocoa.train.tracking import REPORT_TO_HELP, trackers
 
 
@@ -217,6 +218,7 @@ def _training_args(cfg: PretrainConfig, out_dir: Path, steps: int, precision: di
     )
 
 
+@holds_lock()
 def pretrain(
     world_dir: str | Path,
     out_dir: str | Path,

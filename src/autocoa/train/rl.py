@@ -60,6 +60,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from autocoa.runlock import holds_lock
 from autocoa.train.checkpoints import MANIFEST, last_checkpoint
 from autocoa.train.common import quiet_libraries, quiet_trainer
 from autocoa.train.rl_config import RLConfig
@@ -135,6 +136,7 @@ def schedule_means(metrics_path: Path) -> dict[str, float | None]:
     return {"reward_sim": mean(sim), "reward_real": mean(real), "fidelity_sim": mean(fid)}
 
 
+@holds_lock()
 def train_rl(
     model_path: str | Path,
     questions_path: str | Path,

@@ -32,6 +32,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from autocoa.runlock import holds_lock
 from autocoa.train.common import quiet_libraries, quiet_trainer, trainer_args
 from autocoa.train.examples import check_rows, masked_example, mix_cot, read_rows, trajectory_of
 from autocoa.train.stage_config import SFTConfig, config_for
@@ -110,6 +111,7 @@ def build_sft_trainer(
     )
 
 
+@holds_lock()
 def train_sft(
     stage: str,
     model_path: str | Path,
