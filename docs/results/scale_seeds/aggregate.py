@@ -86,9 +86,12 @@ for root in roots:
     }
 keys = [k for k in next(iter(per_seed.values())) if not isinstance(next(iter(per_seed.values()))[k], dict)]
 over = {k: spread([s.get(k) for s in per_seed.values()]) for k in keys}
-stage_names = list(next(iter(per_seed.values()))["seconds"])
+stage_names = list(dict.fromkeys(st for s in per_seed.values() for st in s["seconds"]))
 times = {st: spread([s["seconds"].get(st) for s in per_seed.values()]) for st in stage_names}
-total = spread([sum(s["seconds"].values()) for s in per_seed.values()])
+# a seed whose early stages ran outside the study (reused) has no time for them: the total is over
+# the seeds that timed every stage
+whole = [s for s in per_seed.values() if set(stage_names) <= set(s["seconds"])]
+total = spread([sum(s["seconds"].values()) for s in whole])
 by_variant = {root.name: variants(root) for root in roots}
 out = {
     "commit": code_version(),
@@ -100,6 +103,28 @@ out = {
     "rl_variants": by_variant,
 }
 (here / "measurements.json").write_text(json.dumps(out, indent=2) + "\n")
+
+
+def plot_reading_curves() -> None:
+    """Every seed's reading curve during pretraining, in one plot (reading_curves.png)."""
+    from autocoa.eval.report import pyplot, save_figure
+
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(5.6, 3.4))
+    for root in roots:
+        curve = (read_recall(root / "base") or {}).get("reading_curve", [])
+        if curve:
+            ax.plot([r["step"] for r in curve], [r["reading"] for r in curve], marker=".", label=root.name)
+    ax.set_xlabel("pretraining step")
+    ax.set_ylabel("reading test (greedy)")
+    ax.set_ylim(-0.05, 1.05)
+    ax.set_title("The base model's reading test during pretraining, by seed", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    save_figure(fig, here / "reading_curves.png")
+
+
+plot_reading_curves()
 
 names = {
     "reading_test": "base model: reading test (answer from a passage it never read)",
@@ -141,7 +166,14 @@ lines += [
 ]
 for name, s in per_seed.items():
     lines.append(f"| {name} | " + " | ".join(f"{s['test_recall_by_exposure'].get(b, 0):.3f}" for b in buckets) + " |")
-lines += ["", "Stage seconds on 2 CPU cores (mean (min-max)):", "", "| stage | seconds |", "|---|---:|"]
+timed = ", ".join(name[4:] for name, s in per_seed.items() if set(stage_names) <= set(s["seconds"]))
+lines += [
+    "",
+    f"Stage seconds on 2 CPU cores (mean (min-max) over the seeds that timed the stage; the total over seeds {timed}):",
+    "",
+    "| stage | seconds |",
+    "|---|---:|",
+]
 lines += [f"| {st} | {fmt(v, 0)} |" for st, v in times.items()] + [f"| **total** | **{fmt(total, 0)}** |"]
 names_v = [v["name"] for v in next((vs for vs in by_variant.values() if vs), [])]
 if names_v:
