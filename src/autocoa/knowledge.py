@@ -133,11 +133,17 @@ def reading_prompts(world_dir: Path, n: int = 200, seed: int = 0) -> tuple[list[
     return chosen, prompts
 
 
-def reading_accuracy(model: Any, tokenizer: Any, world_dir: Path, n: int = 200) -> dict[str, Any]:
-    """The share of :func:`reading_prompts` whose object greedy decoding writes next."""
-    facts, prompts = reading_prompts(world_dir, n)
+def reading_share(model: Any, tokenizer: Any, facts: Sequence[Fact], prompts: Sequence[str]) -> float | None:
+    """The share of reading prompts (:func:`reading_prompts`) whose object greedy decoding
+    writes next; None without prompts."""
     res = recall(model, tokenizer, facts, batch_size=50, prompts=prompts)
-    return {"n": len(res), "accuracy": round(sum(k for k, _ in res) / len(res), 4) if res else None}
+    return round(sum(k for k, _ in res) / len(res), 4) if res else None
+
+
+def reading_accuracy(model: Any, tokenizer: Any, world_dir: Path, n: int = 200) -> dict[str, Any]:
+    """The reading test of ``world_dir``'s base model: :func:`reading_share` of its prompts."""
+    facts, prompts = reading_prompts(world_dir, n)
+    return {"n": len(facts), "accuracy": reading_share(model, tokenizer, facts, prompts)}
 
 
 def _common_prefix(a: list[int], b: list[int]) -> int:

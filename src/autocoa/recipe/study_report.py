@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from autocoa.eval.report import pyplot, save_figure
+from autocoa.recipe.study import REAL_ONLY
 
 
 def fmt(s: dict[str, Any] | None, digits: int = 3) -> str:
@@ -90,9 +91,9 @@ PAIRS = {
         ("SFT-1&2&3 + RL-1 (sim only)", "SFT-1&2&3"),
         ("SFT-1&2&3 + RL-1&2 (the recipe)", "SFT-1&2&3"),
         ("SFT-1&2&3 + RL-2 (all real)", "SFT-1&2&3"),
-        ("SFT-1&2&3 + the recipe's real steps alone", "SFT-1&2&3"),
+        (REAL_ONLY, "SFT-1&2&3"),
         # what the simulated steps themselves contribute: the recipe against its real steps alone
-        ("SFT-1&2&3 + RL-1&2 (the recipe)", "SFT-1&2&3 + the recipe's real steps alone"),
+        ("SFT-1&2&3 + RL-1&2 (the recipe)", REAL_ONLY),
         ("SFT-1&2 + RL-2 (all real)", "SFT-1&2"),
     ],
 }
@@ -278,6 +279,7 @@ def write_study_report(
         "cost": plot_cost(rows, out / "accuracy_vs_train_calls.png", "accuracy vs real calls spent in training"),
     }
     paths.update({k: v for k, v in plots.items() if v is not None})
+    diffs = paired(rows, PAIRS.get(study, []))
     (out / "results.json").write_text(
         json.dumps(
             {
@@ -286,7 +288,7 @@ def write_study_report(
                 "commit": code_version(),
                 "config": config,
                 "rows": list(rows),
-                "paired": paired(rows, PAIRS.get(study, [])),
+                "paired": diffs,
                 "collapse": list(collapse),
             },
             indent=2,
@@ -303,7 +305,6 @@ def write_study_report(
         markdown_table(study, rows),
         "",
     ]
-    diffs = paired(rows, PAIRS.get(study, []))
     if diffs:
         lines += ["Paired differences of held-out EM (the same seed's rows):", "", paired_table(diffs), ""]
     if collapse:

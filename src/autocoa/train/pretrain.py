@@ -175,7 +175,7 @@ def reading_callback(tokenizer: Any, world_dir: Path, every: int, path: Path, n:
     from transformers import TrainerCallback
 
     from autocoa.jsonl import write_jsonl
-    from autocoa.knowledge import reading_prompts, recall
+    from autocoa.knowledge import reading_prompts, reading_share
 
     facts, prompts = reading_prompts(world_dir, n)
 
@@ -183,9 +183,8 @@ def reading_callback(tokenizer: Any, world_dir: Path, every: int, path: Path, n:
         def on_step_end(self, args, state, control, model=None, **kwargs):
             if not facts or state.global_step % every or not state.is_world_process_zero:
                 return
-            res = recall(model, tokenizer, facts, batch_size=50, prompts=prompts)
+            acc = reading_share(model, tokenizer, facts, prompts)
             model.train()
-            acc = round(sum(k for k, _ in res) / len(res), 4)
             write_jsonl(path, [{"step": state.global_step, "reading": acc}], append=True)
 
     return _Reading()
