@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import shutil
 
 import pytest
 import torch
@@ -198,3 +199,53 @@ def test_the_reading_test_asks_about_passages_pretraining_never_stated(tmp_path)
         e = world.by_id[f.subject_id]
         assert e.pool == "test" and e.exposure == 0 and world.by_id[e.facts[f.relation]].name == f.object
         assert p.startswith(docs[e.id] + " Question: ") and p.endswith(" Answer:") and f.subject in p
+
+
+def test_pretraining_until_the_base_reads_decays_once_the_test_passes_and_resumes_there(
+    small_world, tmp_path, monkeypatch
+):
+    """With reading_target the peak learning rate is held until the reading test passes, then it
+    decays linearly over decay_steps and training stops; a run killed in the decay resumes with
+    the same schedule (the decay's start is read back from its metrics)."""
+    import autocoa.knowledge as knowledge
+    from autocoa.train.pretrain import PretrainConfig, pretrain
+    from tests.pretrain_helpers import TINY
+
+    calls = []
+
+    def fake_share(model, tokenizer, facts, prompts):  # the test "passes" at its third run (step 6)
+        calls.append(1)
+        return 0.9 if len(calls) >= 3 else 0.1
+
+    monkeypatch.setattr(knowledge, "reading_share", fake_share)
+    cfg = PretrainConfig(
+        **{**TINY, "epochs": 20.0, "eval_facts": 0},
+        reading_eval_steps=2,
+        reading_target=0.8,
+        decay_steps=4,
+        warmup_steps=2,
+        save_steps=2,
+        save_total_limit=10,
+    )
+    s = pretrain(small_world, tmp_path / "base", cfg, progress=False)
+    assert s["decay_from_step"] == 6 and s["steps"] == 10 < s["max_steps"]
+    rows = [json.loads(line) for line in (tmp_path / "base" / "metrics.jsonl").open()]
+    lr = {r["step"]: r["learning_rate"] for r in rows if "learning_rate" in r}
+    assert lr[4] == lr[6] == cfg.lr and lr[8] == pytest.approx(cfg.lr * 0.75)  # logged: the lr step N used
+    # killed in the decay (after checkpoint-8): the resumed run decays from step 6 as well
+    killed = tmp_path / "killed"
+    killed.mkdir()
+    for name in ("run.json", "metrics.jsonl"):
+        (killed / name).write_bytes((tmp_path / "base" / name).read_bytes())
+    shutil.copytree(tmp_path / "base" / "checkpoints" / "checkpoint-8", killed / "checkpoints" / "checkpoint-8")
+    resumed = pretrain(small_world, killed, cfg, progress=False)
+    assert resumed["resumed_from_step"] == 8 and resumed["decay_from_step"] == 6 and resumed["steps"] == 10
+    assert resumed["mean_loss"] == pytest.approx(s["mean_loss"], rel=1e-5)
+    # never passing: the decay starts decay_steps before the cap
+    calls.clear()
+    monkeypatch.setattr(knowledge, "reading_share", lambda *a: 0.0)
+    short = cfg.model_copy(update={"epochs": 1.0})
+    s = pretrain(small_world, tmp_path / "never", short, progress=False)
+    assert s["steps"] == s["max_steps"] and s["decay_from_step"] == s["max_steps"] - 4
+    with pytest.raises(ValueError, match="reading_eval_steps"):
+        PretrainConfig(reading_target=0.5)

@@ -161,9 +161,13 @@ def pretrain_stage(cfg: RecipeConfig, root: Path) -> Stage:
         s = pretrain(root / "world", root / "base", cfg.pretrain, progress=verbose())
         return {"params": s["params"], "common_facts_known": s["common_facts"].get("accuracy")}
 
-    # how often it checkpoints or logs the reading curve does not change the model: left out, so
-    # that a demo directory from before either existed keeps its fingerprints
-    config = cfg.pretrain.model_dump(mode="json", exclude={"save_steps", "save_total_limit", "reading_eval_steps"})
+    # how often it checkpoints or logs the reading curve does not change the model (unless the
+    # curve decides when the decay starts: reading_target): left out, so that a demo directory
+    # from before either existed keeps its fingerprints
+    unused = {"save_steps", "save_total_limit"}
+    if cfg.pretrain.reading_target is None:  # (and the fields newer than those directories, at their defaults)
+        unused |= {"reading_eval_steps", "reading_target", "decay_steps"}
+    config = cfg.pretrain.model_dump(mode="json", exclude=unused)
     return Stage("pretrain", root / "base", run, config, deps=("world",))
 
 

@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from autocoa.config import Config
 from autocoa.knowledge import CLOZE, Fact  # noqa: F401  (CLOZE: the prompts, re-exported)
@@ -70,6 +70,21 @@ class PretrainConfig(Config):
         description="0 = off; else every N steps the reading test (knowledge.reading_accuracy) is logged to "
         "metrics.jsonl as `reading`: the curve on which the copying skill emerges",
     )
+    reading_target: float | None = Field(
+        None,
+        gt=0,
+        le=1,
+        description="None = cosine decay over `epochs`; else pretrain until the base reads: the peak lr is held "
+        "until the reading test reaches this share, then decays linearly over `decay_steps` and training stops "
+        "(`epochs` caps the run; autocoa.train.reading_schedule)",
+    )
+    decay_steps: int = Field(300, ge=1, description="with reading_target: steps of the final linear decay")
+
+    @model_validator(mode="after")
+    def _target_needs_the_test(self) -> PretrainConfig:
+        if self.reading_target is not None and not self.reading_eval_steps:
+            raise ValueError("reading_target needs reading_eval_steps > 0 (the test that decides when to decay)")
+        return self
 
 
 def tokenizer_texts(world_dir: Path, max_questions: int = 20000):
@@ -169,9 +184,11 @@ def probe_knowledge(model: Any, tokenizer: Any, world_dir: Path, out_dir: Path) 
     }
 
 
-def reading_callback(tokenizer: Any, world_dir: Path, every: int, path: Path, n: int = 100):
+def reading_callback(tokenizer: Any, world_dir: Path, every: int, path: Path, n: int = 100, schedule: Any = None):
     """A ``TrainerCallback`` that every ``every`` steps runs the reading test on ``n`` prompts
-    (built once) and appends ``{"step", "reading"}`` to ``path``; the model goes back to train mode."""
+    (built once) and appends ``{"step", "reading"}`` to ``path``; the model goes back to train mode.
+    ``schedule`` (``(DecayStart, target)``, :mod:`autocoa.train.reading_schedule`): a result at or
+    over the target starts the decay, and training stops when the decay ends."""
     from transformers import TrainerCallback
 
     from autocoa.jsonl import write_jsonl
@@ -181,13 +198,39 @@ def reading_callback(tokenizer: Any, world_dir: Path, every: int, path: Path, n:
 
     class _Reading(TrainerCallback):
         def on_step_end(self, args, state, control, model=None, **kwargs):
+            if schedule is not None and state.global_step >= schedule[0].end:
+                control.should_training_stop = True
             if not facts or state.global_step % every or not state.is_world_process_zero:
                 return
             acc = reading_share(model, tokenizer, facts, prompts)
             model.train()
             write_jsonl(path, [{"step": state.global_step, "reading": acc}], append=True)
+            if schedule is not None and schedule[0].reached(state.global_step, acc, schedule[1]):
+                write_jsonl(path, [{"step": state.global_step, "decay_from": state.global_step}], append=True)
 
     return _Reading()
+
+
+def _trainer_class(decay: Any, warmup: int):
+    """transformers' ``Trainer``, or with ``decay`` (a :class:`~autocoa.train.reading_schedule.DecayStart`)
+    one whose learning rate follows :func:`~autocoa.train.reading_schedule.lr_factor`."""
+    from transformers import Trainer
+
+    if decay is None:
+        return Trainer
+
+    class _ReadingTrainer(Trainer):
+        def create_scheduler(self, num_training_steps, optimizer=None):
+            from torch.optim.lr_scheduler import LambdaLR
+
+            from autocoa.train.reading_schedule import lr_factor
+
+            if self.lr_scheduler is None:
+                self.lr_scheduler = LambdaLR(optimizer or self.optimizer, lambda s: lr_factor(s, warmup, decay))
+                self._created_lr_scheduler = True
+            return self.lr_scheduler
+
+    return _ReadingTrainer
 
 
 def _training_args(cfg: PretrainConfig, out_dir: Path, steps: int, precision: dict, progress: bool):
@@ -229,7 +272,7 @@ def pretrain(
     """Train (or, with ``init``, continue training) the base model; save it and its tokenizer
     to ``out_dir``; return the summary also written to ``out_dir/pretrain.json``."""
     from datasets import Dataset
-    from transformers import AutoTokenizer, Trainer, default_data_collator
+    from transformers import AutoTokenizer, default_data_collator
 
     from autocoa.jsonl import read_logged
     from autocoa.models import load_model, trainer_precision
@@ -273,8 +316,15 @@ def pretrain(
     bf16 = precision["bf16"]
     args = _training_args(cfg, out_dir, steps, precision, progress)
     every = cfg.reading_eval_steps
-    curve = [reading_callback(tok, world_dir, every, out_dir / "metrics.jsonl")] if every else []
-    trainer = Trainer(
+    decay = None
+    if cfg.reading_target is not None:  # pretrain until the base reads (a resumed run: as far as it got)
+        from autocoa.train.reading_schedule import initial_decay
+
+        rows = read_logged(out_dir / "metrics.jsonl") if ckpt is not None else []
+        decay = initial_decay(steps, cfg.decay_steps, rows, cfg.reading_target, upto=step_of(ckpt) or 0)
+    schedule = (decay, cfg.reading_target) if decay is not None else None
+    curve = [reading_callback(tok, world_dir, every, out_dir / "metrics.jsonl", schedule=schedule)] if every else []
+    trainer = _trainer_class(decay, cfg.warmup_steps)(
         model=model,
         args=args,
         train_dataset=ds,
@@ -298,7 +348,9 @@ def pretrain(
         "vocab": len(tok),
         "blocks": len(blocks),
         "tokens_per_epoch": len(blocks) * cfg.block_size,
-        "steps": steps,
+        "steps": trainer.state.global_step,
+        "max_steps": steps,
+        "decay_from_step": decay.step if decay is not None else None,
         "resumed_from_step": step_of(ckpt) or None,
         "mean_loss": round(sum(losses) / len(losses), 4) if losses else None,
         "train_seconds": round(train_seconds, 1),
