@@ -10,6 +10,7 @@ import torch
 from typer.testing import CliRunner
 
 from autocoa.cli import app
+from autocoa.recipe.study import RECIPE
 
 
 def test_fast_demo_end_to_end_resume_and_a_study_on_its_stages(tmp_path):
@@ -101,7 +102,7 @@ def test_fast_demo_end_to_end_resume_and_a_study_on_its_stages(tmp_path):
         ("sft123", "agent"): em["sft123"]["agent"],
         **{("rl", m): em["rl"][m] for m in ("agent", "react", "rag", "direct")},
     }
-    recipe = demo_rows["SFT-1&2&3 + RL-1&2 (the recipe)", "rl", "agent"]
+    recipe = demo_rows[RECIPE, "rl", "agent"]
     assert recipe["real_calls"]["mean"] == rl["real_calls_total"] and recipe["reward_sim"]["mean"] == rl["reward_sim"]
     assert "fidelity_pool" in demo_rows["SFT-1&2&3", "sft123", "agent"]  # None when the tiny model never searches
     assert "| base model, direct |" in (root / "demo" / "report.md").read_text()

@@ -241,16 +241,20 @@ def test_the_scale_and_legacy_presets_and_the_preset_option(tmp_path):
     assert stats["config"]["reading_passages"] == preset("fast").world.reading_passages
 
 
-def test_ablations_carry_the_control_the_paper_lacks_once(tmp_path):
-    """The recipe's real steps alone (no simulated steps) is a row of its own; with a schedule
-    that has no simulated steps it would be the recipe itself, and is not added twice."""
-    from autocoa.recipe.study import REAL_ONLY
+def test_ablations_carry_the_papers_schedule_and_its_control_whatever_the_presets_schedule(tmp_path):
+    """The paper's 5:1 schedule and its real steps alone (the control the paper lacks) are rows
+    of their own at the preset's total steps, whether the preset's RL is all real (the default)
+    or the paper's schedule itself (whose run is then the seed's ``rl``, not a second stage)."""
+    from autocoa.recipe.study import PAPER, REAL_ONLY, RECIPE
 
     cfg = preset("default")
-    grid = seed_stages("ablations", cfg, tmp_path)
-    control = next(r for r in grid.rows if r.name == REAL_ONLY)
-    assert control.rl == f"rl_sft123_s0_r{cfg.rl.real_steps}" in [s.name for s in grid.stages]
-    real_only = cfg.model_copy(update={"rl": cfg.rl.model_copy(update={"sim_steps": 0})})
-    grid = seed_stages("ablations", real_only, tmp_path / "b")
-    assert REAL_ONLY not in [r.name for r in grid.rows]
-    assert len({s.name for s in grid.stages}) == len(grid.stages)
+    for c, root in ((cfg, tmp_path / "a"), (preset("legacy"), tmp_path / "b")):
+        grid = seed_stages("ablations", c, root)
+        rows = {r.name: r for r in grid.rows}
+        total = c.rl.sim_steps + c.rl.real_steps
+        sim, real = study.split_steps(total, study.PAPER_RATIO)
+        assert rows[REAL_ONLY].rl == f"rl_sft123_s0_r{real}" in [s.name for s in grid.stages]
+        paper = "rl" if (c.rl.sim_steps, c.rl.real_steps) == (sim, real) else f"rl_sft123_s{sim}_r{real}"
+        assert rows[PAPER].rl == paper and rows[RECIPE].rl == "rl"
+        assert len({s.name for s in grid.stages}) == len(grid.stages)
+    assert preset("legacy").rl.sim_steps > 0 and cfg.rl.sim_steps == 0  # both cases are covered

@@ -7,7 +7,8 @@ Studies (``--seeds 0,1,2`` by default; each seed is a world seed and the trainin
   Chain-of-Action with ``coa_baseline``), SFT-1&2&3, and the recipe's model deciding by itself
   and driven by the baselines.
 - ``ablations`` — the paper's Table 1 rows in miniature: SFT-2, SFT-1&2, SFT-1&2&3, +RL-1
-  (simulated only), +RL-1&2 (the recipe's schedule), +RL-2 (all real), SFT-1&2+RL-2; the recipe's
+  (simulated only), +RL-1&2 (the paper's 5:1 schedule), +RL-2 (all real), the control the paper lacks (the
+  paper schedule's real steps alone), SFT-1&2+RL-2; the recipe's
   baselines (ReAct, RAG, direct, the base model); and SFT-1's contrastive-collapse monitor with
   the auxiliary NLL term (``alpha`` of the preset) and without it (alpha 0).
 - ``frontier`` — the sim:real frontier: at the recipe's total GRPO steps, all-real, 3:1, 5:1,
@@ -115,51 +116,64 @@ def demo_grid(cfg: RecipeConfig, root: Path) -> Grid:
     rows = [Row(f"base model, {METHOD_NAMES[m]}", "base", m) for m in base_methods(cfg)]
     rows += [
         Row("SFT-1&2&3", "sft123", fidelity="sft123"),
-        Row("SFT-1&2&3 + RL-1&2 (the recipe)", "rl", rl="rl"),
+        Row(RECIPE, "rl", rl="rl"),
         *(Row(f"recipe model, {METHOD_NAMES[m]}", "rl", m, rl="rl") for m in ("react", "rag", "direct")),
     ]
     return Grid([main_eval_stage(cfg, root)], rows)
 
 
-REAL_ONLY = "SFT-1&2&3 + the recipe's real steps alone"
+RECIPE = "SFT-1&2&3 + RL (the recipe)"  # the preset's own RL schedule (``rl``), whatever it is
+PAPER = "SFT-1&2&3 + RL-1&2 (the paper's 5:1 schedule)"
+REAL_ONLY = "SFT-1&2&3 + the paper schedule's real steps alone"
+PAPER_RATIO = 5.0  # the paper's schedule: 80 simulated then 16 real GRPO steps
 
 
 def ablations_grid(cfg: RecipeConfig, root: Path) -> Grid:
+    """The paper's Table 1 rows at the preset's total RL steps, whatever its own schedule: RL-1
+    (all simulated), the paper's 5:1 schedule, RL-2 (all real) and, the control the paper lacks,
+    the paper schedule's real steps alone."""
     total = cfg.rl.sim_steps + cfg.rl.real_steps
+    paper_sim, paper_real = split_steps(total, PAPER_RATIO)
     rl_runs = {
         "sft123_rl1": _rl(cfg, root, "sft123", total, 0),
-        "sft123_rl12": _rl(cfg, root, "sft123", cfg.rl.sim_steps, cfg.rl.real_steps),
+        "sft123_paper": _rl(cfg, root, "sft123", paper_sim, paper_real),
         "sft123_rl2": _rl(cfg, root, "sft123", 0, total),
         "sft12_rl2": _rl(cfg, root, "sft12", 0, total),
     }
-    control = cfg.rl.sim_steps > 0 and cfg.rl.real_steps > 0  # else it is one of the rows above
-    if control:  # the control the paper lacks: the recipe's real steps without its simulated ones
-        rl_runs["sft123_real_only"] = _rl(cfg, root, "sft123", 0, cfg.rl.real_steps)
+    control = paper_sim > 0 and paper_real > 0  # else it is one of the rows above
+    if control:  # the control the paper lacks: the paper schedule's real steps without its simulated ones
+        rl_runs["sft123_real_only"] = _rl(cfg, root, "sft123", 0, paper_real)
     alpha0 = cfg.sft1.model_copy(update={"alpha": 0.0})
+    own = {st.name: st for st in rl_runs.values() if st.name != "rl"}  # ``rl`` is the seed's own stage
     stages = [
         sft_stage("sft1_alpha0", "sft1", base_dir(cfg), "sft1_alpha0", alpha0, root, "pretrain"),
         sft_stage("sft2_only", "sft2", base_dir(cfg), "sft2_only", cfg.sft2, root, "pretrain"),
-        *rl_runs.values(),
+        *own.values(),
     ]
     specs = [
         EvalSpec("base", base_dir(cfg), ("direct",)),
         EvalSpec("sft2", "sft2_only"),
         EvalSpec("sft12", "sft12"),
         EvalSpec("sft123", "sft123"),
-        *(run_spec(st.name) for st in rl_runs.values()),  # the checkpoints' own evaluations (shared by studies)
+        *(run_spec(name) for name in own),  # the checkpoints' own evaluations (shared by studies)
     ]
-    deps = ["pretrain", "sft2", "sft3", "sft2_only", *(st.name for st in rl_runs.values())]
+    deps = ["pretrain", "sft2", "sft3", "sft2_only", "rl", *own]
     stages.append(eval_stage("study_ablations", cfg, root, specs, deps=list(dict.fromkeys(deps))))
+
+    def rl_row(label: str, key: str) -> Row:
+        return Row(label, rl_runs[key].name, rl=rl_runs[key].name)
+
     rows = [
         Row("base model, direct", "base", "direct"),
         Row("SFT-2", "sft2"),
         Row("SFT-1&2", "sft12"),
         Row("SFT-1&2&3", "sft123"),
-        Row("SFT-1&2&3 + RL-1 (sim only)", rl_runs["sft123_rl1"].name, rl=rl_runs["sft123_rl1"].name),
-        Row("SFT-1&2&3 + RL-1&2 (the recipe)", "rl", rl="rl"),
-        Row("SFT-1&2&3 + RL-2 (all real)", rl_runs["sft123_rl2"].name, rl=rl_runs["sft123_rl2"].name),
-        *([Row(REAL_ONLY, rl_runs["sft123_real_only"].name, rl=rl_runs["sft123_real_only"].name)] if control else []),
-        Row("SFT-1&2 + RL-2 (all real)", rl_runs["sft12_rl2"].name, rl=rl_runs["sft12_rl2"].name),
+        rl_row("SFT-1&2&3 + RL-1 (sim only)", "sft123_rl1"),
+        rl_row(PAPER, "sft123_paper"),
+        rl_row("SFT-1&2&3 + RL-2 (all real)", "sft123_rl2"),
+        *([rl_row(REAL_ONLY, "sft123_real_only")] if control else []),
+        rl_row("SFT-1&2 + RL-2 (all real)", "sft12_rl2"),
+        Row(RECIPE, "rl", rl="rl"),
         Row("recipe model, ReAct workflow", "rl", "react", rl="rl"),
         Row("recipe model, RAG", "rl", "rag", rl="rl"),
         Row("recipe model, direct", "rl", "direct", rl="rl"),

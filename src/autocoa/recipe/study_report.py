@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from autocoa.eval.report import pyplot, save_figure
-from autocoa.recipe.study import REAL_ONLY
+from autocoa.recipe.study import PAPER, REAL_ONLY, RECIPE
 
 
 def fmt(s: dict[str, Any] | None, digits: int = 3) -> str:
@@ -80,20 +80,20 @@ COLUMNS = {
 # held-out EM per seed. Pairs whose rows a grid lacks are left out.
 PAIRS = {
     "demo": [
-        ("SFT-1&2&3 + RL-1&2 (the recipe)", "SFT-1&2&3"),
-        ("SFT-1&2&3 + RL-1&2 (the recipe)", "recipe model, ReAct workflow"),
-        ("SFT-1&2&3 + RL-1&2 (the recipe)", "recipe model, RAG"),
-        ("SFT-1&2&3 + RL-1&2 (the recipe)", "recipe model, direct"),
+        (RECIPE, "SFT-1&2&3"),
+        (RECIPE, "recipe model, ReAct workflow"),
+        (RECIPE, "recipe model, RAG"),
+        (RECIPE, "recipe model, direct"),
     ],
     "ablations": [
         ("SFT-1&2", "SFT-2"),
         ("SFT-1&2&3", "SFT-1&2"),
         ("SFT-1&2&3 + RL-1 (sim only)", "SFT-1&2&3"),
-        ("SFT-1&2&3 + RL-1&2 (the recipe)", "SFT-1&2&3"),
+        (PAPER, "SFT-1&2&3"),
         ("SFT-1&2&3 + RL-2 (all real)", "SFT-1&2&3"),
         (REAL_ONLY, "SFT-1&2&3"),
-        # what the simulated steps themselves contribute: the recipe against its real steps alone
-        ("SFT-1&2&3 + RL-1&2 (the recipe)", REAL_ONLY),
+        # what the simulated steps themselves contribute: the paper's schedule against its real steps alone
+        (PAPER, REAL_ONLY),
         ("SFT-1&2 + RL-2 (all real)", "SFT-1&2"),
     ],
 }
