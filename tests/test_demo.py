@@ -25,6 +25,7 @@ def test_fast_demo_end_to_end_resume_and_a_study_on_its_stages(tmp_path):
     assert list(timings) == stages
     for st in ("base", "sft1", "sft12", "sft123", "rl"):
         assert (out / st / "model.safetensors").exists()
+    assert not list(out.rglob("checkpoint-*")) and not (out / "rl" / "best").exists()  # deleted once done
     assert results["synth"]["coa"] > 0 and results["sft2"]["steps"] == 8
     assert results["synth"]["rl_pool"] == 24 and results["sft3"]["pool_rows"] == 0  # SFT-3 as the paper's: no copies
     assert (out / "base" / "knowledge.jsonl").exists() and (out / "report" / "recall_by_exposure.png").exists()
@@ -141,6 +142,9 @@ def test_pretrained_fast_demo_on_the_real_model(tmp_path, monkeypatch):
     assert set(results["main"]["em"]["base"]) == {"agent", "direct", "rag", "react", "coa"}
     assert set(results["main"]["em"]["rl"]) == {"agent", "direct", "rag", "react"}
     assert (out / "rl" / "model.safetensors").exists() and results["sft2"]["steps"] == 2
+    # a finished stage keeps its model, not its checkpoints with their optimizer state
+    assert not list(out.rglob("checkpoint-*"))
+    assert sum(f.stat().st_size for f in out.rglob("*") if f.is_file()) < 2.5e9  # 4 stages x ~540 MB of weights
     # its table over seeds: the study reuses the demo's stages (a demo directory is a study seed)
     res = CliRunner().invoke(app, ["study", "demo", *model, "--seeds", "0", "--out", str(out.parent)])
     assert res.exit_code == 0, res.output

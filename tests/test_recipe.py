@@ -55,6 +55,32 @@ def test_a_killed_stage_runs_again_and_a_torn_marker_is_not_done(tmp_path):
     assert calls == ["a"]
 
 
+def checkpointing_stage(root, name, fail=False):
+    """A stage that, like a trainer, leaves checkpoints, RL's trainer/ and best/ beside its model."""
+
+    def run():
+        for d in ("checkpoints/checkpoint-2", "trainer/checkpoint-2", "best"):
+            (root / name / d).mkdir(parents=True, exist_ok=True)
+            (root / name / d / "model.safetensors").write_bytes(b"x" * 100)
+        (root / name / "model.safetensors").write_bytes(b"final")
+        if fail:
+            raise KeyboardInterrupt  # killed before the stage is stamped done
+        return {}
+
+    return Stage(name, root / name, run, {"x": 1})
+
+
+def test_a_finished_stage_keeps_its_model_not_its_intermediate_checkpoints(tmp_path):
+    results = run_stages([checkpointing_stage(tmp_path, "a")])
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["DONE", "model.safetensors"] and results["a"] == {}
+    run_stages([checkpointing_stage(tmp_path / "kept", "a")], keep_checkpoints=True)
+    assert (tmp_path / "kept" / "a" / "checkpoints" / "checkpoint-2" / "model.safetensors").exists()
+    # a killed stage keeps what it resumes from
+    with pytest.raises(KeyboardInterrupt):
+        run_stages([checkpointing_stage(tmp_path / "killed", "a", fail=True)])
+    assert (tmp_path / "killed" / "a" / "trainer" / "checkpoint-2").is_dir()
+
+
 def test_a_stage_must_follow_what_it_reads(tmp_path):
     with pytest.raises(ValueError, match="do not run before it"):
         run_stages([counting_stage(tmp_path, "b", [], None, ("a",))])

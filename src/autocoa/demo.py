@@ -85,7 +85,9 @@ def run_demo(cfg: RecipeConfig, out: str | Path, console: Any = None) -> dict[st
                 console.log(f"{st.name} ({seconds:.0f} s): {one_line(summary)}", highlight=False)
             bar.advance(task)
 
-        results = run_stages(stages, out / "timings.json", on_start=start, on_end=end)
+        results = run_stages(
+            stages, out / "timings.json", on_start=start, on_end=end, keep_checkpoints=cfg.keep_checkpoints
+        )
     results["timings"] = json.loads((out / "timings.json").read_text()) if (out / "timings.json").exists() else {}
     report_rows = out / "report" / "results.json"
     for table in [console_table(report_rows), *schedule_table(results, report_rows)]:

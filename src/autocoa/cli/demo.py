@@ -14,6 +14,10 @@ from autocoa.cli.app import CLIError, app
 ConfigFile = Annotated[Path | None, typer.Option(help="recipe YAML (fields of DemoConfig); overrides the preset's")]
 Fast = Annotated[bool, typer.Option(help="tiny world and model (~1-2 min a seed; for smoke tests, not accuracy)")]
 Verbose = Annotated[bool, typer.Option(help="the libraries' own bars and every log line instead of the live display")]
+KeepCheckpoints = Annotated[
+    bool,
+    typer.Option(help="keep each finished stage's intermediate checkpoints (by default deleted once it is done)"),
+]
 
 
 ModelOption = Annotated[
@@ -70,6 +74,7 @@ def demo_cmd(
         typer.Option(help="world seed and every training seed (as a study's seed<s>/); default: the preset's (0)"),
     ] = None,
     verbose: Verbose = False,
+    keep_checkpoints: KeepCheckpoints = False,
 ) -> None:
     """Run the recipe end to end on a generated synthetic world, on CPU."""
     from rich.console import Console
@@ -82,6 +87,8 @@ def demo_cmd(
     cfg = recipe_for(model, fast, config, preset)
     if ablations:
         cfg = cfg.model_copy(update={"ablations": True})
+    if keep_checkpoints:
+        cfg = cfg.model_copy(update={"keep_checkpoints": True})
     if seed is not None:
         cfg = for_seed(cfg, seed)
     console = Console()
@@ -106,6 +113,7 @@ def study_cmd(
     model: ModelOption = None,
     preset: PresetOption = None,
     verbose: Verbose = False,
+    keep_checkpoints: KeepCheckpoints = False,
 ) -> None:
     """Run a grid of recipe variants over several seeds (resumable); write report.md, results.json, plots."""
     from rich.console import Console
@@ -121,6 +129,8 @@ def study_cmd(
     if not seed_list or len(set(seed_list)) != len(seed_list):
         raise CLIError(f"--seeds {seeds!r}: give distinct seeds")
     cfg = recipe_for(model, fast, config, preset)
+    if keep_checkpoints:
+        cfg = cfg.model_copy(update={"keep_checkpoints": True})
     set_verbose(verbose)
     try:
         run_study(name, cfg, out, seed_list, console=Console())

@@ -144,6 +144,11 @@ class RecipeConfig(Config):
         description="also evaluate a pretrained chat model (--model) as Chain-of-Action (Pan et al.); "
         "off by default: on SmolLM2 it costs 12-15 of the demo's minutes on 2 CPU cores",
     )
+    keep_checkpoints: bool = Field(
+        False,
+        description="keep a finished stage's intermediate checkpoints (optimizer state included); by default "
+        "they are deleted once the stage is done: its final model, metrics and summary stay",
+    )
 
 
 def scale_preset() -> RecipeConfig:

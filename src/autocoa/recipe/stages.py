@@ -29,6 +29,7 @@ from typing import Any
 from autocoa.progress import verbose
 from autocoa.recipe.config import RecipeConfig
 from autocoa.runlock import run_lock
+from autocoa.train.checkpoints import prune_finished
 
 DONE = "DONE"
 
@@ -79,9 +80,11 @@ def run_stages(
     timings_path: Path | None = None,
     on_start: Callable[[Stage], None] | None = None,
     on_end: Callable[[Stage, dict[str, Any], float | None], None] | None = None,
+    keep_checkpoints: bool = False,
 ) -> dict[str, Any]:
     """Run (or skip, when done with the same fingerprint) every stage in order; return
-    ``{name: summary}``. Stage seconds are added to ``timings_path`` (JSON)."""
+    ``{name: summary}``. Stage seconds are added to ``timings_path`` (JSON). A stage's
+    intermediate checkpoints are deleted once it is done, unless ``keep_checkpoints``."""
     prints: dict[str, str] = {}
     results: dict[str, Any] = {}
     timings = json.loads(timings_path.read_text()) if timings_path is not None and timings_path.exists() else {}
@@ -115,6 +118,8 @@ def run_stages(
             summary = st.run()
             seconds = round(time.perf_counter() - t0, 1)
             mark_done(st.out, summary, st.fingerprint)
+        if not keep_checkpoints:  # after the stamp: a kill before it resumes from the checkpoints
+            prune_finished(st.out)
         results[st.name] = summary
         if timings_path is not None:
             timings[st.name] = seconds

@@ -347,7 +347,9 @@ def run_study(study: str, cfg: Any, out: Path, seeds: Sequence[int], console: An
                     console.log(f"seed {s} {st.name}: {seconds} s")
                 bar.advance(task)
 
-            run_stages(grid.stages, root / "timings.json", on_start=start, on_end=end)
+            run_stages(
+                grid.stages, root / "timings.json", on_start=start, on_end=end, keep_checkpoints=cfg.keep_checkpoints
+            )
     roots = [out / f"seed{s}" for s in seeds]
     first = next(iter(grids.values()))
     rows = aggregate_rows(roots, first.rows)

@@ -72,6 +72,27 @@ def clear_run(out_dir: Path, also: tuple[str, ...] = ()) -> None:
         shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
 
 
+# what a run keeps only while it runs: transformers' checkpoints (RL's under trainer/) and RL's
+# best-window weights (best/: already copied into OUT when they became the output)
+INTERMEDIATE = (CHECKPOINTS, "trainer", "best")
+
+
+def prune_finished(out_dir: Path) -> int:
+    """Delete a *finished* run's intermediate checkpoints (every folder of
+    :data:`INTERMEDIATE`): its final model, metrics, manifest and DONE marker stay, which is
+    all later stages read. Returns the bytes freed. A run without its DONE marker is left alone
+    (its checkpoints are what it resumes from)."""
+    if not (out_dir / DONE_MARKER).exists():
+        return 0
+    freed = 0
+    for name in INTERMEDIATE:
+        p = out_dir / name
+        if p.is_dir():
+            freed += sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
+            shutil.rmtree(p)
+    return freed
+
+
 def check_resumable(out_dir: Path, manifest: dict[str, Any]) -> bool:
     """True when ``out_dir`` holds an unfinished run with this manifest (resume it), False when it
     holds none; RunMismatchError when it holds another run. Reads only (every process calls it)."""
