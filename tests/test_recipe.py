@@ -6,6 +6,7 @@ import doctest
 import json
 
 import pytest
+import yaml
 
 from autocoa.recipe import stages as stages_mod
 from autocoa.recipe import study, study_report
@@ -284,3 +285,22 @@ def test_ablations_carry_the_papers_schedule_and_its_control_whatever_the_preset
         assert rows[PAPER].rl == paper and rows[RECIPE].rl == "rl"
         assert len({s.name for s in grid.stages}) == len(grid.stages)
     assert preset("legacy").rl.sim_steps > 0 and cfg.rl.sim_steps == 0  # both cases are covered
+
+
+def test_a_recipe_file_may_not_shadow_a_field_the_recipe_sets_and_a_saved_recipe_loads_back(tmp_path):
+    """topk (and the RL pool's sizes) have one source, the recipe's own field: a recipe file that
+    sets rl.topk is refused with the field to set instead; a saved recipe leaves the stage copies
+    out, so that it loads back as the same recipe."""
+    from autocoa.config import ConfigError
+    from autocoa.recipe.config import SET_BY_RECIPE
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("rl:\n  topk: 3\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml: rl.topk: set by the recipe from its topk.*set topk"):
+        load_recipe("default", str(bad))
+    for size in ("default", "fast", "legacy", "pretrained-fast"):
+        cfg = preset(size)
+        cfg.save(tmp_path / f"{size}.yaml")
+        saved = yaml.safe_load((tmp_path / f"{size}.yaml").read_text())
+        assert all(dotted.split(".")[1] not in saved[dotted.split(".")[0]] for dotted in SET_BY_RECIPE)
+        assert load_recipe(size, str(tmp_path / f"{size}.yaml")) == cfg

@@ -13,6 +13,7 @@ of the from-scratch tokenizer and base model, with sizes for a 135M-parameter mo
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
@@ -48,9 +49,33 @@ class WorldModelConfig(Config):
     fidelity_questions: int = Field(200, ge=1, description="questions per fidelity set (pool, unseen) in evaluation")
 
 
+# Fields of a stage's config that the recipe sets from its own (``recipe/stages.py``), so that the
+# stages agree (training search and evaluation retrieve the same top-k; synthesis writes the pool
+# the world model and RL read): one source each. A recipe file that sets one is refused naming
+# the field to set instead, and a saved recipe leaves them out (it would show values never used).
+SET_BY_RECIPE = {
+    "synth.topk": "topk",
+    "rl.topk": "topk",
+    "synth.rl_pool": "world_model.rl_pool",
+    "synth.holdout": "world_model.holdout",
+}
+
+
 class RecipeConfig(Config):
     """Every stage's config of one recipe run. Its field defaults are the ``legacy`` preset's;
     commands start from :func:`preset` (``default`` = :func:`scale_preset`), never from bare defaults."""
+
+    def save(self, path: str | Path) -> None:
+        """The recipe as YAML, without the stage fields it sets itself (:data:`SET_BY_RECIPE`)."""
+        import yaml
+
+        data = self.model_dump(mode="json")
+        for dotted in SET_BY_RECIPE:
+            section, name = dotted.split(".")
+            data[section].pop(name, None)
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
 
     size: Literal["default", "fast", "scale", "legacy", "pretrained", "pretrained-fast"] = Field(
         "default", description="preset the other fields start from"
@@ -351,8 +376,6 @@ def load_recipe(size: str, path: str | None = None) -> RecipeConfig:
     cfg = preset(size)
     if path is None:
         return cfg
-    from pathlib import Path
-
     import yaml
 
     from autocoa.config import ConfigError
@@ -369,6 +392,12 @@ def load_recipe(size: str, path: str | None = None) -> RecipeConfig:
         ) from None
     if not isinstance(loaded, dict):
         raise ConfigError(f"{p}: the top level must be a mapping")
+    for dotted, owner in SET_BY_RECIPE.items():
+        section, name = dotted.split(".")
+        if isinstance(loaded.get(section), dict) and name in loaded[section]:
+            raise ConfigError(
+                f"{p}: {dotted}: set by the recipe from its {owner}, so that the stages agree; set {owner}"
+            )
     merged = cfg.model_dump()
     for key, value in loaded.items():
         merged[key] = (
