@@ -50,7 +50,11 @@ class Config(BaseModel):
             msgs = [f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}" for err in e.errors()]
             raise ConfigError(f"{where}: invalid {cls.__name__}: " + "; ".join(msgs)) from None
 
+    def saved_fields(self) -> dict[str, Any]:
+        """What :meth:`save` writes: every field (a subclass may leave some out)."""
+        return self.model_dump(mode="json")
+
     def save(self, path: str | Path) -> None:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False), encoding="utf-8")
+        path.write_text(yaml.safe_dump(self.saved_fields(), sort_keys=False), encoding="utf-8")

@@ -13,7 +13,6 @@ of the from-scratch tokenizer and base model, with sizes for a 135M-parameter mo
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
@@ -65,17 +64,13 @@ class RecipeConfig(Config):
     """Every stage's config of one recipe run. Its field defaults are the ``legacy`` preset's;
     commands start from :func:`preset` (``default`` = :func:`scale_preset`), never from bare defaults."""
 
-    def save(self, path: str | Path) -> None:
-        """The recipe as YAML, without the stage fields it sets itself (:data:`SET_BY_RECIPE`)."""
-        import yaml
-
-        data = self.model_dump(mode="json")
+    def saved_fields(self) -> dict:
+        """Every field but the stage fields the recipe sets itself (:data:`SET_BY_RECIPE`)."""
+        data = super().saved_fields()
         for dotted in SET_BY_RECIPE:
             section, name = dotted.split(".")
             data[section].pop(name, None)
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+        return data
 
     size: Literal["default", "fast", "scale", "legacy", "pretrained", "pretrained-fast"] = Field(
         "default", description="preset the other fields start from"
@@ -376,6 +371,8 @@ def load_recipe(size: str, path: str | None = None) -> RecipeConfig:
     cfg = preset(size)
     if path is None:
         return cfg
+    from pathlib import Path
+
     import yaml
 
     from autocoa.config import ConfigError

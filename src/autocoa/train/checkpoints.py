@@ -77,20 +77,15 @@ def clear_run(out_dir: Path, also: tuple[str, ...] = ()) -> None:
 INTERMEDIATE = (CHECKPOINTS, "trainer", "best")
 
 
-def prune_finished(out_dir: Path) -> int:
+def prune_finished(out_dir: Path) -> None:
     """Delete a *finished* run's intermediate checkpoints (every folder of
     :data:`INTERMEDIATE`): its final model, metrics, manifest and DONE marker stay, which is
-    all later stages read. Returns the bytes freed. A run without its DONE marker is left alone
-    (its checkpoints are what it resumes from)."""
+    all later stages read. A run without its DONE marker is left alone (its checkpoints are
+    what it resumes from)."""
     if not (out_dir / DONE_MARKER).exists():
-        return 0
-    freed = 0
+        return
     for name in INTERMEDIATE:
-        p = out_dir / name
-        if p.is_dir():
-            freed += sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
-            shutil.rmtree(p)
-    return freed
+        shutil.rmtree(out_dir / name, ignore_errors=True)
 
 
 def check_resumable(out_dir: Path, manifest: dict[str, Any]) -> bool:

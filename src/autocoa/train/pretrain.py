@@ -184,11 +184,11 @@ def probe_knowledge(model: Any, tokenizer: Any, world_dir: Path, out_dir: Path) 
     }
 
 
-def reading_callback(tokenizer: Any, world_dir: Path, every: int, path: Path, n: int = 100, schedule: Any = None):
+def reading_callback(tokenizer: Any, world_dir: Path, every: int, path: Path, n: int = 100, decay: Any = None):
     """A ``TrainerCallback`` that every ``every`` steps runs the reading test on ``n`` prompts
     (built once) and appends ``{"step", "reading"}`` to ``path``; the model goes back to train mode.
-    ``schedule`` (``(DecayStart, target)``, :mod:`autocoa.train.reading_schedule`): a result at or
-    over the target starts the decay, and training stops when the decay ends."""
+    ``decay`` (a :class:`~autocoa.train.reading_schedule.DecayStart`): a result at or over its
+    target starts the decay, and training stops when the decay ends."""
     from transformers import TrainerCallback
 
     from autocoa.jsonl import write_jsonl
@@ -198,15 +198,15 @@ def reading_callback(tokenizer: Any, world_dir: Path, every: int, path: Path, n:
 
     class _Reading(TrainerCallback):
         def on_step_end(self, args, state, control, model=None, **kwargs):
-            if schedule is not None and state.global_step >= schedule[0].end:
+            if decay is not None and state.global_step >= decay.end:
                 control.should_training_stop = True
             if not facts or state.global_step % every or not state.is_world_process_zero:
                 return
             acc = reading_share(model, tokenizer, facts, prompts)
             model.train()
             write_jsonl(path, [{"step": state.global_step, "reading": acc}], append=True)
-            if schedule is not None and schedule[0].reached(state.global_step, acc, schedule[1]):
-                write_jsonl(path, [{"step": state.global_step, "decay_from": state.global_step}], append=True)
+            if decay is not None:
+                decay.reached(state.global_step, acc)
 
     return _Reading()
 
@@ -322,8 +322,7 @@ def pretrain(
 
         rows = read_logged(out_dir / "metrics.jsonl") if ckpt is not None else []
         decay = initial_decay(steps, cfg.decay_steps, rows, cfg.reading_target, upto=step_of(ckpt) or 0)
-    schedule = (decay, cfg.reading_target) if decay is not None else None
-    curve = [reading_callback(tok, world_dir, every, out_dir / "metrics.jsonl", schedule=schedule)] if every else []
+    curve = [reading_callback(tok, world_dir, every, out_dir / "metrics.jsonl", decay=decay)] if every else []
     trainer = _trainer_class(decay, cfg.warmup_steps)(
         model=model,
         args=args,

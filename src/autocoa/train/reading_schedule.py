@@ -22,18 +22,20 @@ from dataclasses import dataclass
 
 @dataclass
 class DecayStart:
-    """The step at which the decay starts (mutable: the reading callback moves it earlier)."""
+    """The step at which the decay starts (mutable: the reading callback moves it earlier when
+    the reading test first reaches ``target``)."""
 
     step: int
     decay_steps: int
+    target: float
 
     @property
     def end(self) -> int:
         return self.step + self.decay_steps
 
-    def reached(self, step: int, reading: float | None, target: float) -> bool:
+    def reached(self, step: int, reading: float | None) -> bool:
         """Record the reading test's result at ``step``; True when this starts the decay."""
-        if reading is None or reading < target or step >= self.step:
+        if reading is None or reading < self.target or step >= self.step:
             return False
         self.step = step
         return True
@@ -43,7 +45,7 @@ def lr_factor(step: int, warmup: int, decay: DecayStart) -> float:
     """The learning rate's multiple of its peak at optimizer step ``step``: linear warm-up over
     ``warmup`` steps, 1 until ``decay.step``, then linear to 0 at ``decay.end``.
 
-    >>> d = DecayStart(step=100, decay_steps=50)
+    >>> d = DecayStart(step=100, decay_steps=50, target=0.5)
     >>> [lr_factor(s, 10, d) for s in (0, 5, 10, 99, 100, 125, 150, 200)]
     [0.0, 0.5, 1.0, 1.0, 1.0, 0.5, 0.0, 0.0]
     """
@@ -62,8 +64,8 @@ def initial_decay(cap: int, decay_steps: int, rows: Iterable[dict], target: floa
     >>> initial_decay(1000, 100, rows, 0.8, upto=250).step, initial_decay(1000, 100, rows, 0.8, upto=150).step
     (200, 900)
     """
-    decay = DecayStart(step=max(0, cap - decay_steps), decay_steps=decay_steps)
+    decay = DecayStart(step=max(0, cap - decay_steps), decay_steps=decay_steps, target=target)
     for r in rows:
         if "reading" in r and r["step"] <= upto:
-            decay.reached(r["step"], r["reading"], target)
+            decay.reached(r["step"], r["reading"])
     return decay
