@@ -10,7 +10,7 @@ import yaml
 
 from autocoa.recipe import stages as stages_mod
 from autocoa.recipe import study, study_report
-from autocoa.recipe.config import for_seed, load_recipe, preset
+from autocoa.recipe.config import for_seed, for_world_seed, load_recipe, preset
 from autocoa.recipe.stages import Stage, StageMismatchError, run_stages
 from autocoa.recipe.study import Row, aggregate_rows, collapse_rows, seed_stages, split_steps, spread
 
@@ -92,6 +92,15 @@ def test_for_seed_sets_world_and_training_seeds_only():
     assert cfg.world.seed == 7 and cfg.world.common_seed == 0  # the pretraining text stays
     assert {cfg.pretrain.seed, cfg.synth.seed, cfg.sft1.seed, cfg.sft2.seed, cfg.sft3.seed, cfg.rl.seed} == {7}
     assert cfg.world_model == preset("fast").world_model
+
+
+def test_the_default_presets_seed_is_a_training_seed_on_one_world_and_base():
+    cfg = for_seed(preset("default"), 7)
+    assert cfg.world == preset("default").world and cfg.pretrain == preset("default").pretrain  # the shipped base
+    assert {cfg.synth.seed, cfg.sft1.seed, cfg.sft2.seed, cfg.sft3.seed, cfg.rl.seed} == {7}
+    other = for_world_seed(cfg, 3)
+    assert other.world.seed == 3 and other.pretrain.seed == 3 and other.rl.seed == 7
+    assert for_seed(preset("default"), 7, world=True).world.seed == 7
 
 
 def test_load_recipe_names_the_file_and_field(tmp_path):

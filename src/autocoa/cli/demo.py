@@ -14,6 +14,13 @@ from autocoa.cli.app import CLIError, app
 ConfigFile = Annotated[Path | None, typer.Option(help="recipe YAML (fields of DemoConfig); overrides the preset's")]
 Fast = Annotated[bool, typer.Option(help="tiny world and model (~1-2 min a seed; for smoke tests, not accuracy)")]
 Verbose = Annotated[bool, typer.Option(help="the libraries' own bars and every log line instead of the live display")]
+FromScratch = Annotated[
+    bool,
+    typer.Option(
+        help="pretrain the base model even where the one shipped with the package applies (the default world; "
+        "about 10 minutes on 2 CPU cores)"
+    ),
+]
 KeepCheckpoints = Annotated[
     bool,
     typer.Option(help="keep each finished stage's intermediate checkpoints (by default deleted once it is done)"),
@@ -59,6 +66,15 @@ def recipe_for(model: str | None, fast: bool, config: Path | None, preset: str |
     return cfg.model_copy(update={"model": model})
 
 
+def with_flags(cfg, from_scratch: bool, keep_checkpoints: bool):
+    """The recipe with the demo's and the study's shared flags over it."""
+    if from_scratch:
+        cfg = cfg.model_copy(update={"shipped_base": False})
+    if keep_checkpoints:
+        cfg = cfg.model_copy(update={"keep_checkpoints": True})
+    return cfg
+
+
 @app.command("demo")
 def demo_cmd(
     out: Annotated[Path, typer.Option(help="where every stage writes (re-running resumes)")] = Path("runs/demo"),
@@ -71,8 +87,16 @@ def demo_cmd(
     preset: PresetOption = None,
     seed: Annotated[
         int | None,
-        typer.Option(help="world seed and every training seed (as a study's seed<s>/); default: the preset's (0)"),
+        typer.Option(
+            help="every training seed (as a study's seed<s>/; with --fast, --preset legacy or --model the world seed "
+            "too); default: the preset's (0)"
+        ),
     ] = None,
+    world_seed: Annotated[
+        int | None,
+        typer.Option(help="another world, and a base model pretrained on it (the shipped base read world 0)"),
+    ] = None,
+    from_scratch: FromScratch = False,
     verbose: Verbose = False,
     keep_checkpoints: KeepCheckpoints = False,
 ) -> None:
@@ -81,16 +105,16 @@ def demo_cmd(
 
     from autocoa.demo import run_demo
     from autocoa.progress import set_verbose
-    from autocoa.recipe.config import for_seed
+    from autocoa.recipe.config import for_seed, for_world_seed
     from autocoa.recipe.stages import StageMismatchError
 
-    cfg = recipe_for(model, fast, config, preset)
+    cfg = with_flags(recipe_for(model, fast, config, preset), from_scratch, keep_checkpoints)
     if ablations:
         cfg = cfg.model_copy(update={"ablations": True})
-    if keep_checkpoints:
-        cfg = cfg.model_copy(update={"keep_checkpoints": True})
     if seed is not None:
         cfg = for_seed(cfg, seed)
+    if world_seed is not None:
+        cfg = for_world_seed(cfg, world_seed)
     console = Console()
     set_verbose(verbose)
     try:
@@ -107,11 +131,18 @@ def study_cmd(
     out: Annotated[Path, typer.Option(help="studies root: seed<s>/ (shared stages) and <name>/ (the report)")] = Path(
         "runs/study"
     ),
-    seeds: Annotated[str, typer.Option(help="comma-separated seeds (world and training seed)")] = "0,1,2",
+    seeds: Annotated[
+        str,
+        typer.Option(
+            help="comma-separated seeds: every training seed (with --fast, --preset legacy or --model the world "
+            "seed too)"
+        ),
+    ] = "0,1,2",
     fast: Fast = False,
     config: ConfigFile = None,
     model: ModelOption = None,
     preset: PresetOption = None,
+    from_scratch: FromScratch = False,
     verbose: Verbose = False,
     keep_checkpoints: KeepCheckpoints = False,
 ) -> None:
@@ -128,9 +159,7 @@ def study_cmd(
         raise CLIError(f"--seeds {seeds!r}: expected comma-separated integers, e.g. 0,1,2") from None
     if not seed_list or len(set(seed_list)) != len(seed_list):
         raise CLIError(f"--seeds {seeds!r}: give distinct seeds")
-    cfg = recipe_for(model, fast, config, preset)
-    if keep_checkpoints:
-        cfg = cfg.model_copy(update={"keep_checkpoints": True})
+    cfg = with_flags(recipe_for(model, fast, config, preset), from_scratch, keep_checkpoints)
     set_verbose(verbose)
     try:
         run_study(name, cfg, out, seed_list, console=Console())

@@ -161,10 +161,22 @@ def index_stage(root: Path) -> Stage:
 
 def pretrain_stage(cfg: RecipeConfig, root: Path) -> Stage:
     def run() -> dict[str, Any]:
+        from autocoa.shipped import install, mismatch
         from autocoa.train.pretrain import pretrain
 
-        s = pretrain(root / "world", root / "base", cfg.pretrain, progress=verbose())
-        return {"params": s["params"], "common_facts_known": s["common_facts"].get("accuracy")}
+        world, base = root / "world", root / "base"
+        why = mismatch(world, cfg.pretrain) if cfg.shipped_base else "shipped_base is off"
+        s = install(world, base, cfg.pretrain) if why is None else None
+        if s is None:
+            s = pretrain(world, base, cfg.pretrain, progress=verbose())
+        reading = s.get("recall_by_exposure", {}).get("reading", {}).get("accuracy")
+        return {
+            "base": "shipped" if why is None else "pretrained",
+            "params": s["params"],
+            "common_facts_known": s["common_facts"].get("accuracy"),
+            "reading": reading,
+            **({"why_pretrained": why} if why is not None else {}),
+        }
 
     # how often it checkpoints or logs the reading curve does not change the model (unless the
     # curve decides when the decay starts: reading_target): left out, so that a demo directory

@@ -257,6 +257,19 @@ def code_version() -> str | None:
     return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
 
 
+def seed_scope(config: dict[str, Any] | None) -> str:
+    """What a study's seed varied, in words, from the recipe it ran (older results files: both).
+
+    >>> seed_scope({"seeds_vary_world": False})
+    'training seeds; one world and base model'
+    >>> seed_scope(None)
+    'world seed and training seed'
+    """
+    if config is not None and config.get("seeds_vary_world") is False:
+        return "training seeds; one world and base model"
+    return "world seed and training seed"
+
+
 def write_study_report(
     study: str,
     rows: Sequence[dict[str, Any]],
@@ -300,7 +313,7 @@ def write_study_report(
     lines = [
         f"# Study: {study}",
         "",
-        f"Seeds {', '.join(map(str, seeds))} (world seed and training seed). Each cell: mean (min-max) over the seeds.",
+        f"Seeds {', '.join(map(str, seeds))} ({seed_scope(config)}). Each cell: mean (min-max) over the seeds.",
         "",
         markdown_table(study, rows),
         "",
@@ -373,7 +386,7 @@ def results_block(results_path: Path, shown: str | None = None) -> str:
     diffs = data.get("paired") or []
     return (
         markdown_table(data["study"], data["rows"])
-        + f"\n\nSeeds {seeds}; each cell mean (min-max) over them; code {commit}; "
+        + f"\n\nSeeds {seeds} ({seed_scope(data.get('config'))}); each cell mean (min-max) over them; code {commit}; "
         + f"rendered from `{shown or results_path}`.\n"
         + (f"\nPaired differences of held-out EM (the same seed's rows):\n\n{paired_table(diffs)}\n" if diffs else "")
     )
