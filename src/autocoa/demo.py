@@ -21,46 +21,36 @@ from pathlib import Path
 from typing import Any
 
 from autocoa.recipe.config import RecipeConfig, preset
-from autocoa.recipe.stages import (
-    EvalSpec,
-    Stage,
-    base_dir,
-    eval_stage,
-    main_eval_stage,
-    recipe_stages,
-    rl_stage,
-    run_stages,
-    sft_stage,
-)
+from autocoa.recipe.stages import Stage, main_eval_stage, recipe_stages, rl_stage, run_stages
 
 DemoConfig = RecipeConfig  # the demo runs the recipe's configuration as it is
 __all__ = ["DemoConfig", "build_stages", "preset", "run_demo"]
 
 
 def build_stages(cfg: RecipeConfig, out: Path) -> list[Stage]:
+    """The recipe's stages, its RL run and the main evaluation; with ``cfg.ablations`` also the
+    ablations study's stages on this directory (:func:`autocoa.recipe.study.ablations_grid`: one
+    definition of the paper's Table 1 rows for the demo and the study)."""
     stages = recipe_stages(cfg, out)
-    sim, real = cfg.rl.sim_steps, cfg.rl.real_steps
-    stages.append(rl_stage("rl", cfg, out, "sft123", "sft3", "rl", sim, real))
+    stages.append(rl_stage("rl", cfg, out, "sft123", "sft3", "rl", cfg.rl.sim_steps, cfg.rl.real_steps))
     stages.append(main_eval_stage(cfg, out))
     if cfg.ablations:
-        total = sim + real
-        stages += [
-            sft_stage("sft2_only", "sft2", base_dir(cfg), "sft2_only", cfg.sft2, out, "pretrain"),
-            rl_stage("rl_sim", cfg, out, "sft123", "sft3", "rl_sim", total, 0),
-            rl_stage("rl_real", cfg, out, "sft123", "sft3", "rl_real", 0, total),
-            rl_stage("sft12_rl2", cfg, out, "sft12", "sft2", "sft12_rl2", 0, total),
-        ]
-        specs = [
-            EvalSpec("sft2", "sft2_only"),
-            EvalSpec("sft12", "sft12"),
-            EvalSpec("sft123_rl1", "rl_sim"),
-            EvalSpec("sft123_rl2_all_real", "rl_real"),
-            EvalSpec("sft12_rl2", "sft12_rl2"),
-        ]
-        stages.append(
-            eval_stage("ablations", cfg, out, specs, deps=("sft2_only", "sft2", "rl_sim", "rl_real", "sft12_rl2"))
-        )
+        from autocoa.recipe.study import ablations_grid
+
+        names = {st.name for st in stages}
+        stages += [st for st in ablations_grid(cfg, out).stages if st.name not in names]
     return stages
+
+
+def ablations_report(cfg: RecipeConfig, out: Path) -> Path:
+    """The ablations study's report of this one directory (``out/ablations/report.md``)."""
+    from autocoa.recipe.study import ablations_grid, aggregate_rows, collapse_rows
+    from autocoa.recipe.study_report import write_study_report
+
+    grid = ablations_grid(cfg, out)
+    rows, collapse = aggregate_rows([out], grid.rows), collapse_rows([out], grid.sft1)
+    config = cfg.model_dump(mode="json")
+    return write_study_report("ablations", rows, collapse, [cfg.rl.seed], out / "ablations", config=config)["report"]
 
 
 def run_demo(cfg: RecipeConfig, out: str | Path, console: Any = None) -> dict[str, Any]:
@@ -89,6 +79,8 @@ def run_demo(cfg: RecipeConfig, out: str | Path, console: Any = None) -> dict[st
             stages, out / "timings.json", on_start=start, on_end=end, keep_checkpoints=cfg.keep_checkpoints
         )
     results["timings"] = json.loads((out / "timings.json").read_text()) if (out / "timings.json").exists() else {}
+    if cfg.ablations:
+        results["ablations_report"] = str(ablations_report(cfg, out))
     report_rows = out / "report" / "results.json"
     for table in [console_table(report_rows), *schedule_table(results, report_rows)]:
         if table is not None:

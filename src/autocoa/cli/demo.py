@@ -80,7 +80,11 @@ def demo_cmd(
     out: Annotated[Path, typer.Option(help="where every stage writes (re-running resumes)")] = Path("runs/demo"),
     fast: Fast = False,
     ablations: Annotated[
-        bool, typer.Option(help="also the paper's ablation rows (SFT-2, SFT-1&2, +RL-1, all-real RL, SFT-1&2+RL-2)")
+        bool,
+        typer.Option(
+            help="also the ablations study's rows on this directory (the paper's Table 1 and the real-steps-alone "
+            "control; report in OUT/ablations/)"
+        ),
     ] = False,
     config: ConfigFile = None,
     model: ModelOption = None,

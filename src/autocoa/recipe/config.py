@@ -155,8 +155,9 @@ class RecipeConfig(Config):
     )
     ablations: bool = Field(
         False,
-        description="also train and evaluate the paper's ablation rows: SFT-2 alone, +RL-1 (simulated only), "
-        "SFT-1&2&3 + all-real RL, SFT-1&2 + RL-2",
+        description="also the ablations study's rows on this directory (autocoa.recipe.study.ablations_grid): SFT-2 "
+        "alone, + RL-1 (simulated only), the paper's 5:1 schedule, RL-2 (all real), its real steps alone, SFT-1&2 + "
+        "RL-2, SFT-1 without its NLL term; their report in OUT/ablations/",
     )
     eval_questions: int | None = Field(300, ge=1, description="held-out test questions evaluated (shuffled sample)")
     coa_baseline: bool = Field(
