@@ -2,7 +2,9 @@
 questions, one JSON line per variant (rl_variants_seed<S>.jsonl).
 
 Usage:
-  python rl_variants.py SEED_DIR OUT_DIR            train and evaluate the variants below
+  python rl_variants.py SEED_DIR OUT_DIR [VARIANTS.yaml]
+                                                     train and evaluate the variants below (or
+                                                     those of the file: name -> rl fields)
   python rl_variants.py SEED_DIR --summarize NAME RL_DIR SECONDS
                                                      the line of a run already trained and
                                                      evaluated (RL_DIR and RL_DIR/../eval/rl)
@@ -51,16 +53,16 @@ def line(name: str, rl_dir: Path, agent: dict, seconds: int) -> dict:
     }
 
 
-def train_variants(root: Path, out_root: Path) -> None:
+def train_variants(root: Path, out_root: Path, variants: dict[str, dict] = VARIANTS) -> None:
     from autocoa.eval.runner import evaluate_checkpoint
     from autocoa.train.rl import train_rl
 
     cfg = RecipeConfig.model_validate(yaml.safe_load((root / "demo_config.yaml").read_text()))
-    for i, (name, upd) in enumerate(VARIANTS.items()):
+    for i, (name, upd) in enumerate(variants.items()):
         out = out_root / f"v{i}"
         t = time.time()
         # the held-out curve (50 seeded dev questions, real search) every 6 steps of the longer run
-        curve = {"heldout_every": 6 if upd["real_steps"] > 6 else 0}
+        curve = {"heldout_every": 6 if upd.get("real_steps", cfg.rl.real_steps) > 6 else 0}
         rl_cfg = cfg.rl.model_copy(update={"topk": cfg.topk, "save_every": 100, **curve, **upd})
         train_rl(
             root / "sft123",
@@ -94,7 +96,8 @@ if __name__ == "__main__":
         name, rl_dir, seconds = sys.argv[3], Path(sys.argv[4]), int(sys.argv[5])
         agent = json.loads((rl_dir.parent / "eval" / "rl" / "metrics.json").read_text())["methods"]["agent"]
         print(json.dumps(line(name, rl_dir, agent, seconds)))
-    elif len(sys.argv) == 3:
-        train_variants(Path(sys.argv[1]), Path(sys.argv[2]))
+    elif len(sys.argv) in (3, 4):
+        chosen = yaml.safe_load(Path(sys.argv[3]).read_text()) if len(sys.argv) == 4 else VARIANTS
+        train_variants(Path(sys.argv[1]), Path(sys.argv[2]), chosen)
     else:
         sys.exit(__doc__)
