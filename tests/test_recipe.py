@@ -103,6 +103,18 @@ def test_the_default_presets_seed_is_a_training_seed_on_one_world_and_base():
     assert for_seed(preset("default"), 7, world=True).world.seed == 7
 
 
+def test_an_sft_stage_replays_the_worlds_pretraining_text_only_when_asked(tmp_path):
+    from autocoa.recipe.stages import sft_stage
+
+    cfg = preset("fast")
+    off = sft_stage("sft2", "sft2", "sft1", "sft12", cfg.sft2, tmp_path, "sft1")
+    assert "replay_ratio" not in off.config["cfg"]  # directories from before the option keep their fingerprints
+    on = sft_stage(
+        "sft2", "sft2", "sft1", "sft12", cfg.sft2.model_copy(update={"replay_ratio": 0.25}), tmp_path, "sft1"
+    )
+    assert on.config["cfg"]["replay_ratio"] == 0.25
+
+
 def test_load_recipe_names_the_file_and_field(tmp_path):
     from autocoa.config import ConfigError
 

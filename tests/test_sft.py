@@ -16,7 +16,7 @@ from autocoa.jsonl import DataError
 from autocoa.train.checkpoints import RunMismatchError, last_checkpoint
 from autocoa.train.common import OutputExistsError
 from autocoa.train.contrastive import build_cpo_trainer, cpo_columns, pair_examples
-from autocoa.train.examples import masked_example, mix_cot, read_rows, trajectory_of
+from autocoa.train.examples import masked_example, mix_rows, read_rows, trajectory_of
 from autocoa.train.sft import build_sft_trainer, sft_examples, train_sft
 from autocoa.train.stage_config import ContrastiveConfig, MaskedSFTConfig
 from autocoa.trajectory import Trajectory, render
@@ -144,10 +144,10 @@ def test_pair_rows_must_share_their_prefix(tokenizer, tmp_path):
 
 
 def test_cot_mix_ratio(tokenizer, tmp_path):
-    assert len(mix_cot(10, ["a", "b", "c"], 0.2, 0)) == 2
-    five = mix_cot(10, ["a", "b"], 0.5, 0)  # more than the file holds: every row twice, then a sample
+    assert len(mix_rows(10, ["a", "b", "c"], 0.2, 0)) == 2
+    five = mix_rows(10, ["a", "b"], 0.5, 0)  # more than the file holds: every row twice, then a sample
     assert len(five) == 5 and five.count("a") >= 2 and five.count("b") >= 2
-    assert mix_cot(10, ["a"], 0.0, 0) == []
+    assert mix_rows(10, ["a"], 0.0, 0) == []
     data = write_data(tmp_path)
     _ex, stats = sft_examples(data["coa"], tokenizer, MaskedSFTConfig(cot_ratio=0.5), True, data["cot"])
     assert (stats["rows"], stats["cot_rows"], stats["examples"]) == (4, 2, 6)
@@ -208,6 +208,51 @@ def test_pool_data_and_pool_repeats_go_together(tokenizer, tmp_path):
         train_sft("sft3", model_dir, data["coa"], tmp_path / "b", MaskedSFTConfig(pool_repeats=2))
     with pytest.raises(ValueError, match="sft2/sft3"):
         train_sft("sft1", model_dir, data["pairs"], tmp_path / "c", ContrastiveConfig(), pool_path=data["coa"])
+
+
+def test_replayed_text_blocks_are_packed_seeded_and_fully_trained(tokenizer, tmp_path):
+    from autocoa.train.examples import replay_examples
+
+    text = tmp_path / "pretrain.txt"
+    text.write_text("".join(f"{p} was born in Lavis. {p} studied at Oro University.\n" for p in PEOPLE) * 20)
+    blocks = replay_examples(text, tokenizer, n_coa=40, ratio=0.25, block=16, seed=3)
+    assert len(blocks) == 10 and all(len(b["input_ids"]) == 16 for b in blocks)
+    assert all(b["labels"] == b["input_ids"] for b in blocks)  # every token trained, as in pretraining
+    assert blocks == replay_examples(text, tokenizer, n_coa=40, ratio=0.25, block=16, seed=3)
+    assert blocks != replay_examples(text, tokenizer, n_coa=40, ratio=0.25, block=16, seed=4)
+    data = write_data(tmp_path / "data")
+    cfg = MaskedSFTConfig(cot_ratio=0.0, replay_ratio=0.5, replay_block=16)
+    ex, stats = sft_examples(data["coa"], tokenizer, cfg, True, replay_path=text)
+    assert (stats["rows"], stats["replay_rows"], stats["examples"]) == (4, 2, 6)
+    assert ex[-1]["labels"] == ex[-1]["input_ids"] and -100 in ex[0]["labels"]  # CoA rows keep their mask
+    short = tmp_path / "short.txt"
+    short.write_text("Lavis.\n")
+    with pytest.raises(ValueError, match=r"short.txt: too little text"):
+        replay_examples(short, tokenizer, n_coa=4, ratio=1.0, block=128, seed=0)
+
+
+def test_replay_text_and_replay_ratio_go_together(tokenizer, tmp_path):
+    data = write_data(tmp_path / "data")
+    model_dir = write_model(tokenizer, tmp_path / "init")
+    with pytest.raises(ValueError, match="replay_ratio"):
+        train_sft("sft2", model_dir, data["coa"], tmp_path / "a", MaskedSFTConfig(), replay_path=data["coa"])
+    with pytest.raises(ValueError, match="replay_ratio"):
+        train_sft("sft2", model_dir, data["coa"], tmp_path / "b", MaskedSFTConfig(replay_ratio=0.5))
+
+
+def test_sft2_cli_replays_the_pretraining_text(tokenizer, tmp_path):
+    data = write_data(tmp_path / "data")
+    model_dir = write_model(tokenizer, tmp_path / "init")
+    text = tmp_path / "pretrain.txt"
+    text.write_text("".join(f"{p} was born in Lavis.\n" for p in PEOPLE) * 40)
+    cfg = config_yaml(tmp_path / "c.yaml", **FAST, max_steps=2, batch_size=4, cot_ratio=0.0)
+    args = ["train", "sft2", "--model", str(model_dir), "--data", str(data["coa"]), "--out", str(tmp_path / "o")]
+    res = CliRunner().invoke(app, [*args, "--replay-text", str(text), "--config", str(cfg), "--quiet"])
+    assert res.exit_code == 0, res.output
+    summary = json.loads((tmp_path / "o" / "sft.json").read_text())
+    assert summary["replay_rows"] == 1 and summary["examples"] == 5  # 0.25 per CoA row by default
+    run = json.loads((tmp_path / "o" / "run.json").read_text())
+    assert str(text.resolve()) in run["data"]  # a changed text is another run (not resumed)
 
 
 def test_sft3_cli_trains_on_the_pool(tokenizer, tmp_path):

@@ -55,6 +55,23 @@ def emerged(curve: list[dict]) -> int | None:
     return next(r["step"] for r in curve if r["reading"] >= curve[-1]["reading"] / 2)
 
 
+MEMORY_STAGES = ("base", "sft1", "sft12", "sft123", "rl")
+
+
+def kept_memory(root: Path) -> dict[str, float]:
+    """The share of the test pool's facts each checkpoint recalls closed-book (the probe pretraining
+    runs, autocoa.knowledge.recall): how much of what the base read survives fine-tuning."""
+    from autocoa.knowledge import recall, world_facts
+    from autocoa.models import load_model
+
+    facts = world_facts(root / "world", pools=("test",))
+    out = {}
+    for stage in MEMORY_STAGES:
+        model, tok = load_model(root / stage, device="cpu")
+        out[stage] = round(sum(known for known, _ in recall(model, tok, facts)) / len(facts), 4)
+    return out
+
+
 def variants(root: Path) -> list[dict]:
     path = here / f"rl_variants_{root.name}.jsonl"
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
@@ -80,6 +97,7 @@ for root in roots:
         "missed_recipe": rl.get("missed_searches"),
         "fidelity_test": metrics(root, "sft123_sim_test").get("fidelity"),
         "fidelity_pool": metrics(root, "sft123_sim_pool").get("fidelity"),
+        "memory": kept_memory(root),
         **rl_signal(root),
         **{f"variant_{i}": v["em"] - sft["em"] for i, v in enumerate(variants(root))},
         "seconds": json.loads((root / "timings.json").read_text()),
@@ -168,6 +186,15 @@ for name, s in per_seed.items():
     lines.append(f"| {name} | " + " | ".join(f"{s['test_recall_by_exposure'].get(b, 0):.3f}" for b in buckets) + " |")
 lines += [
     "",
+    "Closed-book recall of the test pool's facts after each stage (what fine-tuning keeps of what the base read):",
+    "",
+    "| seed | " + " | ".join(MEMORY_STAGES) + " |",
+    "|---|" + "---:|" * len(MEMORY_STAGES),
+]
+for name, s in per_seed.items():
+    lines.append(f"| {name[4:]} | " + " | ".join(f"{s['memory'][st]:.3f}" for st in MEMORY_STAGES) + " |")
+lines += [
+    "",
     "The held-out curve during the demo's RL (EM on 50 seeded dev questions, real search, at RL steps):",
     "",
     "| seed | held-out EM by RL step |",
@@ -191,9 +218,7 @@ if names_v:
     lines += [
         "",
         "RL variants from each seed's SFT-1&2&3, on the same 300 held-out questions (paired: the variant's EM "
-        "minus SFT-1&2&3's on that seed; the demo's own rl/ is the study table's row). Measured on commit 85073e9 "
-        "with the same SFT-1&2&3 checkpoints and the same RL code (rl_variants.py): the paper's schedule was then "
-        "the default, and its run is summarized from it:",
+        "minus SFT-1&2&3's on that seed; the demo's own rl/ is the study table's row; rl_variants.py):",
         "",
         "| variant | seed | EM | paired vs SFT-1&2&3 | 1 / 2 / 3 / 4 hops | unneeded/q | missed/q | copy acc "
         "| zero-spread groups | KL last | held-out curve (dev 50: step EM) | seconds |",

@@ -36,6 +36,7 @@ def _run(
     overwrite: bool,
     quiet: bool,
     pool_data: Path | None = None,
+    replay_text: Path | None = None,
     **overrides,
 ) -> None:
     from autocoa.train.checkpoints import RunMismatchError
@@ -55,6 +56,7 @@ def _run(
             overwrite=overwrite,
             progress=not quiet,
             pool_path=pool_data,
+            replay_path=replay_text,
         )
     except (OutputExistsError, RunMismatchError, ValueError) as e:
         raise CLIError(str(e)) from None
@@ -92,6 +94,14 @@ def _masked_stage(stage: str, doc: str) -> None:
             typer.Option(help="rows added --pool-repeats times each (sft3: synth's rl_pool.jsonl, the RL questions)"),
         ] = None,
         pool_repeats: Annotated[int | None, typer.Option(help="copies of each --pool-data row")] = None,
+        replay_text: Annotated[
+            Path | None,
+            typer.Option(
+                help="the base model's pretraining text (the world's pretrain.txt), replayed at --replay-ratio blocks "
+                "per CoA row so that fine-tuning keeps what the base read"
+            ),
+        ] = None,
+        replay_ratio: Annotated[float | None, typer.Option(help="replayed text blocks per CoA row")] = None,
         config: ConfigOpt = None,
         max_steps: MaxSteps = None,
         epochs: Epochs = None,
@@ -100,6 +110,8 @@ def _masked_stage(stage: str, doc: str) -> None:
     ) -> None:
         if pool_data is not None and pool_repeats is None:
             pool_repeats = 1
+        if replay_text is not None and replay_ratio is None:
+            replay_ratio = 0.25
         _run(
             stage,
             model,
@@ -110,9 +122,11 @@ def _masked_stage(stage: str, doc: str) -> None:
             overwrite,
             quiet,
             pool_data=pool_data,
+            replay_text=replay_text,
             max_steps=max_steps,
             epochs=epochs,
             pool_repeats=pool_repeats,
+            replay_ratio=replay_ratio,
         )
 
     cmd.__doc__ = doc

@@ -250,12 +250,17 @@ def sft_stage(
             stage_cfg,
             cot_path=root / "data" / "cot.jsonl" if stage != "sft1" else None,
             pool_path=root / "data" / "rl_pool.jsonl" if pool else None,
+            replay_path=root / "world" / "pretrain.txt" if replay else None,
             progress=verbose(),
         )
-        keys = ("examples", "pool_rows", "steps", "first", "last", "train_seconds", "collapse")
+        keys = ("examples", "pool_rows", "replay_rows", "steps", "first", "last", "train_seconds", "collapse")
         return {k: s[k] for k in keys if k in s}
 
-    config = {"stage": stage, "cfg": stage_cfg.model_dump(mode="json"), "pool": pool}
+    # the base's own pretraining text replayed (the world's pretrain.txt); left out of the
+    # fingerprint when off, so that directories from before the option keep theirs
+    replay = bool(getattr(stage_cfg, "replay_ratio", 0))
+    unused = set() if replay else {"replay_ratio", "replay_block"}
+    config = {"stage": stage, "cfg": stage_cfg.model_dump(mode="json", exclude=unused), "pool": pool}
     return Stage(name, root / dst, run, config, deps=(src_stage, "synth"))
 
 

@@ -85,13 +85,26 @@ def masked_example(
     return {"input_ids": ids, "labels": [t if m else -100 for t, m in zip(ids, mask, strict=True)]}
 
 
-def mix_cot(n_coa: int, cot: list, ratio: float, seed: int) -> list:
-    """``round(ratio * n_coa)`` CoT rows, without repeats while the file has enough (seeded)."""
+def mix_rows(n_coa: int, rows: list, ratio: float, seed: int) -> list:
+    """``round(ratio * n_coa)`` of ``rows`` (CoT rows, replayed text blocks), without repeats
+    while there are enough (seeded)."""
     want = round(ratio * n_coa)
-    if want == 0 or not cot:
+    if want == 0 or not rows:
         return []
     rng = random.Random(seed)
     out = []
-    while len(out) + len(cot) <= want:
-        out += cot
-    return out + rng.sample(cot, want - len(out))
+    while len(out) + len(rows) <= want:
+        out += rows
+    return out + rng.sample(rows, want - len(out))
+
+
+def replay_examples(path: Path, tokenizer: Any, n_coa: int, ratio: float, block: int, seed: int) -> list[dict]:
+    """``round(ratio * n_coa)`` blocks of ``block`` tokens of the text file ``path`` (its lines
+    joined by EOS, as pretraining packs them), every token trained."""
+    from autocoa.train.pretrain import pack
+
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    blocks = pack(lines, tokenizer, block)
+    if not blocks:
+        raise ValueError(f"{path}: too little text for one replay block of {block} tokens")
+    return [{"input_ids": b, "labels": list(b)} for b in mix_rows(n_coa, blocks, ratio, seed)]

@@ -34,7 +34,7 @@ from typing import Any
 
 from autocoa.runlock import holds_lock
 from autocoa.train.common import quiet_libraries, quiet_trainer, trainer_args
-from autocoa.train.examples import check_rows, masked_example, mix_cot, read_rows, trajectory_of
+from autocoa.train.examples import check_rows, masked_example, mix_rows, read_rows, replay_examples, trajectory_of
 from autocoa.train.stage_config import SFTConfig, config_for
 
 
@@ -45,9 +45,11 @@ def sft_examples(
     mask_observations: bool,
     cot_path: Path | None = None,
     pool_path: Path | None = None,
+    replay_path: Path | None = None,
 ) -> tuple[list[dict], dict]:
     """Pre-tokenized examples of stage 2/3 (CoA rows + the CoT mix + ``pool_repeats`` copies of
-    the pool rows) and counts for the summary."""
+    the pool rows + ``replay_ratio`` blocks of ``replay_path``'s text per CoA row) and counts
+    for the summary."""
     coa = read_rows(data_path, ("question", "segments"), cfg.max_examples)
     # an empty CoT file is data, not an error: a teacher calibrated to a base model that recalls
     # no whole chain writes no pure-CoT row (synth known_from: model)
@@ -61,7 +63,7 @@ def sft_examples(
         [(data_path, n, r, mask_rest, False) for n, r in coa]
         + [
             (cot_path, n, r, mask_rest, False)
-            for n, r in mix_cot(len(coa), cot, getattr(cfg, "cot_ratio", 0.0), cfg.seed)
+            for n, r in mix_rows(len(coa), cot, getattr(cfg, "cot_ratio", 0.0), cfg.seed)
         ]
         + [(pool_path, n, r, mask_observations, pool_only_obs) for n, r in pool] * repeats
     )
@@ -74,10 +76,15 @@ def sft_examples(
             continue
         truncated += len(ex["input_ids"]) == cfg.max_length
         examples.append(ex)
+    replay = []
+    if replay_path is not None:
+        replay = replay_examples(replay_path, tokenizer, len(coa), cfg.replay_ratio, cfg.replay_block, cfg.seed)
+        examples += replay
     stats = {
         "rows": len(coa),
         "cot_rows": len(mixed) - len(coa) - len(pool) * repeats,
         "pool_rows": len(pool) * repeats,
+        "replay_rows": len(replay),
         "examples": len(examples),
         "dropped_no_trained_tokens": dropped,
         "truncated": truncated,
@@ -122,6 +129,7 @@ def train_sft(
     overwrite: bool = False,
     progress: bool = True,
     pool_path: str | Path | None = None,
+    replay_path: str | Path | None = None,
 ) -> dict:
     """Train one SFT stage (``sft1``, ``sft2`` or ``sft3``) from ``model_path`` on ``data_path``.
 
@@ -135,14 +143,16 @@ def train_sft(
     from autocoa.models import load_model
     from autocoa.train.common import mark_done, metrics_callback
 
-    cfg = _check_inputs(stage, cfg, cot_path, pool_path)
+    cfg = _check_inputs(stage, cfg, cot_path, pool_path, replay_path)
     from autocoa.named_models import resolve_model
 
     model_path, data_path, out_dir = resolve_model(model_path), Path(data_path), Path(out_dir)
     cot_path = Path(cot_path) if cot_path is not None else None
     pool_path = Path(pool_path) if pool_path is not None else None
+    replay_path = Path(replay_path) if replay_path is not None else None
     state = PartialState()
-    ckpt = _prepare_run(stage, cfg, model_path, out_dir, (data_path, cot_path, pool_path), overwrite, state)
+    files = (data_path, cot_path, pool_path, replay_path)
+    ckpt = _prepare_run(stage, cfg, model_path, out_dir, files, overwrite, state)
 
     quiet_libraries(progress)
     t0 = time.perf_counter()
@@ -163,7 +173,13 @@ def train_sft(
         trainer = build_cpo_trainer(model, tok, examples, cfg, out_dir, progress, callbacks)
     else:
         examples, stats = sft_examples(
-            data_path, tok, cfg, mask_observations=stage == "sft2", cot_path=cot_path, pool_path=pool_path
+            data_path,
+            tok,
+            cfg,
+            mask_observations=stage == "sft2",
+            cot_path=cot_path,
+            pool_path=pool_path,
+            replay_path=replay_path,
         )
         trainer = build_sft_trainer(model, tok, examples, cfg, out_dir, progress, callbacks)
     quiet_trainer(trainer, progress)
@@ -224,7 +240,9 @@ def with_lora(model: Any, tokenizer: Any, rank: int) -> Any:
     return peft_model
 
 
-def _check_inputs(stage: str, cfg: SFTConfig | None, cot_path: Any, pool_path: Any) -> SFTConfig:
+def _check_inputs(
+    stage: str, cfg: SFTConfig | None, cot_path: Any, pool_path: Any, replay_path: Any = None
+) -> SFTConfig:
     """The stage's config (its default when None), checked against the inputs given."""
     cfg_type = config_for(stage)
     cfg = cfg if cfg is not None else cfg_type()
@@ -234,6 +252,8 @@ def _check_inputs(stage: str, cfg: SFTConfig | None, cot_path: Any, pool_path: A
         raise ValueError("--cot-data and --pool-data are for sft2/sft3; sft1 trains on pairs only")
     if (pool_path is not None) != bool(getattr(cfg, "pool_repeats", 0)):
         raise ValueError("--pool-data and pool_repeats >= 1 go together (pool rows are added pool_repeats times)")
+    if (replay_path is not None) != bool(getattr(cfg, "replay_ratio", 0)):
+        raise ValueError("--replay-text and replay_ratio > 0 go together (blocks of the text per CoA row)")
     return cfg
 
 
@@ -257,7 +277,7 @@ def _prepare_run(
     }
     # read every data file before anything is deleted: a bad row fails with its place and the
     # previous run (with --overwrite) is left as it was
-    for p in files:
+    for p in files[:3]:  # the JSONL files (files[3], replayed text, is plain text)
         if p is not None:
             check_rows(p, pairs=stage == "sft1" and p == data_path, allow_empty=p == files[1])  # CoT may be empty
     check_out_dir(out_dir, overwrite)

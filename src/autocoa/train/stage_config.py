@@ -96,6 +96,14 @@ class MaskedSFTConfig(SFTConfig):
         "observations (the world model learns the pool's documents; the policy does not learn the pool's "
         "questions and answers, which RL then asks)",
     )
+    replay_ratio: float = Field(
+        0.0,
+        ge=0,
+        description="blocks of the base model's pretraining text (--replay-text) mixed in per CoA row, every token "
+        "trained: fine-tuning at a high learning rate otherwise erases what the base read (the tiny default's "
+        "test-pool recall 245 -> 37 of 660 facts over SFT-2); 0 = none",
+    )
+    replay_block: int = Field(128, ge=8, description="tokens per replayed pretraining block")
     observations_in: Literal["all", "pool"] = Field(
         "all",
         description="sft3: rows whose observation tokens are trained; all = every row (the paper's SFT-3), pool = only "
