@@ -25,7 +25,7 @@ def default_world(tmp_path_factory):
 
 def test_the_shipped_base_applies_to_the_default_world(default_world):
     # fails when world generation or the default preset's pretraining changes: re-make the base
-    # (python -m autocoa.shipped make) so that the demo does not silently pretrain for 10 minutes
+    # (autocoa ship-base) so that the demo does not silently pretrain for 10 minutes
     assert mismatch(default_world, preset("default").pretrain) is None
     assert mismatch(default_world, preset("scale").pretrain) is None
 
@@ -85,3 +85,20 @@ def test_the_pretrain_stage_installs_it_and_says_why_not(default_world, tmp_path
     summary = pretrain_stage(preset("default"), tmp_path).run()
     assert summary["base"] == "shipped" and "why_pretrained" not in summary and summary["reading"] >= 0.5
     assert (tmp_path / "base" / "model.safetensors").exists()
+
+
+def test_make_then_install_round_trips_on_the_fast_preset(tmp_path):
+    """What `autocoa ship-base` does, on the fast preset's world and model: the record it writes
+    matches the world and config it was made from, and the base installs from it."""
+    from autocoa.shipped import make
+
+    fast = preset("fast")
+    asset = tmp_path / "asset"
+    record = make(fast.world, fast.pretrain, tmp_path / "work", asset=asset)
+    assert set(record["world"]) == {"pretrain.txt", "corpus.jsonl", "entities.jsonl", "train.jsonl"}
+    world = tmp_path / "work" / "world"
+    assert mismatch(world, fast.pretrain, asset=asset) is None
+    assert mismatch(world, preset("default").pretrain, asset=asset).startswith("pretrain.")
+    summary = install(world, tmp_path / "installed", fast.pretrain, asset=asset)
+    assert summary["base"] == "shipped" and summary["made_by"]["command"].startswith("autocoa ship-base")
+    assert (tmp_path / "installed" / "model.safetensors").read_bytes() == (asset / "model.safetensors").read_bytes()

@@ -15,8 +15,8 @@ those; anything else (another world seed, another size, ``--from-scratch``) pret
 A test regenerates the default world and checks that the shipped base still applies, so a change
 to world generation or to the preset cannot silently turn the demo back into pretraining.
 
-Re-making it: ``python -m autocoa.shipped make`` pretrains on a fresh default world (as
-``autocoa pretrain`` does) and writes the asset directory.
+Re-making it: ``autocoa ship-base`` pretrains on a fresh default world (as ``autocoa pretrain``
+does) and writes the asset directory.
 """
 
 from __future__ import annotations
@@ -103,22 +103,20 @@ def install(world_dir: Path, out_dir: Path, cfg: PretrainConfig, asset: Path = A
     return summary
 
 
-def make(work: Path, asset: Path = ASSET) -> dict[str, Any]:
-    """Pretrain the default preset's base on a fresh default world under ``work`` (resumable: the
+def make(world_cfg: Any, cfg: PretrainConfig, work: Path, asset: Path = ASSET) -> dict[str, Any]:
+    """Pretrain a base with ``cfg`` on a fresh world of ``world_cfg`` under ``work`` (resumable: the
     same call after a kill continues) and write it, with its record, to ``asset``."""
     import platform
     import subprocess
 
-    from autocoa.recipe.config import preset
     from autocoa.train.pretrain import pretrain
     from autocoa.world import generate_world, write_world
 
-    cfg = preset("default")
     world_dir, base_dir = work / "world", work / "base"
     if not (world_dir / "world.json").exists():
-        write_world(generate_world(cfg.world), world_dir)
+        write_world(generate_world(world_cfg), world_dir)
     if not (base_dir / "DONE").exists():
-        pretrain(world_dir, base_dir, cfg.pretrain)
+        pretrain(world_dir, base_dir, cfg)
     asset.mkdir(parents=True, exist_ok=True)
     for name in FILES:
         shutil.copyfile(base_dir / name, asset / name)
@@ -129,19 +127,11 @@ def make(work: Path, asset: Path = ASSET) -> dict[str, Any]:
     except (OSError, subprocess.CalledProcessError):
         commit = None
     record = {
-        "config": matched_config(cfg.pretrain),
+        "config": matched_config(cfg),
         "world": world_hashes(world_dir),
-        "command": "python -m autocoa.shipped make (the default preset's world and pretrain config)",
+        "command": "autocoa ship-base (the default preset's world and pretrain config)",
         "commit": commit,
         "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
     }
     (asset / RECORD).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     return record
-
-
-if __name__ == "__main__":  # python -m autocoa.shipped make [WORK_DIR]
-    import sys
-
-    if len(sys.argv) < 2 or sys.argv[1] != "make":
-        sys.exit("usage: python -m autocoa.shipped make [WORK_DIR (default runs/shipped-base)]")
-    print(json.dumps(make(Path(sys.argv[2] if len(sys.argv) > 2 else "runs/shipped-base")), indent=2))

@@ -40,6 +40,23 @@ def pretrain_cmd(
     typer.echo(f"saved to {out}")
 
 
+@app.command("ship-base")
+def ship_base_cmd(
+    work: Annotated[Path, typer.Option(help="where the world and the base are made (resumable)")] = Path(
+        "runs/shipped-base"
+    ),
+) -> None:
+    """Re-make the base model shipped with the package (autocoa/assets/default-base/): pretrain the default
+    preset's model on the default world, then write it with its record (config, world hashes, commit)."""
+    from autocoa.recipe.config import preset
+    from autocoa.shipped import ASSET, make
+
+    cfg = preset("default")
+    record = make(cfg.world, cfg.pretrain, work)
+    typer.echo(json.dumps({k: v for k, v in record.items() if k != "config"}, indent=2))
+    typer.echo(f"shipped base written to {ASSET}")
+
+
 @app.command("synth")
 def synth_cmd(
     out: Annotated[Path, typer.Option(help="output directory for coa/cot(/pairs) JSONL and summary.json")],

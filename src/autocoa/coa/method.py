@@ -40,10 +40,9 @@ from pydantic import Field
 from autocoa.coa.chain import ChainError, Node, decompose_prompt, fill_prompt, final_prompt, parse_chain, short_answer
 from autocoa.coa.llm import ChatLLM
 from autocoa.config import Config
-from autocoa.eval.analysis import references_in
 from autocoa.metrics import FaithWeights, mrfs
 from autocoa.tags import Tags
-from autocoa.tools.base import Toolbox
+from autocoa.tools.base import Toolbox, references_in
 from autocoa.trajectory import Trajectory, action, answer, observation, think
 
 KNOWLEDGE = "knowledge"

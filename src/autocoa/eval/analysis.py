@@ -42,6 +42,7 @@ from typing import Any
 
 from autocoa.metrics import names
 from autocoa.tags import Kind
+from autocoa.tools.base import states_nothing
 from autocoa.trajectory import Trajectory
 
 SEARCH = "search"
@@ -76,32 +77,6 @@ def match_hop(query: str, chain: Sequence[Mapping[str, Any]]) -> int | None:
 def search_observations(traj: Trajectory, tool: str = SEARCH) -> list[tuple[str, str]]:
     """``(query, observation text)`` for every search action followed by an observation."""
     return [(a.text.strip(), r) for a, r in traj.action_results() if a.tool == tool and a.closed and r is not None]
-
-
-def states_nothing(observation: str) -> bool:
-    """An observation that carries no claim: the toolbox's error and empty-result texts.
-
-    >>> states_nothing("[no results] search returned nothing"), states_nothing(" [error] x"), states_nothing("Doc 1")
-    (True, True, False)
-    """
-    text = observation.strip()
-    return not text or text.startswith(("[error]", "[no results]"))
-
-
-def references_in(observation: str) -> list[str]:
-    r"""What an observation states, as references to check an answer against: each document of a
-    search result (:func:`autocoa.tools.search.split_hits`), else the whole text (a calculator's
-    value); nothing for an error or empty result. The one rule of CoA's verifier and
-    ``--verify mrfs``.
-
-    >>> references_in("Doc 1 (Title: A) A is a city.\nDoc 2 B."), references_in("42"), references_in("[error] x")
-    (['Doc 1 (Title: A) A is a city.', 'Doc 2 B.'], ['42'], [])
-    """
-    from autocoa.tools.search import split_hits
-
-    if states_nothing(observation):
-        return []
-    return split_hits(observation) or [observation.strip()]
 
 
 def tool_failures(traj: Trajectory) -> int:

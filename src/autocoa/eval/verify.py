@@ -18,9 +18,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from autocoa.eval.analysis import references_in
 from autocoa.metrics import FaithWeights, mrfs, score_one
 from autocoa.tags import Kind
+from autocoa.tools.base import references_in
 
 Reanswer = Callable[[list[tuple[str, list[str]]]], list[str]]  # (question, references) -> answers
 

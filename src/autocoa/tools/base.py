@@ -78,6 +78,32 @@ def _is_timeout(e: BaseException) -> bool:
     return isinstance(e, TimeoutError) or "Timeout" in type(e).__name__
 
 
+def states_nothing(observation: str) -> bool:
+    """An observation that carries no claim: the toolbox's error and empty-result texts.
+
+    >>> states_nothing("[no results] search returned nothing"), states_nothing(" [error] x"), states_nothing("Doc 1")
+    (True, True, False)
+    """
+    text = observation.strip()
+    return not text or text.startswith(("[error]", "[no results]"))
+
+
+def references_in(observation: str) -> list[str]:
+    r"""What an observation states, as references to check an answer against: each document of a
+    search result (:func:`autocoa.tools.search.split_hits`), else the whole text (a calculator's
+    value); nothing for an error or empty result (:func:`states_nothing`). The one rule of CoA's
+    verifier, ``--verify mrfs`` and evaluation's observation checks.
+
+    >>> references_in("Doc 1 (Title: A) A is a city.\nDoc 2 B."), references_in("42"), references_in("[error] x")
+    (['Doc 1 (Title: A) A is a city.', 'Doc 2 B.'], ['42'], [])
+    """
+    from autocoa.tools.search import split_hits
+
+    if states_nothing(observation):
+        return []
+    return split_hits(observation) or [observation.strip()]
+
+
 class Toolbox:
     """The tools of one agent, by name, with error containment and statistics."""
 
