@@ -109,13 +109,14 @@ def make(world_cfg: Any, cfg: PretrainConfig, work: Path, asset: Path = ASSET) -
     import platform
     import subprocess
 
+    from autocoa.train.common import read_done
     from autocoa.train.pretrain import pretrain
     from autocoa.world import generate_world, write_world
 
     world_dir, base_dir = work / "world", work / "base"
     if not (world_dir / "world.json").exists():
         write_world(generate_world(world_cfg), world_dir)
-    if not (base_dir / "DONE").exists():
+    if read_done(base_dir) is None:
         pretrain(world_dir, base_dir, cfg)
     asset.mkdir(parents=True, exist_ok=True)
     for name in FILES:

@@ -30,8 +30,9 @@ from autocoa.progress import verbose
 from autocoa.recipe.config import RecipeConfig
 from autocoa.runlock import run_lock
 from autocoa.train.checkpoints import prune_finished
+from autocoa.train.common import DONE_MARKER, mark_done, read_done
 
-DONE = "DONE"
+DONE = DONE_MARKER  # the trainers' marker, one owner: autocoa.train.common
 
 
 class StageMismatchError(RuntimeError):
@@ -58,21 +59,9 @@ def fingerprint(config: Any, dep_prints: Sequence[str]) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def read_done(path: Path) -> dict[str, Any] | None:
-    marker = path / DONE
-    if not marker.exists():
-        return None
-    try:
-        return json.loads(marker.read_text(encoding="utf-8") or "{}")
-    except ValueError:
-        return None  # a marker torn by a kill: the stage runs again (and resumes itself)
-
-
-def mark_done(path: Path, summary: dict[str, Any], print_: str) -> None:
-    """Write ``DONE`` atomically (a kill leaves the old marker or the new one, never half)."""
-    from autocoa.jsonl import write_atomic
-
-    write_atomic(path / DONE, json.dumps({**summary, "fingerprint": print_}, indent=2, default=str) + "\n")
+def stamp_done(path: Path, summary: dict[str, Any], print_: str) -> None:
+    """The stage's ``DONE`` marker: its summary with its fingerprint (atomic)."""
+    mark_done(path, {**summary, "fingerprint": print_})
 
 
 def run_stages(
@@ -117,7 +106,7 @@ def run_stages(
         with run_lock(st.out):  # a second run on this directory is refused, naming this one
             summary = st.run()
             seconds = round(time.perf_counter() - t0, 1)
-            mark_done(st.out, summary, st.fingerprint)
+            stamp_done(st.out, summary, st.fingerprint)
         if not keep_checkpoints:  # after the stamp: a kill before it resumes from the checkpoints
             prune_finished(st.out)
         results[st.name] = summary

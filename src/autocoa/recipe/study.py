@@ -295,8 +295,9 @@ def _metrics(root: Path, label: str) -> dict[str, Any] | None:
 
 
 def _stage_summary(root: Path, name: str) -> dict[str, Any]:
-    p = root / name / "DONE"
-    return json.loads(p.read_text(encoding="utf-8")) if p.exists() else {}
+    from autocoa.train.common import read_done
+
+    return read_done(root / name) or {}
 
 
 def row_values(root: Path, row: Row) -> dict[str, Any]:

@@ -31,8 +31,22 @@ def check_out_dir(out_dir: Path, overwrite: bool = False) -> None:
 
 
 def mark_done(out_dir: Path, summary: dict) -> None:
-    """The finished run's marker, with its summary; atomic (a kill leaves none or all of it)."""
-    write_atomic(out_dir / DONE_MARKER, json.dumps(summary, indent=2) + "\n")
+    """The finished run's marker, with its summary; atomic (a kill leaves none or all of it).
+    The one writer of ``DONE``: a trainer writes it when its run ends, and the recipe's stage
+    runner writes it again with the stage's fingerprint added (:mod:`autocoa.recipe.stages`)."""
+    write_atomic(out_dir / DONE_MARKER, json.dumps(summary, indent=2, default=str) + "\n")
+
+
+def read_done(out_dir: Path) -> dict | None:
+    """The summary in ``out_dir``'s ``DONE`` marker; None when there is none, or when it does not
+    parse (a marker torn by a kill before writes were atomic: the run is not finished)."""
+    marker = out_dir / DONE_MARKER
+    if not marker.exists():
+        return None
+    try:
+        return json.loads(marker.read_text(encoding="utf-8") or "{}")
+    except ValueError:
+        return None
 
 
 def metrics_callback(path: Path):
