@@ -199,13 +199,16 @@ def test_pool_rows_can_train_their_observations_only(tokenizer, tmp_path):
         assert any(obs) and not any(o and (lab != -100) for o, lab in zip(obs, r["labels"], strict=True))
 
 
-def test_pool_data_and_pool_repeats_go_together(tokenizer, tmp_path):
+@pytest.mark.parametrize(
+    "field, value, path_arg", [("pool_repeats", 2, "pool_path"), ("replay_ratio", 0.5, "replay_path")]
+)
+def test_a_data_file_and_its_ratio_go_together(tokenizer, tmp_path, field, value, path_arg):
     data = write_data(tmp_path / "data")
     model_dir = write_model(tokenizer, tmp_path / "init")
-    with pytest.raises(ValueError, match="pool_repeats"):
-        train_sft("sft3", model_dir, data["coa"], tmp_path / "a", MaskedSFTConfig(), pool_path=data["coa"])
-    with pytest.raises(ValueError, match="pool_repeats"):
-        train_sft("sft3", model_dir, data["coa"], tmp_path / "b", MaskedSFTConfig(pool_repeats=2))
+    with pytest.raises(ValueError, match=field):
+        train_sft("sft3", model_dir, data["coa"], tmp_path / "a", MaskedSFTConfig(), **{path_arg: data["coa"]})
+    with pytest.raises(ValueError, match=field):
+        train_sft("sft3", model_dir, data["coa"], tmp_path / "b", MaskedSFTConfig(**{field: value}))
     with pytest.raises(ValueError, match="sft2/sft3"):
         train_sft("sft1", model_dir, data["pairs"], tmp_path / "c", ContrastiveConfig(), pool_path=data["coa"])
 
@@ -229,15 +232,6 @@ def test_replayed_text_blocks_are_packed_seeded_and_fully_trained(tokenizer, tmp
     short.write_text("Lavis.\n")
     with pytest.raises(ValueError, match=r"short.txt: too little text"):
         replay_examples(short, tokenizer, n_coa=4, ratio=1.0, block=128, seed=0)
-
-
-def test_replay_text_and_replay_ratio_go_together(tokenizer, tmp_path):
-    data = write_data(tmp_path / "data")
-    model_dir = write_model(tokenizer, tmp_path / "init")
-    with pytest.raises(ValueError, match="replay_ratio"):
-        train_sft("sft2", model_dir, data["coa"], tmp_path / "a", MaskedSFTConfig(), replay_path=data["coa"])
-    with pytest.raises(ValueError, match="replay_ratio"):
-        train_sft("sft2", model_dir, data["coa"], tmp_path / "b", MaskedSFTConfig(replay_ratio=0.5))
 
 
 def test_sft2_cli_replays_the_pretraining_text(tokenizer, tmp_path):

@@ -72,6 +72,40 @@ def kept_memory(root: Path) -> dict[str, float]:
     return out
 
 
+def copy_failures(root: Path, label: str = "rl") -> dict[str, int]:
+    """Of the recipe's search observations that state the searched fact, what the next thought or
+    answer does: restates it (``copied``), restates *another* fact of the same document (a wrong
+    sentence read: another entity of the observation named instead), or neither (a garbled name,
+    or a claim from memory)."""
+    from autocoa.eval.analysis import match_hop
+    from autocoa.jsonl import read_jsonl
+    from autocoa.metrics import names
+
+    entities = [row["name"] for _, row in read_jsonl(root / "world" / "entities.jsonl")]
+    chains = {row["id"]: row["chain"] for _, row in read_jsonl(root / "world" / "test.jsonl")}
+    out = {"copied": 0, "another fact of the document": 0, "garbled or from memory": 0}
+    for _, r in read_jsonl(root / "eval" / label / "predictions.jsonl"):
+        if r["method"] != "agent":
+            continue
+        segs, chain = r["trajectory"]["segments"], chains[r["id"]]
+        for i, seg in enumerate(segs[:-1]):
+            if seg["kind"] != "action" or segs[i + 1]["kind"] != "observation":
+                continue
+            hop, obs = match_hop(seg["text"].strip(), chain), segs[i + 1]["text"]
+            if hop is None or not names(obs, chain[hop]["object"]):
+                continue
+            after = next((x["text"] for x in segs[i + 2 :] if x["kind"] in ("think", "answer")), "")
+            if names(after, chain[hop]["object"]):
+                out["copied"] += 1
+            elif any(
+                e in obs and e in after for e in entities if e not in (chain[hop]["object"], chain[hop]["subject"])
+            ):
+                out["another fact of the document"] += 1
+            else:
+                out["garbled or from memory"] += 1
+    return out
+
+
 def variants(root: Path) -> list[dict]:
     path = here / f"rl_variants_{root.name}.jsonl"
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
@@ -98,6 +132,7 @@ for root in roots:
         "fidelity_test": metrics(root, "sft123_sim_test").get("fidelity"),
         "fidelity_pool": metrics(root, "sft123_sim_pool").get("fidelity"),
         "memory": kept_memory(root),
+        "copy_failures": copy_failures(root),
         **rl_signal(root),
         **{f"variant_{i}": v["em"] - sft["em"] for i, v in enumerate(variants(root))},
         "seconds": json.loads((root / "timings.json").read_text()),
@@ -174,25 +209,31 @@ lines = [
 for k, label in names.items():
     vals = " / ".join("-" if s[k] is None else f"{s[k]:.3f}" for s in per_seed.values())
     lines.append(f"| {label} | {fmt(over[k])} | {vals} |")
-buckets = list(next(iter(per_seed.values()))["test_recall_by_exposure"])
-lines += [
-    "",
-    "Closed-book recall of the base model on the test pool's facts, by times pretrain.txt states them:",
-    "",
-    "| exposure | " + " | ".join(buckets) + " |",
-    "|---|" + "---:|" * len(buckets),
-]
-for name, s in per_seed.items():
-    lines.append(f"| {name} | " + " | ".join(f"{s['test_recall_by_exposure'].get(b, 0):.3f}" for b in buckets) + " |")
-lines += [
-    "",
+
+
+def seed_table(title: str, columns: list[str], cell) -> list[str]:
+    """A table with a row per seed and a column per ``columns`` entry, ``cell(seed_values, column)``."""
+    head = ["", title, "", "| seed | " + " | ".join(columns) + " |", "|---|" + "---:|" * len(columns)]
+    return head + [f"| {n[4:]} | " + " | ".join(cell(s, c) for c in columns) + " |" for n, s in per_seed.items()]
+
+
+first = next(iter(per_seed.values()))
+lines += seed_table(
+    "Closed-book recall of the base model on the test pool's facts, by times pretrain.txt states them (exposure):",
+    list(first["test_recall_by_exposure"]),
+    lambda s, b: f"{s['test_recall_by_exposure'].get(b, 0):.3f}",
+)
+lines += seed_table(
     "Closed-book recall of the test pool's facts after each stage (what fine-tuning keeps of what the base read):",
-    "",
-    "| seed | " + " | ".join(MEMORY_STAGES) + " |",
-    "|---|" + "---:|" * len(MEMORY_STAGES),
-]
-for name, s in per_seed.items():
-    lines.append(f"| {name[4:]} | " + " | ".join(f"{s['memory'][st]:.3f}" for st in MEMORY_STAGES) + " |")
+    list(MEMORY_STAGES),
+    lambda s, st: f"{s['memory'][st]:.3f}",
+)
+lines += seed_table(
+    "The recipe's search observations that state the searched fact, by what the next thought or answer does "
+    "(another fact: it restates another entity of the same document, a wrong sentence read):",
+    list(first["copy_failures"]),
+    lambda s, k: str(s["copy_failures"][k]),
+)
 lines += [
     "",
     "The held-out curve during the demo's RL (EM on 50 seeded dev questions, real search, at RL steps):",
