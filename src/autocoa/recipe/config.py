@@ -244,7 +244,7 @@ def scale_preset() -> RecipeConfig:
         # so a simulated rollout is rewarded by chance. The paper's schedule stays a row of
         # `autocoa study ablations` (and `--config` can set rl.sim_steps).
         # Sampling at temperature 1.0, not the paper's 0.6: SFT leaves the tiny policy nearly
-        # deterministic (entropy 0.02-0.04 a token), so at 0.6 55% of the groups had no reward
+        # deterministic (entropy 0.02-0.04 a token), so at 0.6 53% of the groups had no reward
         # spread and nothing to learn from; at 1.0 33%. Measured from the shipped base's seed-0
         # SFT-1&2&3 (0.730 held-out EM): 18 steps at 0.6 0.747, at 1.0 0.780; 36 steps at 1.0 0.790;
         # lr 3e-4 0.660 (0.6) / 0.717 (1.0).

@@ -32,8 +32,6 @@ from autocoa.runlock import run_lock
 from autocoa.train.checkpoints import prune_finished
 from autocoa.train.common import DONE_MARKER, mark_done, read_done
 
-DONE = DONE_MARKER  # the trainers' marker, one owner: autocoa.train.common
-
 
 class StageMismatchError(RuntimeError):
     pass
@@ -87,7 +85,7 @@ def run_stages(
             # the marker a stage's trainer writes when its run ends, not yet stamped here (a
             # kill came in between): run the stage again; a trainer resumes from its last
             # checkpoint (its manifest guards the inputs) and ends with the same result
-            (st.out / DONE).unlink()
+            (st.out / DONE_MARKER).unlink()
             prior = None
         if prior is not None and prior.get("fingerprint") == st.fingerprint:
             summary = {k: v for k, v in prior.items() if k != "fingerprint"}  # as when it ran
@@ -154,8 +152,8 @@ def pretrain_stage(cfg: RecipeConfig, root: Path) -> Stage:
         from autocoa.train.pretrain import pretrain
 
         world, base = root / "world", root / "base"
-        why = mismatch(world, cfg.pretrain) if cfg.shipped_base else "shipped_base is off"
-        s = install(world, base, cfg.pretrain) if why is None else None
+        s = install(world, base, cfg.pretrain) if cfg.shipped_base else None  # checks (hashes) the world once
+        why = None if s is not None else mismatch(world, cfg.pretrain) if cfg.shipped_base else "shipped_base is off"
         if s is None:
             s = pretrain(world, base, cfg.pretrain, progress=verbose())
         reading = s.get("recall_by_exposure", {}).get("reading", {}).get("accuracy")
