@@ -19,17 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-CLOZE = {  # relation -> statement whose object ends the sentence (first template of each relation)
-    "directed_by": "{s} is a film directed by",
-    "produced_by": "{s} was produced by",
-    "founded_by": "{s} was founded by",
-    "headquartered_in": "{s} is headquartered in",
-    "born_in": "{s} was born in",
-    "educated_at": "{s} studied at",
-    "located_in": "{s} is located in",
-    "country": "{s} is a city in",
-    "capital": "The capital of {s} is",
-}
+from autocoa.world.phrases import CLOZE  # the recall probe's prompts: a statement up to its object
 
 # Exposure buckets of the recall table: how many times pretrain.txt states the fact (each epoch
 # of pretraining reads it that many times).

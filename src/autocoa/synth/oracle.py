@@ -25,71 +25,12 @@ rejected.
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from autocoa.metrics import names
 from autocoa.trajectory import Segment, Trajectory, action, answer, observation, think
-
-STATEMENT = {
-    "directed_by": "{s} is a film directed by {o}.",
-    "produced_by": "{s} was produced by {o}.",
-    "founded_by": "{s} was founded by {o}.",
-    "headquartered_in": "{s} is headquartered in {o}.",
-    "born_in": "{s} was born in {o}.",
-    "educated_at": "{s} studied at {o}.",
-    "located_in": "{s} is located in {o}.",
-    "country": "{s} is a city in {o}.",
-    "capital": "The capital of {s} is {o}.",
-}
-NEED = {
-    "directed_by": "I need the director of {s}.",
-    "produced_by": "I need the company that produced {s}.",
-    "founded_by": "I need the founder of {s}.",
-    "headquartered_in": "I need the city where {s} is headquartered.",
-    "born_in": "I need the birthplace of {s}.",
-    "educated_at": "I need the university where {s} studied.",
-    "located_in": "I need the city where {s} is located.",
-    "country": "I need the country of {s}.",
-    "capital": "I need the capital of {s}.",
-}
-QUERY = {
-    "directed_by": "{s} director",
-    "produced_by": "{s} produced by",
-    "founded_by": "{s} founder",
-    "headquartered_in": "{s} headquarters",
-    "born_in": "{s} born",
-    "educated_at": "{s} studied",
-    "located_in": "{s} located",
-    "country": "{s} country",
-    "capital": "{s} capital",
-}
-RETRY = "That is not it. "
-
-
-@dataclass(frozen=True)
-class Hop:
-    subject: str
-    relation: str
-    object: str
-    known: bool
-
-    @classmethod
-    def from_chain(cls, chain: Sequence[dict[str, Any]]) -> list[Hop]:
-        return [cls(c["subject"], c["relation"], c["object"], bool(c["known"])) for c in chain]
-
-
-def statement(h: Hop, obj: str | None = None) -> str:
-    return STATEMENT[h.relation].format(s=h.subject, o=obj if obj is not None else h.object)
-
-
-def need(h: Hop) -> str:
-    return NEED[h.relation].format(s=h.subject)
-
-
-def query(h: Hop) -> str:
-    return QUERY[h.relation].format(s=h.subject)
+from autocoa.world.phrases import QUERY, RETRY, Hop, need, query, statement
 
 
 def garble(name: str, rng: random.Random) -> str:

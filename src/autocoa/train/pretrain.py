@@ -33,6 +33,7 @@ from autocoa.config import Config
 from autocoa.knowledge import CLOZE, Fact  # noqa: F401  (CLOZE: the prompts, re-exported)
 from autocoa.runlock import holds_lock
 from autocoa.train.tracking import REPORT_TO_HELP, trackers
+from autocoa.world.phrases import teacher_phrases
 
 
 class PretrainConfig(Config):
@@ -100,18 +101,6 @@ def tokenizer_texts(world_dir: Path, max_questions: int = 20000):
             break
         yield row["question"]
         yield from teacher_phrases(row.get("chain", []))
-
-
-def teacher_phrases(chain: list[dict]):
-    """What the teacher writes around a question's hops ("I need the founder of X.", the query,
-    the statement), so that the reasoning text segments into whole words too."""
-    from autocoa.synth.oracle import RETRY, Hop, need, query, statement
-
-    for h in Hop.from_chain(chain):
-        yield need(h)
-        yield query(h)
-        yield statement(h)
-    yield RETRY
 
 
 def build_model(cfg: PretrainConfig, tokenizer: Any):
