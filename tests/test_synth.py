@@ -102,6 +102,21 @@ def test_reproducible(small_world, tmp_path):
         assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes()
 
 
+def test_the_index_stages_saved_training_index_gives_the_same_data(small_world, tmp_path):
+    """The recipe builds the training index once (its index stage) and synthesis loads it: the
+    loaded index must write exactly what a freshly built one writes."""
+    from autocoa.synth.run import train_corpus_index
+    from autocoa.tools.index import BM25Index
+
+    train_corpus_index(small_world).save(tmp_path / "index_train")
+    cfg = SynthConfig(max_questions=60)
+    a = synthesize(small_world, tmp_path / "a", cfg)
+    b = synthesize(small_world, tmp_path / "b", cfg, index=BM25Index.load(tmp_path / "index_train"))
+    assert a == b
+    for f in ("coa.jsonl", "cot.jsonl", "pairs.jsonl"):
+        assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes()
+
+
 def test_imperfection_knobs(small_world, tmp_path):
     s = synthesize(small_world, tmp_path / "u", SynthConfig(unneeded_search_rate=1.0, bad_query_rate=0.0))
     assert s["cot"] == 0  # every known fact is searched too

@@ -210,9 +210,11 @@ def synth_stage(cfg: RecipeConfig, root: Path) -> Stage:
 
     def run() -> dict[str, Any]:
         from autocoa.synth.run import synthesize
+        from autocoa.tools.index import BM25Index
 
         knowledge = root / "base" / "knowledge.jsonl" if by_model else None
-        s = synthesize(root / "world", root / "data", synth_cfg, knowledge=knowledge)
+        index = BM25Index.load(root / "index_train")  # the index stage's, built once a seed
+        s = synthesize(root / "world", root / "data", synth_cfg, index=index, knowledge=knowledge)
         return {k: s[k] for k in ("coa", "cot", "pairs", "rl_pool", "train_unseen")}
 
     deps = ("world", "index", "pretrain") if by_model else ("world", "index")
