@@ -185,6 +185,7 @@ def test_a_bad_questions_file_fails_before_anything_is_written_or_deleted(tokeni
 
 
 def test_the_held_out_curve_is_drawn_against_real_calls_and_counted_apart(tokenizer, tmp_path):
+    from autocoa.eval.heldout import heldout_curve
     from autocoa.eval.report import plot_rl_curves
 
     model = save_tiny_model(tokenizer, tmp_path / "model")
@@ -194,8 +195,9 @@ def test_the_held_out_curve_is_drawn_against_real_calls_and_counted_apart(tokeni
     cfg = schedule_config(heldout_every=2, heldout_questions=2)
     out = tmp_path / "out"
     hook = scripted_hook(tokenizer, TURNS)
+    curve = heldout_curve(cfg, heldout, toolbox=Toolbox([search]))
     summary = train_rl(
-        model, questions, out, cfg, toolbox=Toolbox([search]), progress=False, logits_hook=hook, heldout=heldout
+        model, questions, out, cfg, toolbox=Toolbox([search]), progress=False, logits_hook=hook, heldout=curve
     )
     rows = [json.loads(line) for line in (out / "heldout.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [0, 2, 4] and all(r["n"] == 2 for r in rows)

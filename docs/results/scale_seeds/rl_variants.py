@@ -54,6 +54,7 @@ def line(name: str, rl_dir: Path, agent: dict, seconds: int) -> dict:
 
 
 def train_variants(root: Path, out_root: Path, variants: dict[str, dict] = VARIANTS) -> None:
+    from autocoa.eval.heldout import heldout_curve
     from autocoa.eval.runner import evaluate_checkpoint
     from autocoa.train.rl import train_rl
 
@@ -72,8 +73,9 @@ def train_variants(root: Path, out_root: Path, variants: dict[str, dict] = VARIA
             index=root / "index_train",
             progress=False,
             overwrite=True,
-            heldout=root / "world" / "dev.jsonl",
-            heldout_index=root / "index",
+            heldout=heldout_curve(rl_cfg, root / "world" / "dev.jsonl", index=root / "index")
+            if rl_cfg.heldout_every
+            else None,
         )
         m = evaluate_checkpoint(
             out,

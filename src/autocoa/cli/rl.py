@@ -63,6 +63,14 @@ def rl_cmd(
     if cfg.heldout_every and heldout is None:
         raise CLIError("heldout_every needs --heldout FILE (held-out questions)")
     check_retrieval(index, retriever, "the real environment (real_steps > 0)" if cfg.real_steps else None)
+    curve = None
+    if heldout is not None:
+        from autocoa.eval.heldout import heldout_curve
+
+        if heldout_index is None and index is None and retriever is None:
+            raise CLIError("--heldout searches for real: give --heldout-index, --index or --retriever")
+        where = {"index": heldout_index} if heldout_index is not None else {"index": index, "url": retriever}
+        curve = heldout_curve(cfg, heldout, **where)
     try:
         summary = train_rl(
             model,
@@ -73,8 +81,7 @@ def rl_cmd(
             url=retriever,
             max_questions=max_questions,
             overwrite=overwrite,
-            heldout=heldout,
-            heldout_index=heldout_index,
+            heldout=curve,
         )
     except (OutputExistsError, RunMismatchError) as e:
         raise CLIError(str(e)) from None

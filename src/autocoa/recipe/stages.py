@@ -260,8 +260,14 @@ def rl_stage(
     questions = "rl_pool.jsonl" if cfg.world_model.rl_pool else None
 
     def run() -> dict[str, Any]:
+        from autocoa.eval.heldout import heldout_curve
         from autocoa.train.rl import train_rl
 
+        # the dev split (the curve must not select on test), searched in the full index, where
+        # alone the held-out entities' documents are
+        curve = (
+            heldout_curve(rl_cfg, root / "world" / "dev.jsonl", index=root / "index") if rl_cfg.heldout_every else None
+        )
         s = train_rl(
             root / src,
             root / "data" / questions if questions else root / "world" / "train.jsonl",
@@ -269,8 +275,7 @@ def rl_stage(
             rl_cfg,
             index=root / "index_train",
             progress=verbose(),
-            heldout=root / "world" / "dev.jsonl",  # the dev split: the curve must not select on test
-            heldout_index=root / "index",  # held-out entities' documents are only in the full index
+            heldout=curve,
         )
         keys = (
             "sim_steps_done",

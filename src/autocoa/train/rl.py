@@ -64,7 +64,7 @@ from autocoa.runlock import holds_lock
 from autocoa.train.checkpoints import MANIFEST, last_checkpoint
 from autocoa.train.common import quiet_libraries, quiet_trainer
 from autocoa.train.rl_config import RLConfig
-from autocoa.train.rl_monitor import RUN_STATE, RunState, detector_for, monitor, save_atomic
+from autocoa.train.rl_monitor import RUN_STATE, RunState, detector_for, heldout_monitor, monitor, save_atomic
 from autocoa.train.rl_rollouts import AgentRollouts, load_questions
 from autocoa.train.tracking import trackers
 
@@ -149,9 +149,7 @@ def train_rl(
     progress: bool = True,
     overwrite: bool = False,
     logits_hook: Any = None,
-    heldout: str | Path | None = None,
-    heldout_index: str | Path | None = None,
-    heldout_url: str | None = None,
+    heldout: Any = None,
 ) -> dict[str, Any]:
     """Run the RL schedule (``cfg.sim_steps`` simulated, then ``cfg.real_steps`` real steps) from
     the checkpoint ``model_path`` on the questions of ``questions_path``; save the model to
@@ -161,11 +159,10 @@ def train_rl(
     server), or uses ``toolbox``. Re-running with the same ``out_dir`` resumes from the last
     complete checkpoint; a finished ``out_dir`` is refused unless ``overwrite``.
     ``logits_hook`` is passed to the engine (constrained decoding; scripted tests).
-    With ``cfg.heldout_every``, ``cfg.heldout_questions`` of the QA file ``heldout`` (a seeded sample)
-    are answered greedily with real search over ``heldout_index`` / ``heldout_url`` (default:
-    the training index) before the first step and every ``heldout_every`` steps, into
-    ``heldout.jsonl`` (step, EM, F1, the real calls training had spent; the evaluation's own
-    calls are counted apart).
+    With ``cfg.heldout_every``, ``heldout`` (:func:`autocoa.eval.heldout.heldout_curve`: held-out
+    questions answered greedily with real search) is called before the first step and every
+    ``heldout_every`` steps, into ``heldout.jsonl`` (step, EM, F1, the real calls training had
+    spent; the evaluation's own calls are counted apart).
     """
     import torch
     from accelerate import PartialState
@@ -174,6 +171,10 @@ def train_rl(
     from autocoa.named_models import resolve_model
 
     cfg = cfg or RLConfig()
+    if cfg.heldout_every and heldout is None:
+        raise ValueError("heldout_every needs held-out questions: heldout=heldout_curve(cfg, FILE, index=...)")
+    if heldout is not None and not callable(heldout):
+        raise TypeError("heldout is the curve to call (autocoa.eval.heldout.heldout_curve(cfg, FILE, index=...))")
     out_dir, questions_path, model_path = Path(out_dir), Path(questions_path), resolve_model(model_path)
     manifest = _manifest(model_path, questions_path, cfg, max_questions)  # reads every row first
     dist = PartialState(cpu=not torch.cuda.is_available())  # as Trainer(use_cpu=...) will: gloo DDP on CPU
@@ -200,7 +201,7 @@ def train_rl(
         model, tok, rows, cfg, out_dir, toolbox, state, dist.num_processes, progress=progress, logits_hook=logits_hook
     )
     if cfg.heldout_every:
-        trainer.add_callback(_heldout_watch(cfg, heldout, heldout_index, heldout_url, toolbox, state, out_dir))
+        trainer.add_callback(heldout_monitor(cfg, heldout, state, out_dir / HELDOUT))
     calls_before = state.real_calls_total
     step_before = trainer.state.global_step if ckpt is None else int(ckpt.name.split("-")[-1])
     t_train = time.perf_counter()
@@ -296,30 +297,6 @@ def _real_toolbox(cfg: RLConfig, toolbox: Any, index: str | Path | None, url: st
     from autocoa.tools import open_toolbox
 
     return open_toolbox(index=str(index) if index is not None else None, url=url, k=cfg.topk)
-
-
-def _heldout_watch(cfg: RLConfig, heldout, index, url, toolbox: Any, state: RunState, out_dir: Path):
-    """The held-out curve's callback (:func:`autocoa.train.rl_monitor.heldout_monitor`), with
-    its questions and its own toolbox (held-out entities need the full index)."""
-    from autocoa.data.qa import load_qa, take
-    from autocoa.train.rl_monitor import heldout_monitor
-
-    if heldout is None:
-        raise ValueError("heldout_every needs held-out questions (heldout=FILE)")
-    # a seeded sample, as evaluation takes its questions: the world's splits are sorted by hop
-    # count, and their first N alone (the old curve) are 1-hop questions only
-    records = take(load_qa(heldout), cfg.heldout_questions, shuffle_seed=0)
-    if not records:
-        raise ValueError(f"{heldout}: no questions")
-    if index is not None or url is not None:
-        from autocoa.tools import open_toolbox
-
-        box = open_toolbox(index=str(index) if index is not None else None, url=url, k=cfg.topk)
-    elif toolbox is not None:
-        box = toolbox
-    else:
-        raise ValueError("the held-out evaluation searches for real: give heldout_index or heldout_url")
-    return heldout_monitor(cfg, records, box, state, out_dir / HELDOUT)
 
 
 def _point_reference_at(model: Any, tok: Any, model_path: Path, out_dir: Path, dist: Any) -> None:

@@ -123,20 +123,16 @@ def monitor(cfg: RLConfig, state: RunState, out_dir: Path):
     return RLMonitor()
 
 
-def heldout_monitor(cfg: RLConfig, records: list, toolbox: Any, state: RunState, path: Path):
-    """A callback that answers ``records`` greedily with real search (the RL budget) before the
-    first step and every ``cfg.heldout_every`` steps, and appends ``{step, em, f1, n,
-    real_calls_total, eval_tool_calls}`` to ``path``: held-out EM against the real calls training
-    has spent. A step already in ``path`` (a resumed run) is not evaluated again. Only the main
-    process evaluates; the others wait for it at the next collective."""
+def heldout_monitor(cfg: RLConfig, curve: Any, state: RunState, path: Path):
+    """A callback that calls ``curve(model, tokenizer)`` (:func:`autocoa.eval.heldout.heldout_curve`:
+    held-out questions answered greedily with real search) before the first step and every
+    ``cfg.heldout_every`` steps, and appends ``{step, em, f1, n, real_calls_total,
+    eval_tool_calls}`` to ``path``: held-out EM against the real calls training has spent. A step
+    already in ``path`` (a resumed run) is not evaluated again. Only the main process evaluates;
+    the others wait for it at the next collective."""
     from transformers import TrainerCallback
 
-    from autocoa.agent.config import AgentConfig
     from autocoa.jsonl import read_jsonl, write_jsonl
-    from autocoa.train.rl_config import ROLLOUT_FIELDS
-
-    budget = {k: getattr(cfg, k) for k in ROLLOUT_FIELDS if k not in ("temperature", "top_p")}
-    agent = AgentConfig(env="real", temperature=0.0, seed=cfg.seed, **budget)
 
     class HeldOut(TrainerCallback):
         def _evaluate(self, step: int, state_, model, tokenizer) -> None:
@@ -144,21 +140,9 @@ def heldout_monitor(cfg: RLConfig, records: list, toolbox: Any, state: RunState,
                 return
             if path.exists() and any(r.get("step") == step for _, r in read_jsonl(path)):
                 return
-            from autocoa.eval.runner import evaluate
-
-            _, metrics = evaluate(
-                getattr(model, "module", model), tokenizer, records, ["agent"], agent, toolbox, progress=False
-            )
-            m = metrics["methods"]["agent"]
-            row = {
-                "step": step,
-                "em": m["em"],
-                "f1": m["f1"],
-                "n": m["n"],
-                "real_calls_total": state.real_calls_total,
-                "eval_tool_calls": round(m["tool_calls_per_question"] * m["n"]),
-            }
-            write_jsonl(path, [row], append=True)
+            m = curve(getattr(model, "module", model), tokenizer)
+            row = {"step": step, "em": m["em"], "f1": m["f1"], "n": m["n"], "real_calls_total": state.real_calls_total}
+            write_jsonl(path, [{**row, "eval_tool_calls": m["eval_tool_calls"]}], append=True)
 
         def on_train_begin(self, args, state_, control, model=None, processing_class=None, **_):
             if state_.global_step == 0:
