@@ -77,7 +77,7 @@ def copy_failures(root: Path, label: str = "rl") -> dict[str, int]:
     answer does: restates it (``copied``), restates *another* fact of the same document (a wrong
     sentence read: another entity of the observation named instead), or neither (a garbled name,
     or a claim from memory)."""
-    from autocoa.eval.analysis import match_hop
+    from autocoa.analysis import match_hop
     from autocoa.jsonl import read_jsonl
     from autocoa.metrics import names
 

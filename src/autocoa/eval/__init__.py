@@ -2,8 +2,9 @@
 
 - :mod:`~autocoa.eval.baselines` -- agent, direct, rag and react as prompts, hooks and prefixes;
 - :mod:`~autocoa.eval.runner` -- methods over records -> ``predictions.jsonl`` and ``metrics.json``;
-- :mod:`~autocoa.eval.analysis` -- unneeded / missed searches and observation fidelity;
 - :mod:`~autocoa.eval.report` -- the results table and plots.
 
-The metrics themselves live in :mod:`autocoa.metrics`, shared with the RL rewards.
+The metrics themselves live in :mod:`autocoa.metrics`, shared with the RL rewards, and the
+analysis of when an agent acts and how true its observations are in :mod:`autocoa.analysis`,
+shared with synthesis and RL's logs.
 """

@@ -428,7 +428,7 @@ def write_report(
         _LEGEND
         + (_FIDELITY if any(r["fidelity"] is not None for r in rows) else "")
         + (_HIT if any(r["retrieval_hit"] is not None for r in rows) else "")
-        + " Definitions: `autocoa.eval.analysis`.",
+        + " Definitions: `autocoa.analysis`.",
         "",
     ]
     titles = {

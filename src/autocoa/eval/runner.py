@@ -8,7 +8,7 @@
 Every row of ``predictions.jsonl`` holds ``id, question, golden_answers, prediction,
 trajectory`` (prompt and segments), ``n_actions, n_tool_calls, well_formed, method``, the
 scores of :func:`autocoa.metrics.score_one`, and, when the data says so, ``hops`` and the
-counts of :func:`autocoa.eval.analysis.analyse`. ``metrics.json`` is computed from those rows
+counts of :func:`autocoa.analysis.analyse`. ``metrics.json`` is computed from those rows
 only, so ``autocoa score --pred predictions.jsonl --by method`` recomputes its EM/F1.
 """
 
@@ -24,8 +24,8 @@ from typing import Any
 from autocoa.agent.config import AgentConfig
 from autocoa.agent.engine import Engine
 from autocoa.agent.state import Rollout
+from autocoa.analysis import analyse, summarise, tool_failures
 from autocoa.data.qa import QARecord
-from autocoa.eval.analysis import analyse, summarise, tool_failures
 from autocoa.eval.baselines import DEFAULT_REACT_STEPS, METHODS, Setup, setup
 from autocoa.eval.verify import verify_rows
 from autocoa.metrics import aggregate, score_one

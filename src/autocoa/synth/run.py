@@ -16,7 +16,7 @@ Writes to the output directory:
 - ``summary.json`` counts (kept, dropped and why, pairs of each kind, hops, actions).
 
 Each row holds ``id``, ``question``, ``golden_answers``, ``hops``, ``n_search``, the gold ``chain``
-(for the fidelity check of :mod:`autocoa.eval.analysis`) and the trajectory as
+(for the fidelity check of :mod:`autocoa.analysis`) and the trajectory as
 ``prompt`` + ``segments`` (pairs: ``chosen`` / ``rejected``); the prompt is the plain one,
 and training re-formats it for the student's tokenizer. Observations come from a BM25 index
 over the *training* corpus only (common and train-pool documents), so no dev or test entity

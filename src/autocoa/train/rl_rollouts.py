@@ -86,8 +86,8 @@ class AgentRollouts:
 
     def _observation_check(self, rollouts: list) -> tuple[int, int]:
         """(search results matched to a hop, of those stating its true object) over the rollouts
-        whose question has a gold chain (:func:`autocoa.eval.analysis.check_observations`)."""
-        from autocoa.eval.analysis import check_observations
+        whose question has a gold chain (:func:`autocoa.analysis.check_observations`)."""
+        from autocoa.analysis import check_observations
 
         checked = fact = 0
         for r in rollouts:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from autocoa.eval.analysis import analyse, check_observations, copy_checks, match_hop, search_counts, summarise
+from autocoa.analysis import analyse, check_observations, copy_checks, match_hop, search_counts, summarise
 from autocoa.trajectory import Trajectory, action, answer, observation, parse, think
 
 CHAIN = [
@@ -126,7 +126,7 @@ def test_summarise_means_and_pooled_fidelity():
 def test_doctests():
     import doctest
 
-    from autocoa.eval import analysis
+    from autocoa import analysis
 
     result = doctest.testmod(analysis)
     assert result.attempted > 0 and result.failed == 0
