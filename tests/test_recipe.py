@@ -124,7 +124,13 @@ def test_load_recipe_names_the_file_and_field(tmp_path):
     assert cfg.sft3.pool_repeats == 4 and cfg.sft3.max_steps == preset("fast").sft3.max_steps  # merged field by field
     bad = tmp_path / "bad.yaml"
     bad.write_text("sft3:\n  pool_repeats: -1\n")
-    with pytest.raises(ConfigError, match=r"bad.yaml: sft3.pool_repeats"):
+    with pytest.raises(ConfigError, match=r"bad.yaml: invalid RecipeConfig: sft3.pool_repeats"):
+        load_recipe("fast", str(bad))
+    bad.write_text("sft3:\n  pool_repeats: [1\n")  # the same reader as every stage config's
+    with pytest.raises(ConfigError, match=r"bad.yaml:3: invalid YAML"):
+        load_recipe("fast", str(bad))
+    bad.write_text("- sft3\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml: the top level must be a mapping"):
         load_recipe("fast", str(bad))
 
 

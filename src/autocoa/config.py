@@ -29,26 +29,10 @@ class Config(BaseModel):
         """Defaults (or ``base``'s fields: a preset's), then the YAML file (if any), then keyword
         overrides (None = not given)."""
         data: dict[str, Any] = base.model_dump() if base is not None else {}
-        where = "overrides"
         if path is not None:
-            path, where = Path(path), str(path)
-            if not path.exists():
-                raise ConfigError(f"{path}: config file not found")
-            try:
-                loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
-            except yaml.YAMLError as e:
-                mark = getattr(e, "problem_mark", None)
-                line = f":{mark.line + 1}" if mark is not None else ""
-                raise ConfigError(f"{path}{line}: invalid YAML: {getattr(e, 'problem', e)}") from None
-            if loaded is not None and not isinstance(loaded, dict):
-                raise ConfigError(f"{path}: the top level must be a mapping of field: value")
-            data.update(loaded or {})
+            data.update(read_yaml(path))
         data.update({k: v for k, v in overrides.items() if v is not None})
-        try:
-            return cls.model_validate(data)
-        except ValidationError as e:
-            msgs = [f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}" for err in e.errors()]
-            raise ConfigError(f"{where}: invalid {cls.__name__}: " + "; ".join(msgs)) from None
+        return validated(cls, data, str(path) if path is not None else "overrides")
 
     def saved_fields(self) -> dict[str, Any]:
         """What :meth:`save` writes: every field (a subclass may leave some out)."""
@@ -58,3 +42,32 @@ class Config(BaseModel):
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(yaml.safe_dump(self.saved_fields(), sort_keys=False), encoding="utf-8")
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """A config file's top-level mapping; errors name the file (and the line of a YAML error).
+
+    The one reader of config files (stage configs and recipes). Merging a recipe's sections over
+    a preset is one level deep (:func:`autocoa.recipe.config.load_recipe`), a few lines, so no
+    config framework (OmegaConf, Hydra) is taken on for it."""
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}{line}: invalid YAML: {getattr(e, 'problem', e)}") from None
+    if loaded is not None and not isinstance(loaded, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of field: value")
+    return loaded or {}
+
+
+def validated(cls: type[C], data: dict[str, Any], where: str) -> C:
+    """``cls`` from ``data``; a ConfigError names ``where`` (the file) and every invalid field."""
+    try:
+        return cls.model_validate(data)
+    except ValidationError as e:
+        msgs = [f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}" for err in e.errors()]
+        raise ConfigError(f"{where}: invalid {cls.__name__}: " + "; ".join(msgs)) from None

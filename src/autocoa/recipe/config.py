@@ -402,40 +402,18 @@ def load_recipe(size: str, path: str | None = None) -> RecipeConfig:
     cfg = preset(size)
     if path is None:
         return cfg
-    from pathlib import Path
+    from autocoa.config import ConfigError, read_yaml, validated
 
-    import yaml
-
-    from autocoa.config import ConfigError
-
-    p = Path(path)
-    if not p.exists():
-        raise ConfigError(f"{p}: config file not found")
-    try:
-        loaded = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        raise ConfigError(
-            f"{p}{f':{mark.line + 1}' if mark else ''}: invalid YAML: {getattr(e, 'problem', e)}"
-        ) from None
-    if not isinstance(loaded, dict):
-        raise ConfigError(f"{p}: the top level must be a mapping")
+    loaded = read_yaml(path)
     for dotted, owner in SET_BY_RECIPE.items():
         section, name = dotted.split(".")
         if isinstance(loaded.get(section), dict) and name in loaded[section]:
             raise ConfigError(
-                f"{p}: {dotted}: set by the recipe from its {owner}, so that the stages agree; set {owner}"
+                f"{path}: {dotted}: set by the recipe from its {owner}, so that the stages agree; set {owner}"
             )
     merged = cfg.model_dump()
     for key, value in loaded.items():
         merged[key] = (
             {**merged[key], **value} if isinstance(value, dict) and isinstance(merged.get(key), dict) else value
         )
-    from pydantic import ValidationError
-
-    try:
-        return RecipeConfig.model_validate(merged)
-    except ValidationError as e:
-        first = e.errors()[0]
-        field = ".".join(str(x) for x in first["loc"])
-        raise ConfigError(f"{p}: {field}: {first['msg']}") from None
+    return validated(RecipeConfig, merged, str(path))
