@@ -48,16 +48,6 @@ def write_jsonl(path: str | Path, rows: Iterable[Any], append: bool = False) -> 
     return n
 
 
-def write_atomic(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that a kill leaves the old file or the new one, never half
-    (a temporary file beside it, then a rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
-
-
 def trim_jsonl(path: Path, keep) -> None:
     """Keep the JSONL rows for which ``keep(row)`` holds, dropping a line torn by a kill
     (the resumed run writes those rows again). Written atomically."""
@@ -71,7 +61,9 @@ def trim_jsonl(path: Path, keep) -> None:
             continue
         if isinstance(row, dict) and keep(row):
             kept.append(line)
-    write_atomic(path, "".join(x + "\n" for x in kept))
+    from autocoa.atomic import write_text
+
+    write_text(path, "".join(x + "\n" for x in kept))
 
 
 def read_logged(path: str | Path) -> list[dict[str, Any]]:

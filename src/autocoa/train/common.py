@@ -8,7 +8,8 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from autocoa.jsonl import write_atomic, write_jsonl
+from autocoa.atomic import write_text
+from autocoa.jsonl import write_jsonl
 from autocoa.train.tracking import trackers
 
 if TYPE_CHECKING:
@@ -34,7 +35,7 @@ def mark_done(out_dir: Path, summary: dict) -> None:
     """The finished run's marker, with its summary; atomic (a kill leaves none or all of it).
     The one writer of ``DONE``: a trainer writes it when its run ends, and the recipe's stage
     runner writes it again with the stage's fingerprint added (:mod:`autocoa.recipe.stages`)."""
-    write_atomic(out_dir / DONE_MARKER, json.dumps(summary, indent=2, default=str) + "\n")
+    write_text(out_dir / DONE_MARKER, json.dumps(summary, indent=2, default=str) + "\n")
 
 
 def read_done(out_dir: Path) -> dict | None:

@@ -60,11 +60,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from autocoa.atomic import current, save_model
 from autocoa.runlock import holds_lock
 from autocoa.train.checkpoints import MANIFEST, last_checkpoint
 from autocoa.train.common import quiet_libraries, quiet_trainer
 from autocoa.train.rl_config import RLConfig
-from autocoa.train.rl_monitor import RUN_STATE, RunState, detector_for, heldout_monitor, monitor, save_atomic
+from autocoa.train.rl_monitor import RUN_STATE, RunState, detector_for, heldout_monitor, monitor
 from autocoa.train.rl_rollouts import AgentRollouts, load_questions
 from autocoa.train.tracking import trackers
 
@@ -306,7 +307,7 @@ def _point_reference_at(model: Any, tok: Any, model_path: Path, out_dir: Path, d
     if model.get_input_embeddings().weight.shape[0] != _saved_vocab(ref_path):
         ref_path = out_dir / "init"
         if dist.is_main_process and not (ref_path / "config.json").exists():
-            save_atomic(model, tok, ref_path)
+            save_model(model, tok, ref_path)
         dist.wait_for_everyone()
     model.config._name_or_path = str(ref_path)
 
@@ -334,8 +335,9 @@ def _resume_state(out_dir: Path, cfg: RLConfig, dist: Any) -> tuple[Path | None,
 
 def _save_output(trainer: Any, tok: Any, state: RunState, out_dir: Path) -> None:
     """The run's model in ``out_dir``: the best window's after a collapse stop, else the last."""
-    if state.stopped and (out_dir / "best" / "config.json").exists():
-        shutil.copytree(out_dir / "best", out_dir, dirs_exist_ok=True)
+    best = current(out_dir / "best")
+    if state.stopped and (best / "config.json").exists():
+        shutil.copytree(best, out_dir, dirs_exist_ok=True)
     else:
         trainer.accelerator.unwrap_model(trainer.model).save_pretrained(out_dir)
         tok.save_pretrained(out_dir)

@@ -5,11 +5,11 @@ weights in ``best/``, and the one that draws the held-out curve (:func:`heldout_
 from __future__ import annotations
 
 import itertools
-import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from autocoa.atomic import save_model
 from autocoa.train.rl_config import RLConfig
 
 RUN_STATE = "autocoa_rl_state.json"  # RunState, inside each checkpoint-N (see autocoa.train.rl)
@@ -115,7 +115,7 @@ def monitor(cfg: RLConfig, state: RunState, out_dir: Path):
                 sum(caps) / len(caps),
             )
             if improved and state_.is_world_process_zero and model is not None:
-                save_atomic(getattr(model, "module", model), processing_class, out_dir / "best")
+                save_model(getattr(model, "module", model), processing_class, out_dir / "best")
             if reason is not None and cfg.stop_on_collapse:
                 state.stopped = f"collapse at step {state_.global_step}: {reason}"
                 control.should_training_stop = True
@@ -153,13 +153,3 @@ def heldout_monitor(cfg: RLConfig, curve: Any, state: RunState, path: Path):
                 self._evaluate(state_.global_step, state_, model, processing_class)
 
     return HeldOut()
-
-
-def save_atomic(model: Any, tokenizer: Any, dest: Path) -> None:
-    tmp = dest.with_name(dest.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    if tokenizer is not None:
-        tokenizer.save_pretrained(tmp)
-    shutil.rmtree(dest, ignore_errors=True)
-    tmp.rename(dest)
