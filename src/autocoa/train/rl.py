@@ -361,7 +361,7 @@ def build_trainer(
 
     from autocoa.models import trainer_precision
     from autocoa.train.common import metrics_callback
-    from autocoa.train.rewards import accuracy, make_reward
+    from autocoa.train.rewards import accuracy
 
     state = state or RunState(detector=detector_for(cfg))
     golds = {r["prompt"]: r["golden_answers"] for r in rows}
@@ -407,7 +407,7 @@ def build_trainer(
     rollout_func = AgentRollouts(tokenizer, cfg, toolbox, golds, out_dir, state, logits_hook, chains)
     trainer = _trainer_class()(
         model=model,
-        reward_funcs=[make_reward(cfg.reward_metric, cfg.require_well_formed, cfg.format_weight), accuracy],
+        reward_funcs=[rollout_func.reward, accuracy],  # the reward the rollouts log is the one trained on
         args=args,
         train_dataset=Dataset.from_list(rows),
         processing_class=tokenizer,
