@@ -202,7 +202,7 @@ def test_eval_and_run_from_the_cli(saved_agent, tmp_path):
         assert res.exit_code == 0, res.output
         assert json.loads((tmp_path / "ev2" / "metrics.json").read_text())["methods"]["coa"]["em"] == 0.75
         res = runner.invoke(cli_app, [*ev2, "--method", "agent"])
-        assert res.exit_code != 0 and "--model is needed" in str(res.exception)
+        assert res.exit_code != 0 and "a model is needed" in str(res.exception)
         rows = [json.loads(line) for line in (tmp_path / "ev" / "predictions.jsonl").read_text().splitlines()]
         assert rows[3]["error"].startswith("no JSON object") and rows[3]["well_formed"] is False
         res = runner.invoke(

@@ -161,9 +161,16 @@ def test_eval_errors(evaluated):
     res = runner.invoke(app, [str(a) for a in [*base, "--index", evaluated / "index", "--retriever", "http://x"]])
     assert res.exit_code != 0 and "not both" in str(res.exception)
     res = runner.invoke(app, [str(a) for a in [*base, "--index", evaluated / "index", "--method", "cot"]])
-    assert res.exit_code != 0 and "unknown --method cot" in str(res.exception)
+    assert res.exit_code != 0 and "unknown method cot" in str(res.exception)
     res = runner.invoke(app, [str(a) for a in [*base, "--env", "simulated", "--method", "rag"]])
     assert res.exit_code != 0 and "rag" in str(res.exception)
+    sim = [*base, "--env", "simulated"]
+    res = runner.invoke(app, [str(a) for a in [*sim, "--verify", "nli"]])
+    assert res.exit_code != 0 and "verify: Input should be 'mrfs'" in str(res.exception)
+    res = runner.invoke(app, [str(a) for a in [*sim, "--index", evaluated / "index", "--knowledge", evaluated / "no"]])
+    assert res.exit_code != 0 and "no such knowledge index directory" in str(res.exception)
+    res = runner.invoke(app, [str(a) for a in [*sim, "--retriever", "localhost:8001"]])
+    assert res.exit_code != 0 and "starts with http:// or https://" in str(res.exception)
 
 
 def test_train_real_calls_come_from_the_rl_summary(tmp_path):

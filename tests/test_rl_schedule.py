@@ -66,7 +66,7 @@ def test_schedule_switches_env_and_counts_real_calls(tokenizer, tmp_path):
 
 def test_real_env_needs_a_tool(tokenizer, tmp_path):
     cfg = RLConfig(sim_steps=0, real_steps=1)
-    with pytest.raises(ValueError, match="needs exactly one of index or url"):
+    with pytest.raises(ValueError, match="needs a retrieval"):
         train_rl(tmp_path / "m", write_questions(tmp_path / "q.jsonl"), tmp_path / "out", cfg)
 
 

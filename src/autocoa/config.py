@@ -69,5 +69,10 @@ def validated(cls: type[C], data: dict[str, Any], where: str) -> C:
     try:
         return cls.model_validate(data)
     except ValidationError as e:
-        msgs = [f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}" for err in e.errors()]
+        msgs = [": ".join([".".join(str(p) for p in err["loc"]), _message(err)]).lstrip(": ") for err in e.errors()]
         raise ConfigError(f"{where}: invalid {cls.__name__}: " + "; ".join(msgs)) from None
+
+
+def _message(err: Any) -> str:
+    """A validation error's message; our own validators' ValueErrors without pydantic's prefix."""
+    return str(err["ctx"]["error"]) if err["type"] == "value_error" and "error" in err.get("ctx", {}) else err["msg"]

@@ -126,15 +126,19 @@ def run_lock(out_dir: str | Path) -> Iterator[None]:
 
 
 def holds_lock(param: str = "out_dir") -> Callable[[F], F]:
-    """Decorate a function that writes the run directory given as its argument ``param``: it
-    runs holding that directory's lock."""
+    """Decorate a function that writes the run directory given as its argument ``param`` (or an
+    attribute of an argument: ``"request.out"``): it runs holding that directory's lock."""
+    name, *attrs = param.split(".")
 
     def deco(fn: F) -> F:
         sig = inspect.signature(fn)
 
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            with run_lock(sig.bind(*args, **kwargs).arguments[param]):
+            out = sig.bind(*args, **kwargs).arguments[name]
+            for attr in attrs:
+                out = getattr(out, attr)
+            with run_lock(out):
                 return fn(*args, **kwargs)
 
         return wrapper  # type: ignore[return-value]

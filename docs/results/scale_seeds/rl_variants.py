@@ -55,7 +55,9 @@ def line(name: str, rl_dir: Path, agent: dict, seconds: int) -> dict:
 
 def train_variants(root: Path, out_root: Path, variants: dict[str, dict] = VARIANTS) -> None:
     from autocoa.eval.heldout import heldout_curve
+    from autocoa.eval.request import EvalRequest
     from autocoa.eval.runner import evaluate_checkpoint
+    from autocoa.tools.retrieval import Retrieval
     from autocoa.train.rl import train_rl
 
     cfg = RecipeConfig.model_validate(yaml.safe_load((root / "demo_config.yaml").read_text()))
@@ -70,26 +72,25 @@ def train_variants(root: Path, out_root: Path, variants: dict[str, dict] = VARIA
             root / "data" / "rl_pool.jsonl",
             out,
             rl_cfg,
-            index=root / "index_train",
+            retrieval=Retrieval(root / "index_train"),
             progress=False,
             overwrite=True,
-            heldout=heldout_curve(rl_cfg, root / "world" / "dev.jsonl", index=root / "index")
+            heldout=heldout_curve(rl_cfg, root / "world" / "dev.jsonl", Retrieval(root / "index"))
             if rl_cfg.heldout_every
             else None,
         )
-        m = evaluate_checkpoint(
-            out,
-            root / "world" / "test.jsonl",
-            out / "eval",
-            methods=["agent"],
-            index=root / "index",
+        request = EvalRequest.of(
+            model=out,
+            data=root / "world" / "test.jsonl",
+            out=out / "eval",
+            retrieval=Retrieval(root / "index"),
             k=cfg.topk,
-            cfg=cfg.agent,
+            agent=cfg.agent,
             limit=cfg.eval_questions,
             shuffle_seed=0,
             label=name,
-            progress=False,
         )
+        m = evaluate_checkpoint(request, progress=False)
         print(json.dumps(line(name, out, m["methods"]["agent"], round(time.time() - t))), flush=True)
 
 

@@ -23,7 +23,7 @@ from autocoa.cli.options import (
     Seed,
     Temperature,
     TopK,
-    check_retrieval,
+    retrieval_option,
 )
 
 
@@ -36,12 +36,8 @@ def agent_options_to_config(config: Path | None, **overrides):
 def toolbox_from_options(index: Path | None, retriever: str | None, k: int, env: str, max_chars: int = 2000):
     """The toolbox for ``--index`` / ``--retriever``; none needed for the simulated env.
     ``max_chars``: observation budget (0 = whole documents)."""
-    from autocoa.tools import open_toolbox
-
-    check_retrieval(index, retriever, "the real environment" if env == "real" else None)
-    if index is None and retriever is None:
-        return None
-    return open_toolbox(index=str(index) if index else None, url=retriever, k=k, max_chars=max_chars)
+    retrieval = retrieval_option(index, retriever, "the real environment" if env == "real" else None)
+    return retrieval.toolbox(k, max_chars=max_chars) if retrieval is not None else None
 
 
 @app.command("run")

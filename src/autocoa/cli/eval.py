@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from autocoa.cli.app import CLIError, app
+from autocoa.cli.app import app
 from autocoa.cli.options import (
     AgentConfigFile,
     CoAConfigFile,
@@ -22,7 +22,7 @@ from autocoa.cli.options import (
     Seed,
     Temperature,
     TopK,
-    check_retrieval,
+    retrieval_option,
 )
 
 
@@ -84,36 +84,22 @@ def eval_cmd(
     from rich.console import Console
 
     from autocoa.cli.agent import agent_options_to_config
-    from autocoa.eval.baselines import METHODS
+    from autocoa.coa.method import CoAConfig
     from autocoa.eval.report import load_run, result_rows, results_table, write_report
+    from autocoa.eval.request import EvalRequest
     from autocoa.eval.runner import evaluate_checkpoint
 
-    methods = list(dict.fromkeys(method or ["agent"]))
-    bad = [m for m in methods if m not in METHODS]
-    if bad:
-        raise CLIError(f"unknown --method {', '.join(bad)}; expected {', '.join(METHODS)}")
-    if model is None and (llm_url is None or methods != ["coa"]):
-        raise CLIError("--model is needed, unless every --method is coa with --llm-url (no local model runs)")
-    cfg = agent_options_to_config(
+    agent = agent_options_to_config(
         config, env=env, temperature=temperature, seed=seed, max_actions=max_actions, batch_size=batch_size
     )
-    if verify not in (None, "mrfs"):
-        raise CLIError(f"unknown --verify {verify}; expected mrfs")
-    from autocoa.coa.method import CoAConfig
-
-    coa = CoAConfig.load(coa_config)
-    uses = (("the real environment", cfg.env == "real"), ("rag", "rag" in methods), ("coa", "coa" in methods))
-    needs = [why for why, yes in uses if yes]
-    check_retrieval(index, retriever, " and ".join(needs) or None)
-    metrics = evaluate_checkpoint(
-        model,
-        data,
-        out,
-        methods=methods,
-        index=index,
-        retriever=retriever,
+    request = EvalRequest.of(  # every rule about how these options go together is checked here
+        data=data,
+        out=out,
+        model=model,
+        methods=method,
+        retrieval=retrieval_option(index, retriever, needed=None),
         k=topk,
-        cfg=cfg,
+        agent=agent,
         limit=limit,
         shuffle_seed=shuffle_seed,
         react_steps=react_steps,
@@ -123,10 +109,11 @@ def eval_cmd(
         llm_url=llm_url,
         llm_model=llm_model,
         llm_key=llm_key,
-        coa=coa,
+        coa=CoAConfig.load(coa_config),
         knowledge=knowledge,
         verify=verify,
     )
+    metrics = evaluate_checkpoint(request)
     console = Console()
     console.print(results_table(result_rows([metrics])), highlight=False)
     if report:

@@ -4,9 +4,12 @@ its tools, and the agent loop's sampling and budget."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from autocoa.tools.retrieval import Retrieval
 
 ModelDir = Annotated[
     Path,
@@ -56,15 +59,19 @@ ApiKey = Annotated[
 ]
 
 
-def check_retrieval(index: Path | None, retriever: str | None, needed: str | None) -> None:
-    """The one check of ``--index`` / ``--retriever``: not both, an index that exists, and one of
-    them when ``needed`` (the reason: "the real environment", "rag", ...)."""
+def retrieval_option(index: Path | None, retriever: str | None, needed: str | None) -> Retrieval | None:
+    """``--index`` / ``--retriever`` parsed into a :class:`~autocoa.tools.retrieval.Retrieval`
+    (None when neither is given): not both, an index that exists, and one of them when ``needed``
+    (the reason: "the real environment", "rag", ...). The layers below trust what it returns."""
     from autocoa.cli.app import CLIError
+    from autocoa.tools.retrieval import Retrieval
 
     if index is not None and retriever is not None:
         raise CLIError("give --index or --retriever, not both")
     if index is None and retriever is None and needed:
         verb = "need" if " and " in needed else "needs"
         raise CLIError(f"{needed} {verb} --index DIR or --retriever URL (or use --env simulated)")
-    if index is not None and not index.exists():
-        raise FileNotFoundError(f"{index}: no such index directory (build one with `autocoa index`)")
+    try:
+        return Retrieval.of(index, retriever)
+    except ValueError as e:  # a URL without its scheme
+        raise CLIError(str(e)) from None

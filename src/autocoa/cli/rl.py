@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from autocoa.cli.app import CLIError
-from autocoa.cli.options import check_retrieval
+from autocoa.cli.options import retrieval_option
 from autocoa.cli.train import train_app
 
 
@@ -62,23 +62,23 @@ def rl_cmd(
         cfg = cfg.model_copy(update={"heldout_every": 5})
     if cfg.heldout_every and heldout is None:
         raise CLIError("heldout_every needs --heldout FILE (held-out questions)")
-    check_retrieval(index, retriever, "the real environment (real_steps > 0)" if cfg.real_steps else None)
+    retrieval = retrieval_option(index, retriever, "the real environment (real_steps > 0)" if cfg.real_steps else None)
     curve = None
     if heldout is not None:
         from autocoa.eval.heldout import heldout_curve
+        from autocoa.tools.retrieval import Retrieval
 
-        if heldout_index is None and index is None and retriever is None:
+        where = Retrieval(heldout_index) if heldout_index is not None else retrieval
+        if where is None:
             raise CLIError("--heldout searches for real: give --heldout-index, --index or --retriever")
-        where = {"index": heldout_index} if heldout_index is not None else {"index": index, "url": retriever}
-        curve = heldout_curve(cfg, heldout, **where)
+        curve = heldout_curve(cfg, heldout, where)
     try:
         summary = train_rl(
             model,
             questions,
             out,
             cfg,
-            index=index,
-            url=retriever,
+            retrieval=retrieval,
             max_questions=max_questions,
             overwrite=overwrite,
             heldout=curve,

@@ -10,17 +10,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from autocoa.tools.retrieval import Retrieval
 
 HeldOutCurve = Callable[[Any, Any], dict[str, Any]]
 
 
-def heldout_curve(
-    cfg: Any, path: str | Path, *, index: str | Path | None = None, url: str | None = None, toolbox: Any = None
-) -> HeldOutCurve:
+def heldout_curve(cfg: Any, path: str | Path, retrieval: Retrieval | None = None, toolbox: Any = None) -> HeldOutCurve:
     """``cfg.heldout_questions`` of the QA file ``path`` (a seeded sample), answered greedily by the
-    agent with real search within the RL run's budget (``cfg``: an RLConfig) over ``index`` or
-    ``url`` (held-out entities' documents are only in the full index), else over ``toolbox``."""
+    agent with real search within the RL run's budget (``cfg``: an RLConfig) over ``retrieval``
+    (held-out entities' documents are only in the full index), else over ``toolbox``."""
     from autocoa.agent.config import AgentConfig
     from autocoa.data.qa import load_qa, take
     from autocoa.eval.runner import evaluate
@@ -31,12 +32,10 @@ def heldout_curve(
     records = take(load_qa(path), cfg.heldout_questions, shuffle_seed=0)
     if not records:
         raise ValueError(f"{path}: no questions")
-    if index is not None or url is not None:
-        from autocoa.tools import open_toolbox
-
-        toolbox = open_toolbox(index=str(index) if index is not None else None, url=url, k=cfg.topk)
+    if retrieval is not None:
+        toolbox = retrieval.toolbox(cfg.topk)
     elif toolbox is None:
-        raise ValueError("the held-out evaluation searches for real: give its index, url or toolbox")
+        raise ValueError("the held-out evaluation searches for real: give its retrieval or toolbox")
     budget = {k: getattr(cfg, k) for k in ROLLOUT_FIELDS if k not in ("temperature", "top_p")}
     agent = AgentConfig(env="real", temperature=0.0, seed=cfg.seed, **budget)
 

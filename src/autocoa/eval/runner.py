@@ -2,8 +2,8 @@
 
     rows = run_method(model, tokenizer, records, "agent", cfg, toolbox)
     metrics = method_metrics(rows)
-    result = evaluate_checkpoint("ckpt/", "world/test.jsonl", "eval/", index="index/",
-                                 methods=["agent", "direct", "rag", "react"])
+    result = evaluate_checkpoint(EvalRequest.of(model="ckpt/", data="world/test.jsonl", out="eval/",
+                                 retrieval=Retrieval(index="index/"), methods=["agent", "rag"]))
 
 Every row of ``predictions.jsonl`` holds ``id, question, golden_answers, prediction,
 trajectory`` (prompt and segments), ``n_actions, n_tool_calls, well_formed, method``, the
@@ -19,18 +19,21 @@ import time
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from autocoa.agent.config import AgentConfig
 from autocoa.agent.engine import Engine
 from autocoa.agent.state import Rollout
 from autocoa.analysis import analyse, summarise, tool_failures
 from autocoa.data.qa import QARecord
-from autocoa.eval.baselines import DEFAULT_REACT_STEPS, METHODS, Setup, setup
+from autocoa.eval.baselines import DEFAULT_REACT_STEPS, Setup, setup
 from autocoa.eval.verify import verify_rows
 from autocoa.metrics import aggregate, score_one
 from autocoa.runlock import holds_lock
 from autocoa.tools.base import Toolbox
+
+if TYPE_CHECKING:
+    from autocoa.eval.request import EvalRequest
 
 TOOL_ERROR_WARN = 0.05  # a run whose tool calls fail more often than this is flagged
 
@@ -228,16 +231,10 @@ def evaluate(
     every method's answers against what it observed (:mod:`autocoa.eval.verify`) with
     ``coa``'s MRFS weights; ``metrics["methods"][m]["verify"]`` says what that changed."""
     from autocoa.coa.method import CoAConfig
-
-    coa = coa or CoAConfig()
-    if verify not in (None, "mrfs"):
-        raise ValueError(f"unknown verifier {verify!r}; expected mrfs")
     from autocoa.progress import progress_bar
 
+    coa = coa or CoAConfig()
     cfg = cfg or AgentConfig()
-    unknown = [m for m in methods if m not in METHODS]
-    if unknown:
-        raise ValueError(f"unknown method(s) {unknown}; expected {', '.join(METHODS)}")
     steps = react_steps or react_steps_for(records)
     all_rows: list[dict[str, Any]] = []
     metrics: dict[str, Any] = {"methods": {}, "run": {"env": cfg.env, "n_questions": len(records), "info": {}}}
@@ -282,94 +279,44 @@ def write_eval(out_dir: str | Path, rows: Sequence[dict[str, Any]], metrics: dic
     return paths
 
 
-@holds_lock()
-def evaluate_checkpoint(
-    model: str | Path | None,
-    data: str | Path,
-    out_dir: str | Path,
-    methods: Sequence[str] = ("agent",),
-    index: str | Path | None = None,
-    retriever: str | None = None,
-    k: int = 3,
-    cfg: AgentConfig | None = None,
-    limit: int | None = None,
-    shuffle_seed: int | None = None,
-    react_steps: int | None = None,
-    label: str | None = None,
-    device: str = "auto",
-    train_real_calls: int | None = None,
-    progress: bool = True,
-    llm_url: str | None = None,
-    llm_model: str = "default",
-    llm_key: str | None = None,
-    coa: Any = None,
-    knowledge: str | Path | None = None,
-    verify: str | None = None,
-) -> dict[str, Any]:
-    """Load a checkpoint, evaluate it with ``methods`` on ``data`` and write ``out_dir``;
-    return the metrics. ``shuffle_seed``: shuffle the questions before taking the first
-    ``limit`` (a sample across hop counts). ``train_real_calls`` (or ``run.json``'s field of that name in the
-    checkpoint directory) is copied into the metrics for the report's cost plot.
-    ``coa``'s chat model is the endpoint at ``llm_url`` (model name ``llm_model``) if given,
+@holds_lock("request.out")
+def evaluate_checkpoint(request: EvalRequest, progress: bool = True) -> dict[str, Any]:
+    """Load the request's checkpoint, evaluate it with its methods on its data and write
+    ``request.out``; return the metrics. The request (:class:`autocoa.eval.request.EvalRequest`)
+    was checked where it was made: this trusts it. ``shuffle_seed`` shuffles the questions before
+    taking the first ``limit`` (a sample across hop counts). ``train_real_calls`` (or
+    ``run.json``'s field of that name in the checkpoint directory) is copied into the metrics for
+    the report's cost plot. Chain-of-Action's chat model is the endpoint at ``llm_url`` if given,
     else the checkpoint itself, which must then have a chat template; ``knowledge``: an index
-    over the user's own documents for CoA's knowledge action. ``verify``: see :func:`evaluate`."""
+    over the user's own documents for its knowledge action. ``verify``: see :func:`evaluate`."""
     from autocoa.data.qa import load_qa, take
     from autocoa.models import load_model
-    from autocoa.tools import open_toolbox
 
-    cfg = cfg or AgentConfig()
-    records = take(load_qa(data), limit, shuffle_seed)
+    r = request
+    records = take(load_qa(r.data), r.limit, r.shuffle_seed)
     if not records:
-        raise ValueError(f"{data}: no questions")
-    toolbox = None
-    if index is not None or retriever is not None:
-        toolbox = open_toolbox(index=str(index) if index is not None else None, url=retriever, k=k)
-    elif cfg.env == "real" or "rag" in methods:
-        raise ValueError("the real environment and rag need an index or a retriever")
+        raise ValueError(f"{r.data}: no questions")
+    toolbox = r.retrieval.toolbox(r.k) if r.retrieval is not None else None
     lm = tok = llm = coa_box = None
-    if any(m != "coa" for m in methods) or llm_url is None:  # an endpoint alone needs no local model
-        if model is None:
-            raise ValueError("a model is needed unless every method is coa with an llm_url (no local model runs)")
-        lm, tok = load_model(model, device=device)
-    name = str(model) if model is not None else llm_model
-    if "coa" in methods:
-        llm, coa_box = coa_backend(lm, tok, name, toolbox, llm_url, llm_model, llm_key, knowledge, k)
+    if not r.endpoint_only:
+        lm, tok = load_model(r.model, device=r.device)
+    if "coa" in r.methods:
+        llm, coa_box = coa_backend(lm, tok, r.name, toolbox, r.llm_url, r.llm_model, r.llm_key, r.knowledge, r.k)
     rows, metrics = evaluate(
-        lm,
-        tok,
-        records,
-        methods,
-        cfg,
-        toolbox,
-        react_steps,
-        progress,
-        llm=llm,
-        coa=coa,
-        verify=verify,
-        coa_toolbox=coa_box,
+        lm, tok, records, r.methods, r.agent, toolbox, r.react_steps, progress, llm, r.coa, r.verify, coa_box
     )
     run = metrics["run"]
-    run.update(
-        {
-            "label": label or Path(name).name,
-            "model": name,
-            "data": str(data),
-            "index": str(index) if index is not None else None,
-            "retriever": retriever,
-            "k": k,
-            "limit": limit,
-            "shuffle_seed": shuffle_seed,
-            "llm_url": llm_url,
-            "verify": verify,
-        }
-    )
+    run.update({"label": r.label or Path(r.name).name, "model": r.name, "data": str(r.data)})
+    run.update(r.retrieval.describe() if r.retrieval is not None else {"index": None, "retriever": None})
+    run.update({"k": r.k, "limit": r.limit, "shuffle_seed": r.shuffle_seed, "llm_url": r.llm_url, "verify": r.verify})
     if toolbox is not None:
         run["tool_stats"] = toolbox.stats.as_dict()
-    if train_real_calls is None and model is not None:
-        train_real_calls = read_train_real_calls(Path(model))
-    if train_real_calls is not None:
-        metrics["train_real_calls"] = train_real_calls
-    write_eval(out_dir, rows, metrics)
+    calls = r.train_real_calls
+    if calls is None and r.model is not None:
+        calls = read_train_real_calls(Path(r.model))
+    if calls is not None:
+        metrics["train_real_calls"] = calls
+    write_eval(r.out, rows, metrics)
     return metrics
 
 
@@ -377,7 +324,7 @@ def coa_backend(
     lm: Any,
     tok: Any,
     name: str,
-    toolbox: Toolbox | None,
+    toolbox: Toolbox,
     llm_url: str | None,
     llm_model: str = "default",
     llm_key: str | None = None,
@@ -387,16 +334,12 @@ def coa_backend(
     """CoA's chat model (the endpoint, else the local checkpoint, which must be a chat model)
     and its toolbox (``toolbox`` plus a ``knowledge`` search over ``knowledge``, if given)."""
     from autocoa.coa.llm import EndpointChat, LocalChat
-    from autocoa.tools import create_tool
+    from autocoa.tools.retrieval import Retrieval
 
-    if toolbox is None:
-        raise ValueError("coa runs its actions on the real tools: give an index or a retriever")
     llm = EndpointChat(llm_url, llm_model, api_key=llm_key) if llm_url else LocalChat(lm, tok, name=name)
     if knowledge is None:
         return llm, toolbox
-    if not Path(knowledge).exists():
-        raise FileNotFoundError(f"{knowledge}: no such index directory (build one with `autocoa index`)")
-    extra = create_tool("search", index=str(knowledge), k=k, name="knowledge")
+    extra = Retrieval(Path(knowledge)).search_tool(k, name="knowledge")
     return llm, Toolbox([*toolbox.tools.values(), extra], max_chars=toolbox.max_chars)
 
 

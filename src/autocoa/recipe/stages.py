@@ -261,19 +261,19 @@ def rl_stage(
 
     def run() -> dict[str, Any]:
         from autocoa.eval.heldout import heldout_curve
+        from autocoa.tools.retrieval import Retrieval
         from autocoa.train.rl import train_rl
 
         # the dev split (the curve must not select on test), searched in the full index, where
         # alone the held-out entities' documents are
-        curve = (
-            heldout_curve(rl_cfg, root / "world" / "dev.jsonl", index=root / "index") if rl_cfg.heldout_every else None
-        )
+        dev = root / "world" / "dev.jsonl"
+        curve = heldout_curve(rl_cfg, dev, Retrieval(root / "index")) if rl_cfg.heldout_every else None
         s = train_rl(
             root / src,
             root / "data" / questions if questions else root / "world" / "train.jsonl",
             root / dst,
             rl_cfg,
-            index=root / "index_train",
+            retrieval=Retrieval(root / "index_train"),
             progress=verbose(),
             heldout=curve,
         )
@@ -332,26 +332,27 @@ def eval_stage(
     seed's report over all of ``eval/*``."""
 
     def run() -> dict[str, Any]:
+        from autocoa.eval.request import EvalRequest
         from autocoa.eval.runner import evaluate_checkpoint
+        from autocoa.tools.retrieval import Retrieval
 
         summary: dict[str, Any] = {}
         for sp in specs:
             folder, file = QUESTION_FILES[sp.questions]
             limit = cfg.eval_questions if sp.questions == "test" else cfg.world_model.fidelity_questions
-            agent = cfg.agent.model_copy(update={"env": sp.env})
-            m = evaluate_checkpoint(
-                root / sp.ckpt,
-                root / folder / file,
-                root / "eval" / sp.label,
-                methods=list(sp.methods),
-                index=root / "index",
+            request = EvalRequest.of(
+                model=root / sp.ckpt,
+                data=root / folder / file,
+                out=root / "eval" / sp.label,
+                methods=sp.methods,
+                retrieval=Retrieval(root / "index"),
                 k=cfg.topk,
-                cfg=agent,
+                agent=cfg.agent.model_copy(update={"env": sp.env}),
                 limit=limit,
                 shuffle_seed=0,
                 label=sp.label,
-                progress=verbose(),
             )
+            m = evaluate_checkpoint(request, progress=verbose())
             summary[sp.label] = {meth: round(mm["em"], 3) for meth, mm in m["methods"].items()}
         if report:
             write_seed_report(root)

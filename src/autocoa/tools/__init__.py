@@ -14,6 +14,7 @@ from importlib import import_module
 from typing import Any
 
 from autocoa.tools.base import Tool, Toolbox, ToolStats, escape_tags
+from autocoa.tools.retrieval import Retrieval
 
 # Built-in factories, as "module:attribute" so that importing autocoa.tools stays light.
 _REGISTRY: dict[str, Callable[..., Tool] | str] = {
@@ -45,21 +46,30 @@ def create_tool(name: str, **kwargs: Any) -> Tool:
 
 
 def open_toolbox(
-    index: str | None = None,
-    url: str | None = None,
+    retrieval: Retrieval,
     *,
     k: int = 3,
     calculator: bool = True,
     max_chars: int = 2000,
     timeout: float = 10.0,
 ) -> Toolbox:
-    """The agent's standard toolbox: search over a local index directory or a retrieval
-    server URL (exactly one), plus the calculator. Used by ``run``, ``eval``, ``chat`` and
-    ``serve`` so that every command offers the model the same tools."""
-    tools: list[Tool] = [create_tool("search", index=index, url=url, k=k, timeout=timeout)]
+    """The agent's standard toolbox: search over ``retrieval`` (a local index directory or a
+    retrieval server), plus the calculator. Used by ``run``, ``eval``, ``chat``, ``serve`` and RL
+    so that every command offers the model the same tools."""
+    tools: list[Tool] = [retrieval.search_tool(k, timeout=timeout)]
     if calculator:
         tools.append(create_tool("calculate"))
     return Toolbox(tools, max_chars=max_chars)
 
 
-__all__ = ["Tool", "ToolStats", "Toolbox", "create_tool", "escape_tags", "open_toolbox", "register_tool", "tool_names"]
+__all__ = [
+    "Retrieval",
+    "Tool",
+    "ToolStats",
+    "Toolbox",
+    "create_tool",
+    "escape_tags",
+    "open_toolbox",
+    "register_tool",
+    "tool_names",
+]

@@ -82,9 +82,11 @@ def open_search(
     retries: int = 2,
     name: str = "search",
 ) -> SearchTool:
-    """A search tool over a saved index directory or a retrieval server's URL (exactly one)."""
-    if (index is None) == (url is None):
-        raise ValueError("give exactly one of index (a directory) or url (a retrieval server)")
+    """A search tool over a saved index directory or a retrieval server's URL (exactly one:
+    :class:`autocoa.tools.retrieval.Retrieval` checks)."""
+    from autocoa.tools.retrieval import Retrieval
+
+    Retrieval(Path(index) if index is not None else None, url)
     if index is not None:
         retriever = load_index(index)
     else:

@@ -58,7 +58,7 @@ import os
 import shutil
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from autocoa.atomic import current, save_model
 from autocoa.runlock import holds_lock
@@ -68,6 +68,9 @@ from autocoa.train.rl_config import RLConfig
 from autocoa.train.rl_monitor import RUN_STATE, RunState, detector_for, heldout_monitor, monitor
 from autocoa.train.rl_rollouts import AgentRollouts, load_questions
 from autocoa.train.tracking import trackers
+
+if TYPE_CHECKING:
+    from autocoa.tools.retrieval import Retrieval
 
 CONFIG_NAME = "rl_config.yaml"
 
@@ -143,8 +146,7 @@ def train_rl(
     questions_path: str | Path,
     out_dir: str | Path,
     cfg: RLConfig | None = None,
-    index: str | Path | None = None,
-    url: str | None = None,
+    retrieval: Retrieval | None = None,
     toolbox: Any = None,
     max_questions: int | None = None,
     progress: bool = True,
@@ -156,9 +158,9 @@ def train_rl(
     the checkpoint ``model_path`` on the questions of ``questions_path``; save the model to
     ``out_dir`` and return the summary (also in ``out_dir/rl.json`` and ``DONE``).
 
-    The real environment searches ``index`` (a local index directory) or ``url`` (a retrieval
-    server), or uses ``toolbox``. Re-running with the same ``out_dir`` resumes from the last
-    complete checkpoint; a finished ``out_dir`` is refused unless ``overwrite``.
+    The real environment searches ``retrieval`` (:class:`autocoa.tools.retrieval.Retrieval`: a
+    local index directory or a retrieval server), or uses ``toolbox``. Re-running with the same
+    ``out_dir`` resumes from the last complete checkpoint; a finished ``out_dir`` is refused unless ``overwrite``.
     ``logits_hook`` is passed to the engine (constrained decoding; scripted tests).
     With ``cfg.heldout_every``, ``heldout`` (:func:`autocoa.eval.heldout.heldout_curve`: held-out
     questions answered greedily with real search) is called before the first step and every
@@ -180,7 +182,7 @@ def train_rl(
     manifest = _manifest(model_path, questions_path, cfg, max_questions)  # reads every row first
     dist = PartialState(cpu=not torch.cuda.is_available())  # as Trainer(use_cpu=...) will: gloo DDP on CPU
     _prepare_out_dir(out_dir, cfg, manifest, overwrite, dist)
-    toolbox = _real_toolbox(cfg, toolbox, index, url)
+    toolbox = _real_toolbox(cfg, toolbox, retrieval)
     batch = cfg.prompts_per_step * cfg.num_generations
     if batch % dist.num_processes:
         raise ValueError(
@@ -290,14 +292,12 @@ def _prepare_out_dir(out_dir: Path, cfg: RLConfig, manifest: dict[str, Any], ove
         raise ValueError(f"{out_dir} holds a run with another config ({saved_cfg}); use another --out or --overwrite")
 
 
-def _real_toolbox(cfg: RLConfig, toolbox: Any, index: str | Path | None, url: str | None) -> Any:
+def _real_toolbox(cfg: RLConfig, toolbox: Any, retrieval: Retrieval | None) -> Any:
     if not cfg.real_steps or toolbox is not None:
         return toolbox
-    if (index is None) == (url is None):
-        raise ValueError("the real environment (real_steps > 0) needs exactly one of index or url")
-    from autocoa.tools import open_toolbox
-
-    return open_toolbox(index=str(index) if index is not None else None, url=url, k=cfg.topk)
+    if retrieval is None:
+        raise ValueError("the real environment (real_steps > 0) needs a retrieval (an index or a server) or a toolbox")
+    return retrieval.toolbox(cfg.topk)
 
 
 def _point_reference_at(model: Any, tok: Any, model_path: Path, out_dir: Path, dist: Any) -> None:
