@@ -480,3 +480,27 @@ def test_a_resumed_run_continues_trls_token_count_from_its_checkpoint_line(tmp_p
     assert trainer._total_train_tokens == 0
     restore_token_count(trainer, log, tmp_path / "checkpoint-4")
     assert trainer._total_train_tokens == 610
+
+
+def test_batches_by_length_draw_rows_of_similar_length(tokenizer, tmp_path):
+    """``batches: by_length`` (the default preset's SFT-2/3): every row is still drawn once an
+    epoch, with far less padding than random batches of rows from 1 to 40 tokens."""
+    import random
+
+    rng = random.Random(0)
+    examples = [{"input_ids": [5] * n, "labels": [5] * n} for n in (rng.randint(1, 40) for _ in range(128))]
+
+    def padding(batches: str) -> tuple[float, list[int]]:
+        cfg = MaskedSFTConfig(**{**FAST, "batch_size": 8, "batches": batches})
+        trainer = build_sft_trainer(tiny_llama(tokenizer), tokenizer, examples, cfg, tmp_path / batches, progress=False)
+        sizes, real, padded = [], 0, 0
+        for batch in trainer.get_train_dataloader():
+            mask = batch["attention_mask"]
+            real, padded = real + int(mask.sum()), padded + mask.numel()
+            sizes += mask.sum(dim=1).tolist()
+        return padded / real, sorted(sizes)
+
+    random_pad, random_rows = padding("random")
+    length_pad, length_rows = padding("by_length")
+    assert random_rows == length_rows == sorted(len(e["input_ids"]) for e in examples)  # each row once
+    assert random_pad > 1.5 and length_pad < 1.3, (random_pad, length_pad)  # measured 1.73, 1.19

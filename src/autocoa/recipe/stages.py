@@ -249,6 +249,8 @@ def sft_stage(
     # fingerprint when off, so that directories from before the option keep theirs
     replay = bool(getattr(stage_cfg, "replay_ratio", 0))
     unused = set() if replay else {"replay_ratio", "replay_block"}
+    if getattr(stage_cfg, "batches", "random") == "random":  # as before the field: the same fingerprint
+        unused.add("batches")
     config = {"stage": stage, "cfg": stage_cfg.model_dump(mode="json", exclude=unused), "pool": pool}
     return Stage(name, root / dst, run, config, deps=(src_stage, "synth"))
 

@@ -108,7 +108,13 @@ def build_sft_trainer(
     from trl import SFTConfig as TRLSFTConfig
     from trl import SFTTrainer
 
-    args = TRLSFTConfig(**trainer_args(cfg, out_dir, progress), max_length=cfg.max_length, packing=False)
+    sampling = "group_by_length" if getattr(cfg, "batches", "random") == "by_length" else "random"
+    args = TRLSFTConfig(
+        **trainer_args(cfg, out_dir, progress),
+        max_length=cfg.max_length,
+        packing=False,
+        train_sampling_strategy=sampling,
+    )
     return SFTTrainer(
         model=model,
         args=args,

@@ -104,6 +104,11 @@ class MaskedSFTConfig(SFTConfig):
         "test-pool recall 245 -> 37 of 660 facts over SFT-2); 0 = none",
     )
     replay_block: int = Field(128, ge=8, description="tokens per replayed pretraining block")
+    batches: Literal["random", "by_length"] = Field(
+        "random",
+        description="how examples are drawn into batches: random, or by_length (batches of similar length, drawn "
+        "in a random order: less padding, so faster steps, where rows differ in length as 1- to 4-hop chains do)",
+    )
     observations_in: Literal["all", "pool"] = Field(
         "all",
         description="sft3: rows whose observation tokens are trained; all = every row (the paper's SFT-3), pool = only "
