@@ -22,8 +22,10 @@ from autocoa.cli.options import (
     Seed,
     Temperature,
     TopK,
+    import_plugins,
     retrieval_option,
 )
+from autocoa.eval.methods import names as method_names
 
 
 @app.command("eval")
@@ -43,8 +45,8 @@ def eval_cmd(
     method: Annotated[
         list[str] | None,
         typer.Option(
-            help="agent, direct, rag, react or coa (Chain-of-Action; needs a chat model) (repeatable: all on the "
-            "same data, side by side)"
+            help=f"{', '.join(method_names())} (coa: Chain-of-Action; needs a chat model) (repeatable: all on the "
+            "same data, side by side; docs/extending.md adds one)"
         ),
     ] = None,
     limit: Annotated[int | None, typer.Option(help="evaluate only the first N questions")] = None,
@@ -79,6 +81,10 @@ def eval_cmd(
         str | None,
         typer.Option(help="mrfs: check each answer against what the method observed; re-answer unfaithful ones"),
     ] = None,
+    plugin: Annotated[
+        list[str] | None,
+        typer.Option(help="import this Python module first: it registers methods or tools (docs/extending.md)"),
+    ] = None,
 ) -> None:
     """Evaluate a model (and baselines) on a QA set: EM/F1/cover-EM, by hops and #actions."""
     from rich.console import Console
@@ -89,6 +95,7 @@ def eval_cmd(
     from autocoa.eval.request import EvalRequest
     from autocoa.eval.runner import evaluate_checkpoint
 
+    import_plugins(plugin)
     agent = agent_options_to_config(
         config, env=env, temperature=temperature, seed=seed, max_actions=max_actions, batch_size=batch_size
     )

@@ -75,3 +75,17 @@ def retrieval_option(index: Path | None, retriever: str | None, needed: str | No
         return Retrieval.of(index, retriever)
     except ValueError as e:  # a URL without its scheme
         raise CLIError(str(e)) from None
+
+
+def import_plugins(modules: list[str] | None) -> None:
+    """Import each ``--plugin`` module (it registers evaluation methods or tools); a module that
+    cannot be imported is one line naming it."""
+    import importlib
+
+    from autocoa.cli.app import CLIError
+
+    for name in modules or []:
+        try:
+            importlib.import_module(name)
+        except ImportError as e:
+            raise CLIError(f"--plugin {name}: cannot import it ({e})") from None

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -42,9 +42,9 @@ from autocoa.agent.state import TagIds, TagTracker, observation_ids
 from autocoa.tags import ANSWER, THINK, Tags, escape_tags
 from autocoa.tools.base import Toolbox
 
-ENGINE_METHODS = ("agent", "direct", "rag", "react")  # one rollout engine each (:func:`setup`)
-PROMPTED_METHODS = ("coa",)  # multi-call workflows of a chat model (:mod:`autocoa.coa`)
-METHODS = (*ENGINE_METHODS, *PROMPTED_METHODS)
+if TYPE_CHECKING:
+    from autocoa.eval.methods import EngineContext
+
 DEFAULT_REACT_STEPS = 4
 SEARCH = "search"
 
@@ -225,32 +225,42 @@ def setup(
     tags: Tags | None = None,
     react_steps: int = DEFAULT_REACT_STEPS,
 ) -> Setup:
-    """Prompts, hook, prefixes and config of ``method`` for ``questions``."""
-    if method not in ENGINE_METHODS:
-        raise ValueError(f"unknown method {method!r} for the engine; expected one of {', '.join(ENGINE_METHODS)}")
+    """Prompts, hook, prefixes and config of the engine method ``method`` (the registry's,
+    :mod:`autocoa.eval.methods`) for ``questions``."""
+    from autocoa.eval.methods import EngineContext, get
+
+    m = get(method)
+    if m.engine is None:
+        raise ValueError(f"{method} is a chat model's workflow, not a setup of the rollout engine")
     t = TagIds.of(tokenizer, tags or (toolbox.tags if toolbox is not None else Tags()))
-    if method == "agent":
-        return Setup(method, [format_prompt(q, tokenizer) for q in questions], cfg)
-    if method == "direct":
-        # No action can happen, so no tool is needed whatever the environment.
-        env = cfg.env if toolbox is not None else "simulated"
-        return Setup(
-            method,
-            [direct_prompt(q, tokenizer) for q in questions],
-            cfg.model_copy(update={"env": env}),
-            ban_tokens(action_token_ids(t)),
-        )
-    if method == "rag":
-        if toolbox is None:
-            raise ValueError("rag retrieves with the real search tool: give an index or a retriever")
-        return Setup(
-            method,
-            [format_prompt(q, tokenizer) for q in questions],
-            cfg,
-            ban_tokens(action_token_ids(t)),
-            rag_prefixes(questions, toolbox, tokenizer, t, cfg.max_obs_tokens),
-            calls_before=1,
-        )
-    cfg = cfg.model_copy(update={"max_actions": react_steps + 1})  # the controller stops at T; this is a net
-    prompts = [react_prompt(q, tokenizer, react_steps) for q in questions]
-    return Setup(method, prompts, cfg, ReactController(t, react_steps))
+    return m.resolve()(EngineContext(questions, tokenizer, cfg, toolbox, t, react_steps))
+
+
+def agent_setup(ctx: EngineContext) -> Setup:
+    return Setup("agent", [format_prompt(q, ctx.tokenizer) for q in ctx.questions], ctx.cfg)
+
+
+def direct_setup(ctx: EngineContext) -> Setup:
+    env = ctx.cfg.env if ctx.toolbox is not None else "simulated"  # no action can happen: no tool needed
+    prompts = [direct_prompt(q, ctx.tokenizer) for q in ctx.questions]
+    return Setup("direct", prompts, ctx.cfg.model_copy(update={"env": env}), ban_tokens(action_token_ids(ctx.tags)))
+
+
+def rag_setup(ctx: EngineContext) -> Setup:
+    if ctx.toolbox is None:
+        raise ValueError("rag retrieves with the real search tool: give an index or a retriever")
+    return Setup(
+        "rag",
+        [format_prompt(q, ctx.tokenizer) for q in ctx.questions],
+        ctx.cfg,
+        ban_tokens(action_token_ids(ctx.tags)),
+        rag_prefixes(ctx.questions, ctx.toolbox, ctx.tokenizer, ctx.tags, ctx.cfg.max_obs_tokens),
+        calls_before=1,
+    )
+
+
+def react_setup(ctx: EngineContext) -> Setup:
+    steps = ctx.react_steps
+    cfg = ctx.cfg.model_copy(update={"max_actions": steps + 1})  # the controller stops at T; this is a net
+    prompts = [react_prompt(q, ctx.tokenizer, steps) for q in ctx.questions]
+    return Setup("react", prompts, cfg, ReactController(ctx.tags, steps))

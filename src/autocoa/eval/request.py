@@ -55,20 +55,22 @@ class EvalRequest(BaseModel):
     @field_validator("methods", mode="before")
     @classmethod
     def _known_methods(cls, value: Any) -> tuple[str, ...]:
-        from autocoa.eval.baselines import METHODS
+        from autocoa.eval import methods as registry
 
         methods = tuple(dict.fromkeys([value] if isinstance(value, str) else value or ["agent"]))
-        bad = [m for m in methods if m not in METHODS]
+        bad = [m for m in methods if m not in registry.names()]
         if bad:
-            raise ValueError(f"unknown method {', '.join(bad)}; expected {', '.join(METHODS)}")
+            raise ValueError(f"unknown method {', '.join(bad)}; expected {', '.join(registry.names())}")
         return methods
 
     @model_validator(mode="after")
     def _fits_together(self) -> EvalRequest:
         if self.model is None and not self.endpoint_only:
             raise ValueError("a model is needed, unless every method is coa with an LLM URL (no local model runs)")
-        uses = (("the real environment", self.agent.env == "real"), ("rag", "rag" in self.methods))
-        needs = [why for why, yes in (*uses, ("coa", "coa" in self.methods)) if yes]
+        from autocoa.eval.methods import get
+
+        needs = ["the real environment"] if self.agent.env == "real" else []
+        needs += [m for m in self.methods if get(m).retrieves]
         if needs and self.retrieval is None:
             verb = "need" if len(needs) > 1 else "needs"
             hint = " (or use --env simulated)" if self.agent.env == "real" else ""
@@ -84,9 +86,16 @@ class EvalRequest(BaseModel):
         return validated(cls, {k: v for k, v in fields.items() if v is not None}, "the evaluation")
 
     @property
+    def chat_workflows(self) -> list[str]:
+        """The methods that are a chat model's workflow (coa)."""
+        from autocoa.eval.methods import get
+
+        return [m for m in self.methods if get(m).chat_workflow]
+
+    @property
     def endpoint_only(self) -> bool:
-        """Every method is Chain-of-Action on an LLM endpoint: no local model runs."""
-        return self.llm_url is not None and set(self.methods) == {"coa"}
+        """Every method is a chat workflow on an LLM endpoint (coa with --llm-url): no local model runs."""
+        return self.llm_url is not None and len(self.chat_workflows) == len(self.methods)
 
     @property
     def name(self) -> str:

@@ -27,6 +27,7 @@ from autocoa.agent.state import Rollout
 from autocoa.analysis import analyse, summarise, tool_failures
 from autocoa.data.qa import QARecord
 from autocoa.eval.baselines import DEFAULT_REACT_STEPS, Setup, setup
+from autocoa.eval.methods import get as get_method
 from autocoa.eval.verify import verify_rows
 from autocoa.metrics import aggregate, score_one
 from autocoa.runlock import holds_lock
@@ -198,7 +199,7 @@ def _reanswer(method: str, model: Any, tokenizer: Any, cfg: AgentConfig, toolbox
     """How ``method`` re-answers a row that verification rejects: the way it answered."""
     from autocoa.eval.verify import chat_reanswer, engine_reanswer
 
-    if method == "coa":
+    if get_method(method).chat_workflow:
         return chat_reanswer(llm, coa.max_ref_chars)
     return engine_reanswer(model, tokenizer, cfg, toolbox.tags if toolbox is not None else None)
 
@@ -238,15 +239,17 @@ def evaluate(
     steps = react_steps or react_steps_for(records)
     all_rows: list[dict[str, Any]] = []
     metrics: dict[str, Any] = {"methods": {}, "run": {"env": cfg.env, "n_questions": len(records), "info": {}}}
-    if "coa" in methods and (llm is None or toolbox is None):
-        raise ValueError("coa needs a chat model (llm) and the real tools (an index or a retriever)")
+    chat = [m for m in methods if get_method(m).chat_workflow]
+    if chat and (llm is None or toolbox is None):
+        raise ValueError(f"{', '.join(chat)} needs a chat model (llm) and the real tools (an index or a retriever)")
     for method in dict.fromkeys(methods):
-        if method == "coa":
-            rows, info = coa_rows(records, llm, coa_toolbox or toolbox, coa, progress)
+        m = get_method(method)
+        if m.chat_workflow:
+            rows, info = m.resolve()(records, llm, coa_toolbox or toolbox, coa, progress)
         else:
             with progress_bar(len(records), f"eval {method}", "questions", disable=not progress) as bar:
                 rows, info = run_method(model, tokenizer, records, method, cfg, toolbox, steps, on_batch=bar.update)
-        simulated = cfg.env == "simulated" and method not in ("rag", "coa")  # their observations are real
+        simulated = cfg.env == "simulated" and not m.real_observations
         checked = None
         if verify:
             checked = verify_rows(rows, _reanswer(method, model, tokenizer, cfg, toolbox, llm, coa), coa.weights)
@@ -300,7 +303,7 @@ def evaluate_checkpoint(request: EvalRequest, progress: bool = True) -> dict[str
     lm = tok = llm = coa_box = None
     if not r.endpoint_only:
         lm, tok = load_model(r.model, device=r.device)
-    if "coa" in r.methods:
+    if r.chat_workflows:
         llm, coa_box = coa_backend(lm, tok, r.name, toolbox, r.llm_url, r.llm_model, r.llm_key, r.knowledge, r.k)
     rows, metrics = evaluate(
         lm, tok, records, r.methods, r.agent, toolbox, r.react_steps, progress, llm, r.coa, r.verify, coa_box
