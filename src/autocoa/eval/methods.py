@@ -65,10 +65,13 @@ class Method:
     workflow: Callable[..., tuple[list[dict], dict]] | str | None = None
     retrieves: bool = False
     real_observations: bool = False
+    label: str = ""  # its name in study tables ("ReAct workflow"); default: the name
 
     def __post_init__(self) -> None:
         if (self.engine is None) == (self.workflow is None):
             raise ValueError(f"method {self.name!r}: give exactly one of engine or workflow")
+        if not self.label:
+            object.__setattr__(self, "label", self.name)
 
     @property
     def chat_workflow(self) -> bool:
@@ -110,7 +113,7 @@ def names() -> tuple[str, ...]:
 
 _B = "autocoa.eval.baselines"
 for _m in (
-    Method("agent", "the model decides by itself when to act", engine=f"{_B}:agent_setup"),
+    Method("agent", "the model decides by itself when to act", engine=f"{_B}:agent_setup", label="agent prompt"),
     Method("direct", "no tools: every action token banned, answered from memory", engine=f"{_B}:direct_setup"),
     Method(
         "rag",
@@ -118,14 +121,21 @@ for _m in (
         engine=f"{_B}:rag_setup",
         retrieves=True,
         real_observations=True,
+        label="RAG",
     ),
-    Method("react", "the ReAct workflow: a thought before every action, at most T actions", engine=f"{_B}:react_setup"),
+    Method(
+        "react",
+        "the ReAct workflow: a thought before every action, at most T actions",
+        engine=f"{_B}:react_setup",
+        label="ReAct workflow",
+    ),
     Method(
         "coa",
         "Chain-of-Action (Pan et al.): decompose, act, verify with MRFS, answer; a chat model",
         workflow="autocoa.eval.runner:coa_rows",
         retrieves=True,
         real_observations=True,
+        label="Chain-of-Action",
     ),
 ):
     register_method(_m)

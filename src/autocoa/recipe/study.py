@@ -103,21 +103,14 @@ def _rl(cfg: RecipeConfig, root: Path, src: str, sim: int, real: int) -> Stage:
     return rl_stage(name, cfg, root, src, src_stage, name, sim, real)
 
 
-METHOD_NAMES = {
-    "agent": "agent prompt",
-    "direct": "direct",
-    "rag": "RAG",
-    "react": "ReAct workflow",
-    "coa": "Chain-of-Action",
-}
-
-
 def demo_grid(cfg: RecipeConfig, root: Path) -> Grid:
-    rows = [Row(f"base model, {METHOD_NAMES[m]}", "base", m) for m in base_methods(cfg)]
+    from autocoa.eval.methods import get
+
+    rows = [Row(f"base model, {get(m).label}", "base", m) for m in base_methods(cfg)]
     rows += [
         Row("SFT-1&2&3", "sft123", fidelity="sft123"),
         Row(RECIPE, "rl", rl="rl"),
-        *(Row(f"recipe model, {METHOD_NAMES[m]}", "rl", m, rl="rl") for m in ("react", "rag", "direct")),
+        *(Row(f"recipe model, {get(m).label}", "rl", m, rl="rl") for m in ("react", "rag", "direct")),
     ]
     return Grid([main_eval_stage(cfg, root)], rows)
 
