@@ -331,3 +331,14 @@ def test_a_recipe_file_may_not_shadow_a_field_the_recipe_sets_and_a_saved_recipe
         saved = yaml.safe_load((tmp_path / f"{size}.yaml").read_text())
         assert all(dotted.split(".")[1] not in saved[dotted.split(".")[0]] for dotted in SET_BY_RECIPE)
         assert load_recipe(size, str(tmp_path / f"{size}.yaml")) == cfg
+
+
+@pytest.mark.parametrize("size", ["default", "scale", "legacy", "fast", "pretrained", "pretrained-fast"])
+def test_rl_rollouts_and_evaluation_share_the_token_budget(size):
+    """Each preset writes its token budget once (recipe.config.BUDGET, FAST_BUDGET, or the
+    pretrained preset's own) for RL's rollouts and evaluation alike. The action budget is the one
+    difference, and a deliberate one of the field defaults: evaluation allows 8 actions, RL 6."""
+    cfg = preset(size)
+    for k in ("max_new_tokens", "max_obs_tokens", "max_answer_tokens"):
+        assert getattr(cfg.rl, k) == getattr(cfg.agent, k), k
+    assert (cfg.rl.max_actions, cfg.agent.max_actions) == (6, 8)

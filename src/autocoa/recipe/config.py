@@ -52,6 +52,11 @@ class WorldModelConfig(Config):
 # stages agree (training search and evaluation retrieve the same top-k; synthesis writes the pool
 # the world model and RL read): one source each. A recipe file that sets one is refused naming
 # the field to set instead, and a saved recipe leaves them out (it would show values never used).
+# A preset's rollout budget, written once: RL's rollouts and evaluation's share it (a policy is
+# evaluated within the budget it was trained in; a test checks every preset)
+BUDGET = {"max_new_tokens": 600, "max_obs_tokens": 160}
+FAST_BUDGET = {"max_new_tokens": 120, "max_obs_tokens": 60, "max_answer_tokens": 8}
+
 SET_BY_RECIPE = {
     "synth.topk": "topk",
     "rl.topk": "topk",
@@ -137,8 +142,7 @@ class RecipeConfig(Config):
             real_steps=3,
             lr=3e-5,
             entropy_coef=0.0,
-            max_new_tokens=600,
-            max_obs_tokens=160,
+            **BUDGET,
             save_every=6,
             eval_every=3,
             heldout_every=6,  # the held-out EM curve: steps 0, 6, 12, 18 on 50 dev questions
@@ -150,7 +154,7 @@ class RecipeConfig(Config):
         description="RL: GRPO steps in the simulated environment, then in the real one (paper: 80 + 16)",
     )
     agent: AgentConfig = Field(
-        default_factory=lambda: AgentConfig(max_new_tokens=600, max_obs_tokens=160, batch_size=64),
+        default_factory=lambda: AgentConfig(**BUDGET, batch_size=64),
         description="the agent loop's budget and sampling in evaluation (greedy)",
     )
     ablations: bool = Field(
@@ -308,15 +312,13 @@ def preset(size: str) -> RecipeConfig:
                 real_steps=1,
                 prompts_per_step=2,
                 num_generations=2,
-                max_new_tokens=120,
-                max_obs_tokens=60,
-                max_answer_tokens=8,
+                **FAST_BUDGET,
                 save_every=100,
                 eval_every=100,
                 heldout_every=3,
                 heldout_questions=4,
             ),
-            agent=AgentConfig(max_new_tokens=120, max_obs_tokens=60, max_answer_tokens=8, batch_size=32),
+            agent=AgentConfig(**FAST_BUDGET, batch_size=32),
             eval_questions=20,
         )
     if size in ("pretrained", "pretrained-fast"):
