@@ -111,6 +111,7 @@ class Engine:
     def decode(self, ids: Sequence[int]) -> str:
         return self.tokenizer.decode(list(ids), skip_special_tokens=True)
 
+    # long: the engine's public entry: a 15-line docstring (its API reference) and the continuous-batching setup
     @torch.inference_mode()
     def generate(
         self,
@@ -184,9 +185,10 @@ class Engine:
         return rollouts
 
     # -- the decoding loop ---------------------------------------------------------------
-    # Over 80 lines on purpose: one decode loop whose five numbered steps (feed, sample, run
-    # tools, retire and refill, compact) share the batch's cache, mask and slot tables; split
-    # into functions they would pass six mutable values back and forth.
+    # Its five numbered steps (feed, sample, run tools, retire and refill, compact) share the
+    # batch's cache, mask and slot tables; split into functions they would pass six mutable
+    # values back and forth.
+    # long: one decode loop whose steps share the batch's cache, mask and slot tables
     def _run(
         self,
         rows: list[Row],

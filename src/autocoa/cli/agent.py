@@ -40,6 +40,7 @@ def toolbox_from_options(index: Path | None, retriever: str | None, k: int, env:
     return retrieval.toolbox(k, max_chars=max_chars) if retrieval is not None else None
 
 
+# long: a typer command: its options are its parameters (22 lines); the body draws each answer
 @app.command("run")
 def run_cmd(
     model: ModelDir,

@@ -14,6 +14,7 @@ from autocoa.cli.options import retrieval_option
 from autocoa.cli.train import train_app
 
 
+# long: a typer command: its options are its parameters (22 lines); the body maps --env/--steps onto the schedule
 @train_app.command("rl")
 def rl_cmd(
     model: Annotated[Path, typer.Option(help="input checkpoint (after SFT)")],

@@ -57,6 +57,7 @@ def ship_base_cmd(
     typer.echo(f"shipped base written to {ASSET}")
 
 
+# long: a typer command: its options are its parameters (29 lines); the body is 31
 @app.command("synth")
 def synth_cmd(
     out: Annotated[Path, typer.Option(help="output directory for coa/cot(/pairs) JSONL and summary.json")],

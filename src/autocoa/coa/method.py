@@ -157,6 +157,7 @@ def _trajectory(res: CoAResult, tags) -> Trajectory:
     return Trajectory(res.question, tuple(segs), tags=tags)
 
 
+# long: the workflow's steps in order (decompose, act, verify, answer), each batched across the questions
 def run_coa(questions: Sequence[str], llm: ChatLLM, toolbox: Toolbox, cfg: CoAConfig | None = None) -> list[CoAResult]:
     """The workflow for every question (see the module docstring)."""
     cfg = cfg or CoAConfig()

@@ -384,6 +384,7 @@ def read_recall(base_dir: Path) -> dict[str, Any] | None:
     return out
 
 
+# long: the report's sections in order over the same loaded runs and output paths, each a call
 def write_report(
     runs: Sequence[dict[str, Any]],
     out_dir: str | Path,

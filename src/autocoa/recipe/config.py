@@ -187,6 +187,7 @@ class RecipeConfig(Config):
     )
 
 
+# long: a data literal: the default recipe's values, with the measurements behind them as comments
 def scale_preset() -> RecipeConfig:
     """The scale model of the paper's setting: a base model that has *read* the encyclopedia,
     partially (every pool's rare entities stated in pretraining, long-tailed: 30% never, a few

@@ -66,6 +66,7 @@ class RequestError(Exception):
         self.status, self.message, self.param, self.code = status, message, param, code
 
 
+# long: FastAPI routes are closures over the engine, the limits and the guard, so they are defined inside the factory
 def create_app(
     engine: Engine,
     agent_config: AgentConfig | None = None,

@@ -140,6 +140,7 @@ class Batcher:
             for group in groups.values():
                 self._run(group)
 
+    # long: one generate call for a group of jobs and its failure isolation, sharing who owns each row
     def _run(self, jobs: list[Job], isolate: bool = True) -> None:
         """One ``generate`` call for jobs with one config; each job's ``n`` samples become
         ``n`` rows (so that jobs with different ``n`` share the call). ``isolate``: when the

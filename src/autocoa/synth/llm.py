@@ -164,6 +164,7 @@ def sample_pair(trajs: Sequence[Trajectory], golds: Sequence[str]) -> dict[str, 
     return None
 
 
+# long: the teacher loop in one pass (sample, check, keep, write, count), resumable from what it has written
 def rejection_sample(
     teacher: Teacher,
     records: Sequence[QARecord],

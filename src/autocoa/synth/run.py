@@ -144,6 +144,7 @@ def _plan_chunk(chunk: list[dict], rng: random.Random, cfg: SynthConfig) -> tupl
     return plans, bad_names, calls
 
 
+# long: one pass over the questions in chunks, writing three files with shared counters and one batched search a chunk
 @holds_lock()
 def synthesize(
     world_dir: str | Path,

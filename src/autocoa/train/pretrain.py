@@ -249,6 +249,7 @@ def _training_args(cfg: PretrainConfig, out_dir: Path, steps: int, precision: di
     )
 
 
+# long: the stage in order (tokenizer, data, model, resume, reading schedule, train, save, probe)
 @holds_lock()
 def pretrain(
     world_dir: str | Path,

@@ -140,6 +140,7 @@ def schedule_means(metrics_path: Path) -> dict[str, float | None]:
     return {"reward_sim": mean(sim), "reward_real": mean(real), "fidelity_sim": mean(fid)}
 
 
+# long: the RL stage in order: output directory, toolbox, model, KL reference, resume, trainer, train, save, summary
 @holds_lock()
 def train_rl(
     model_path: str | Path,
@@ -343,6 +344,7 @@ def _save_output(trainer: Any, tok: Any, state: RunState, out_dir: Path) -> None
         tok.save_pretrained(out_dir)
 
 
+# long: TRL's GRPOConfig is ~40 arguments set from RLConfig: a literal, mostly
 def build_trainer(
     model: Any,
     tokenizer: Any,

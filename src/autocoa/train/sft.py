@@ -124,6 +124,7 @@ def build_sft_trainer(
     )
 
 
+# long: the runner of the three SFT stages in order: inputs checked, resume, trainer, train, save, summary
 @holds_lock()
 def train_sft(
     stage: str,
