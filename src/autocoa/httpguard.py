@@ -5,6 +5,12 @@ Why: a web page the user visits can send "simple" cross-origin requests (``text/
 need no CORS preflight) to a server on 127.0.0.1, and with DNS rebinding read the answers. A
 Host allow-list (loopback names by default) stops rebinding, JSON-only bodies stop simple
 requests, and an API key (``--api-key`` or ``AUTOCOA_API_KEY``) stops everyone else.
+
+Why our own, not Starlette's ``TrustedHostMiddleware`` and ``fastapi.security``: the stock host
+check answers a plain-text 400, and the stock key schemes are per-route dependencies answering
+``{"detail": ...}``; each server here must answer every refusal in its own error shape (the agent
+server's is OpenAI's), from one place that also leaves ``/health`` open. The content-type rule
+has no stock equivalent. The three checks are the 30 lines of :func:`check_request`.
 """
 
 from __future__ import annotations
