@@ -342,3 +342,93 @@ def test_rl_rollouts_and_evaluation_share_the_token_budget(size):
     for k in ("max_new_tokens", "max_obs_tokens", "max_answer_tokens"):
         assert getattr(cfg.rl, k) == getattr(cfg.agent, k), k
     assert (cfg.rl.max_actions, cfg.agent.max_actions) == (6, 8)
+
+
+# Fields whose setting the stage fingerprints leave out, with the reason (a setting that changes
+# nothing is not a second source): checkpoint cadence and limits, and options that only matter
+# with another that is off in the preset.
+NO_EFFECT = {
+    "pretrain.save_steps",
+    "pretrain.save_total_limit",
+    "sft2.replay_block",  # with replay_ratio > 0 only
+    "sft3.replay_block",
+    "pretrain.reading_eval_steps",  # with reading_target only
+    "pretrain.decay_steps",
+}
+
+
+def _other_value(info, value):
+    """A valid value other than ``value`` for the field ``info`` (None: none simple to make)."""
+    import typing
+
+    args = typing.get_args(info.annotation)
+    if info.annotation is bool:
+        return not value
+    if typing.get_origin(info.annotation) is typing.Literal:
+        return next((a for a in args if a != value), None)
+    if info.annotation is int and isinstance(value, int):
+        return value + 1
+    if info.annotation is float and isinstance(value, float):
+        return round(value * 0.5, 6) if value else 0.25
+    return None
+
+
+def _stage_configs(cfg, root):
+    from autocoa.recipe.stages import main_eval_stage, recipe_stages, rl_stage
+
+    stages = [
+        *recipe_stages(cfg, root),
+        rl_stage("rl", cfg, root, "sft123", "sft3", "rl", cfg.rl.sim_steps, cfg.rl.real_steps),
+    ]
+    return json.dumps([s.config for s in [*stages, main_eval_stage(cfg, root)]], sort_keys=True, default=str)
+
+
+def test_no_recipe_setting_is_silently_overwritten(tmp_path):
+    """Every field of every stage section of a recipe file either reaches the stages that run
+    (it changes their configuration, hence their fingerprints) or is refused with its name
+    (SET_BY_RECIPE): no setting has a second source that silently wins (introspected over every
+    field of the fast preset's sections)."""
+    from autocoa.config import ConfigError
+    from autocoa.recipe.config import SET_BY_RECIPE
+
+    base = preset("fast")
+    before = _stage_configs(base, tmp_path)
+    silent, checked = [], 0
+    for section in ("world", "pretrain", "synth", "world_model", "sft1", "sft2", "sft3", "rl", "agent"):
+        sub = getattr(base, section)
+        for name, info in type(sub).model_fields.items():
+            dotted = f"{section}.{name}"
+            value = _other_value(info, getattr(sub, name))
+            if value is None or dotted in NO_EFFECT:
+                continue
+            path = tmp_path / f"{dotted}.yaml"
+            path.write_text(yaml.safe_dump({section: {name: value}}), encoding="utf-8")
+            try:
+                cfg = load_recipe("fast", str(path))
+            except ConfigError as e:
+                if dotted in SET_BY_RECIPE:
+                    assert dotted in str(e)
+                continue  # a value the field's own constraints refuse (e.g. a ratio above 1)
+            checked += 1
+            if dotted in SET_BY_RECIPE:
+                silent.append(f"{dotted} (listed as set by the recipe, but accepted)")
+            elif _stage_configs(cfg, tmp_path) == before:
+                silent.append(dotted)
+    assert checked > 100 and not silent, silent
+
+
+def test_a_seed_option_never_overwrites_the_files_seed(tmp_path):
+    """``--seed`` sets every training seed and ``--world-seed`` the world's; a seed the recipe
+    file set to another value is refused with both named, not overwritten."""
+    from autocoa.config import ConfigError
+    from autocoa.recipe.config import for_seed, for_world_seed
+
+    path = tmp_path / "r.yaml"
+    path.write_text("sft2:\n  seed: 5\nworld:\n  seed: 2\n")
+    cfg = load_recipe("fast", str(path)).model_copy(update={"ablations": True})  # survives copies
+    with pytest.raises(ConfigError, match=r"r.yaml: sft2.seed is 5, but --seed is 0"):
+        for_seed(cfg, 0, world=False)
+    assert {for_seed(cfg, 5, world=False).rl.seed, for_seed(cfg, 5, world=False).sft2.seed} == {5}
+    with pytest.raises(ConfigError, match=r"world.seed is 2, but the world seed is 7"):
+        for_world_seed(cfg, 7)
+    assert for_seed(load_recipe("fast"), 3).sft1.seed == 3  # no file: the option alone

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 
 from autocoa.agent.config import AgentConfig
 from autocoa.config import Config
@@ -68,6 +68,15 @@ SET_BY_RECIPE = {
 class RecipeConfig(Config):
     """Every stage's config of one recipe run. Its field defaults are the ``legacy`` preset's;
     commands start from :func:`preset` (``default`` = :func:`scale_preset`), never from bare defaults."""
+
+    # the dotted section fields that the recipe's file set (section.field -> the file), so that a
+    # seed option that would overwrite one is refused (check_seeds); not part of the config
+    _file_fields: dict[str, str] = PrivateAttr(default_factory=dict)
+
+    def __eq__(self, other: object) -> bool:  # the same settings, wherever they were read from
+        return type(other) is type(self) and self.model_dump() == other.model_dump()  # type: ignore[union-attr]
+
+    __hash__ = None  # type: ignore[assignment]  (mutable, as pydantic models are)
 
     def saved_fields(self) -> dict:
         """Every field but the stage fields the recipe sets itself (:data:`SET_BY_RECIPE`)."""
@@ -383,25 +392,46 @@ def pretrained_preset(fast: bool = False) -> RecipeConfig:
     )
 
 
+TRAINING_SEEDS = ("synth", "sft1", "sft2", "sft3", "rl")  # the sections whose seed for_seed sets
+WORLD_SEEDS = ("world", "pretrain")  # and, where seeds vary the world, these (for_world_seed)
+
+
 def for_seed(cfg: RecipeConfig, seed: int, world: bool | None = None) -> RecipeConfig:
     """The same recipe with every training seed ``seed`` (the teacher's sampling, SFT-1/2/3, RL)
     and, where ``world`` (default: ``cfg.seeds_vary_world``), world seed ``seed`` (the rare
-    entities, questions and documents; the common entities stay) and pretraining seed ``seed``."""
+    entities, questions and documents; the common entities stay) and pretraining seed ``seed``.
+    A seed that the recipe's file set to another value is refused (:func:`check_seeds`), not
+    overwritten."""
     world = cfg.seeds_vary_world if world is None else world
-    update = {st: getattr(cfg, st).model_copy(update={"seed": seed}) for st in ("synth", "sft1", "sft2", "sft3", "rl")}
-    cfg = cfg.model_copy(update=update)
-    return for_world_seed(cfg, seed) if world else cfg
+    check_seeds(cfg, seed, TRAINING_SEEDS, "--seed")
+    update = {st: getattr(cfg, st).model_copy(update={"seed": seed}) for st in TRAINING_SEEDS}
+    out = cfg.model_copy(update=update)
+    return for_world_seed(out, seed) if world else out
 
 
 def for_world_seed(cfg: RecipeConfig, seed: int) -> RecipeConfig:
     """The same recipe on world seed ``seed``, its base pretrained with seed ``seed`` (the shipped
     base model applies to world 0 only)."""
+    check_seeds(cfg, seed, WORLD_SEEDS, "the world seed")
     return cfg.model_copy(
         update={
             "world": cfg.world.model_copy(update={"seed": seed}),
             "pretrain": cfg.pretrain.model_copy(update={"seed": seed}),
         }
     )
+
+
+def check_seeds(cfg: RecipeConfig, seed: int, sections: tuple[str, ...], option: str) -> None:
+    """Refuse ``seed`` where the recipe's file set one of these sections' seeds to another value:
+    a setting has one source, and the file's would otherwise be overwritten without a word."""
+    from autocoa.config import ConfigError
+
+    for section in sections:
+        if f"{section}.seed" in cfg._file_fields and getattr(cfg, section).seed != seed:
+            raise ConfigError(
+                f"{cfg._file_fields[f'{section}.seed']}: {section}.seed is {getattr(cfg, section).seed}, but "
+                f"{option} is {seed}: give the seed once (remove {section}.seed from the file, or use its value)"
+            )
 
 
 def load_recipe(size: str, path: str | None = None) -> RecipeConfig:
@@ -424,4 +454,7 @@ def load_recipe(size: str, path: str | None = None) -> RecipeConfig:
         merged[key] = (
             {**merged[key], **value} if isinstance(value, dict) and isinstance(merged.get(key), dict) else value
         )
-    return validated(RecipeConfig, merged, str(path))
+    out = validated(RecipeConfig, merged, str(path))
+    sections = {k: v for k, v in loaded.items() if isinstance(v, dict)}
+    out._file_fields = {f"{k}.{name}": str(path) for k, v in sections.items() for name in v}
+    return out
