@@ -232,9 +232,9 @@ def scale_preset() -> RecipeConfig:
         sft1=ContrastiveConfig(epochs=1.0, max_examples=1000, save_steps=50),
         # a base that reads copies sooner (SFT-2's loss 0.10 at step 400; the non-reading base's
         # at ~680), but 800 steps left seed 0 overshooting the last hop (SFT-1&2&3 0.627).
-        # Batches of similar length: 1- to 4-hop rows pad a random batch to 1.69x its tokens
-        # (1.02x by length), and a step here costs what its padded tokens cost (150 steps of
-        # seed 0: 57.5 s random, 29.9 s by length)
+        # Batches stay random: by length (batches: by_length) halves SFT-2's step time but took
+        # seed 0's SFT-1&2&3 from 0.730 to 0.387 (missed searches 0.08 -> 0.29 a question: the
+        # short, search-free CoT rows fill whole batches)
         sft2=MaskedSFTConfig(
             max_steps=1200,
             batch_size=8,
@@ -243,7 +243,6 @@ def scale_preset() -> RecipeConfig:
             save_steps=100,
             logging_steps=25,
             warmup_ratio=0.02,
-            batches="by_length",
         ),
         sft3=MaskedSFTConfig(
             epochs=1.0,
@@ -254,7 +253,6 @@ def scale_preset() -> RecipeConfig:
             save_steps=50,
             logging_steps=25,
             observations_in="all",
-            batches="by_length",
         ),
         # RL in the real environment only, at a learning rate that moves the policy. Measured from
         # seeds 0-2's SFT-1&2&3 (docs/scale-model.md): the paper's 15 simulated + 3 real steps at
