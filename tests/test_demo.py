@@ -20,17 +20,17 @@ def test_fast_demo_end_to_end_resume_and_a_study_on_its_stages(tmp_path):
     res = CliRunner().invoke(app, ["demo", "--fast", "--out", str(out)], env={"COLUMNS": "200"})
     assert res.exit_code == 0, res.output
     results = json.loads((out / "demo.json").read_text())
-    stages = ["world", "index", "pretrain", "synth", "sft1", "sft2", "sft3", "rl", "main"]
+    stages = ["world", "index", "base", "data", "sft1", "sft12", "sft123", "rl", "eval/main"]
     timings = json.loads((out / "timings.json").read_text())
     assert list(timings) == stages
     for st in ("base", "sft1", "sft12", "sft123", "rl"):
         assert (out / st / "model.safetensors").exists()
     assert not list(out.rglob("checkpoint-*")) and not (out / "rl" / "best").exists()  # deleted once done
-    assert results["synth"]["coa"] > 0 and results["sft2"]["steps"] == 8
-    assert results["synth"]["rl_pool"] == 24 and results["sft3"]["pool_rows"] == 0  # SFT-3 as the paper's: no copies
+    assert results["data"]["coa"] > 0 and results["sft12"]["steps"] == 8
+    assert results["data"]["rl_pool"] == 24 and results["sft123"]["pool_rows"] == 0  # SFT-3 as the paper's: no copies
     assert (out / "base" / "knowledge.jsonl").exists() and (out / "report" / "recall_by_exposure.png").exists()
-    assert set(results["main"]["em"]["rl"]) == {"agent", "direct", "rag", "react"}
-    assert set(results["main"]["em"]) >= {"sft123_sim_pool", "sft123_sim_unseen", "sft123_sim_test"}
+    assert set(results["eval/main"]["em"]["rl"]) == {"agent", "direct", "rag", "react"}
+    assert set(results["eval/main"]["em"]) >= {"sft123_sim_pool", "sft123_sim_unseen", "sft123_sim_test"}
     rl = results["rl"]
     assert (rl["sim_steps_done"], rl["real_steps_done"]) == (2, 1) and rl["reward_sim"] is not None
     assert rl["real_calls_total"] == sum(
@@ -67,7 +67,7 @@ def test_fast_demo_end_to_end_resume_and_a_study_on_its_stages(tmp_path):
     res = CliRunner().invoke(app, ["demo", "--fast", "--out", str(out)])
     assert res.exit_code == 0, res.output
     again = json.loads((out / "demo.json").read_text())
-    assert all(again[s]["skipped"] == "already done" for s in stages[:-1]) and "skipped" not in again["main"]
+    assert all(again[s]["skipped"] == "already done" for s in stages[:-1]) and "skipped" not in again["eval/main"]
     # another configuration is refused instead of silently reusing (or deleting) finished stages
     cfg = tmp_path / "other.yaml"
     cfg.write_text("sft2:\n  lr: 0.5\n")
@@ -78,7 +78,7 @@ def test_fast_demo_end_to_end_resume_and_a_study_on_its_stages(tmp_path):
     res = CliRunner().invoke(app, ["study", "frontier", "--fast", "--seeds", "0", "--out", str(root)])
     assert res.exit_code == 0, res.output
     timings = json.loads((out / "timings.json").read_text())
-    assert set(timings) - set(stages) == {"rl_sft123_s0_r3", "rl_sft123_s3_r0", "study_frontier"}
+    assert set(timings) - set(stages) == {"rl_sft123_s0_r3", "rl_sft123_s3_r0", "eval/study_frontier"}
     study = json.loads((root / "frontier" / "results.json").read_text())
     names = [r["name"] for r in study["rows"]]
     assert names[0] == "SFT-1&2&3 (no RL)" and any(n.startswith("all-real (0 sim + 3 real)") for n in names)
@@ -97,7 +97,7 @@ def test_fast_demo_end_to_end_resume_and_a_study_on_its_stages(tmp_path):
         (r["name"], r["label"], r["method"]): r
         for r in json.loads((root / "demo" / "results.json").read_text())["rows"]
     }
-    em = results["main"]["em"]
+    em = results["eval/main"]["em"]
     assert {(lab, m): round(r["em"]["mean"], 3) for (_, lab, m), r in demo_rows.items()} == {
         ("base", "direct"): em["base"]["direct"],
         ("sft123", "agent"): em["sft123"]["agent"],
@@ -117,7 +117,7 @@ def test_fast_demo_with_ablations(tmp_path):
     assert res.exit_code == 0, res.output
     results = json.loads((out / "demo.json").read_text())
     # the ablations study's rows on this one directory (one definition for the demo and the study)
-    assert set(results["study_ablations"]["em"]) >= {"sft2", "sft12", "rl_sft123_s3_r0", "rl_sft123_s0_r3"}
+    assert set(results["eval/study_ablations"]["em"]) >= {"sft2", "sft12", "rl_sft123_s3_r0", "rl_sft123_s0_r3"}
     # every RL row trains the same number of steps (the fast preset's 2 + 1)
     assert (results["rl_sft123_s3_r0"]["sim_steps_done"], results["rl_sft123_s3_r0"]["real_steps_done"]) == (3, 0)
     assert (results["rl_sft123_s0_r3"]["sim_steps_done"], results["rl_sft123_s0_r3"]["real_steps_done"]) == (0, 3)
@@ -139,10 +139,10 @@ def test_pretrained_fast_demo_on_the_real_model(tmp_path, monkeypatch):
     res = CliRunner().invoke(app, ["demo", *model, "--out", str(out)])
     assert res.exit_code == 0, res.output
     results = json.loads((out / "demo.json").read_text())
-    assert results["pretrain"]["num_hidden_layers"] == 30 and not (out / "base").exists()
-    assert set(results["main"]["em"]["base"]) == {"agent", "direct", "rag", "react", "coa"}
-    assert set(results["main"]["em"]["rl"]) == {"agent", "direct", "rag", "react"}
-    assert (out / "rl" / "model.safetensors").exists() and results["sft2"]["steps"] == 2
+    assert results["base_model"]["num_hidden_layers"] == 30 and not (out / "base").exists()
+    assert set(results["eval/main"]["em"]["base"]) == {"agent", "direct", "rag", "react", "coa"}
+    assert set(results["eval/main"]["em"]["rl"]) == {"agent", "direct", "rag", "react"}
+    assert (out / "rl" / "model.safetensors").exists() and results["sft12"]["steps"] == 2
     # a finished stage keeps its model, not its checkpoints with their optimizer state
     assert not list(out.rglob("checkpoint-*"))
     assert sum(f.stat().st_size for f in out.rglob("*") if f.is_file()) < 2.5e9  # 4 stages x ~540 MB of weights
@@ -157,7 +157,7 @@ def test_pretrained_fast_demo_on_the_real_model(tmp_path, monkeypatch):
         "base model, ReAct workflow",
         "base model, Chain-of-Action",
     ]
-    assert {r["method"]: r["em"]["mean"] for r in rows if r["label"] == "base"} == results["main"]["em"]["base"]
+    assert {r["method"]: r["em"]["mean"] for r in rows if r["label"] == "base"} == results["eval/main"]["em"]["base"]
 
 
 def test_demo_refuses_an_unknown_model(tmp_path):

@@ -107,11 +107,9 @@ def test_an_sft_stage_replays_the_worlds_pretraining_text_only_when_asked(tmp_pa
     from autocoa.recipe.stages import sft_stage
 
     cfg = preset("fast")
-    off = sft_stage("sft2", "sft2", "sft1", "sft12", cfg.sft2, tmp_path, "sft1")
+    off = sft_stage("sft2", "sft1", "sft12", cfg.sft2, tmp_path)
     assert "replay_ratio" not in off.config["cfg"]  # directories from before the option keep their fingerprints
-    on = sft_stage(
-        "sft2", "sft2", "sft1", "sft12", cfg.sft2.model_copy(update={"replay_ratio": 0.25}), tmp_path, "sft1"
-    )
+    on = sft_stage("sft2", "sft1", "sft12", cfg.sft2.model_copy(update={"replay_ratio": 0.25}), tmp_path)
     assert on.config["cfg"]["replay_ratio"] == 0.25
 
 
@@ -140,7 +138,8 @@ def test_every_study_grid_is_a_valid_stage_table(name, tmp_path):
     grid = seed_stages(name, cfg, tmp_path)
     names = [s.name for s in grid.stages]
     assert len(names) == len(set(names)), names
-    assert names[:7] == ["world", "index", "pretrain", "synth", "sft1", "sft2", "sft3"]
+    assert names[:7] == ["world", "index", "base", "data", "sft1", "sft12", "sft123"]
+    assert all(s.out == tmp_path / s.name for s in grid.stages)  # a stage's name is its directory
     seen: set[str] = set()
     for st in grid.stages:  # every stage reads only what ran before it
         assert set(st.deps) <= seen, (st.name, st.deps)
@@ -241,15 +240,15 @@ def test_a_pretrained_model_replaces_the_pretrain_stage(tmp_path, monkeypatch):
     cfg = preset("pretrained").model_copy(update={"model": "smollm2-135m-instruct"})
     stages = {s.name: s for s in build_stages(cfg, tmp_path / "run")}
     base = tmp_path / "cache" / "models" / "smollm2-135m-instruct"
-    assert stages["pretrain"].out == tmp_path / "run" / "base_model" and stages["pretrain"].config == {
+    assert stages["base_model"].out == tmp_path / "run" / "base_model" and stages["base_model"].config == {
         "model": "smollm2-135m-instruct"
     }
-    assert stages["sft1"].deps[0] == "pretrain"  # SFT-1 reads the converted checkpoint, not run/base
-    main = next(s for s in stages.values() if s.name == "main")
+    assert stages["sft1"].deps[0] == "base_model"  # SFT-1 reads the converted checkpoint, not run/base
+    main = stages["eval/main"]
     base_spec = next(sp for sp in main.config["specs"] if sp["label"] == "base")
     assert base_spec["ckpt"] == str(base.resolve()) and set(base_spec["methods"]) == {"agent", "direct", "rag", "react"}
     tiny = {s.name: s for s in build_stages(preset("default"), tmp_path / "tiny")}
-    assert tiny["pretrain"].out == tmp_path / "tiny" / "base"
+    assert tiny["base"].out == tmp_path / "tiny" / "base"
     for size in ("pretrained", "pretrained-fast"):
         p = preset(size)
         assert p.size == size and p.model is None and p.sft2.max_steps and p.rl.max_new_tokens <= 320
@@ -378,7 +377,7 @@ def _stage_configs(cfg, root):
 
     stages = [
         *recipe_stages(cfg, root),
-        rl_stage("rl", cfg, root, "sft123", "sft3", "rl", cfg.rl.sim_steps, cfg.rl.real_steps),
+        rl_stage("rl", cfg, root, "sft123", cfg.rl.sim_steps, cfg.rl.real_steps),
     ]
     return json.dumps([s.config for s in [*stages, main_eval_stage(cfg, root)]], sort_keys=True, default=str)
 

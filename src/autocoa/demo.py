@@ -32,7 +32,7 @@ def build_stages(cfg: RecipeConfig, out: Path) -> list[Stage]:
     ablations study's stages on this directory (:func:`autocoa.recipe.study.ablations_grid`: one
     definition of the paper's Table 1 rows for the demo and the study)."""
     stages = recipe_stages(cfg, out)
-    stages.append(rl_stage("rl", cfg, out, "sft123", "sft3", "rl", cfg.rl.sim_steps, cfg.rl.real_steps))
+    stages.append(rl_stage("rl", cfg, out, "sft123", cfg.rl.sim_steps, cfg.rl.real_steps))
     stages.append(main_eval_stage(cfg, out))
     if cfg.ablations:
         from autocoa.recipe.study import ablations_grid

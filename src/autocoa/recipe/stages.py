@@ -172,7 +172,7 @@ def pretrain_stage(cfg: RecipeConfig, root: Path) -> Stage:
     if cfg.pretrain.reading_target is None:  # (and the fields newer than those directories, at their defaults)
         unused |= {"reading_eval_steps", "reading_target", "decay_steps"}
     config = cfg.pretrain.model_dump(mode="json", exclude=unused)
-    return Stage("pretrain", root / "base", run, config, deps=("world",))
+    return Stage("base", root / "base", run, config, deps=("world",))
 
 
 def base_model_stage(cfg: RecipeConfig, root: Path) -> Stage:
@@ -189,7 +189,7 @@ def base_model_stage(cfg: RecipeConfig, root: Path) -> Stage:
         keys = ("model_type", "num_hidden_layers", "hidden_size", "vocab_size")
         return {"model": str(path), **{k: config.get(k) for k in keys}}
 
-    return Stage("pretrain", root / "base_model", run, {"model": cfg.model})
+    return Stage("base_model", root / "base_model", run, {"model": cfg.model})
 
 
 def base_dir(cfg: RecipeConfig) -> str:
@@ -197,6 +197,12 @@ def base_dir(cfg: RecipeConfig) -> str:
     from autocoa.named_models import model_dir
 
     return "base" if cfg.model is None else str(model_dir(cfg.model).resolve())
+
+
+def base_stage(cfg: RecipeConfig) -> str:
+    """The base model stage's name (its directory): ``base``, or ``base_model`` (the marker of a
+    real checkpoint, which lives in the cache: :func:`base_dir`)."""
+    return "base" if cfg.model is None else "base_model"
 
 
 def synth_stage(cfg: RecipeConfig, root: Path) -> Stage:
@@ -217,14 +223,16 @@ def synth_stage(cfg: RecipeConfig, root: Path) -> Stage:
         s = synthesize(root / "world", root / "data", synth_cfg, index=index, knowledge=knowledge)
         return {k: s[k] for k in ("coa", "cot", "pairs", "rl_pool", "train_unseen")}
 
-    deps = ("world", "index", "pretrain") if by_model else ("world", "index")
-    return Stage("synth", root / "data", run, synth_cfg.model_dump(mode="json"), deps=deps)
+    deps = ("world", "index", "base") if by_model else ("world", "index")
+    return Stage("data", root / "data", run, synth_cfg.model_dump(mode="json"), deps=deps)
 
 
 def sft_stage(
-    name: str, stage: str, src: str, dst: str, stage_cfg: Any, root: Path, src_stage: str, pool: bool = False
+    stage: str, src: str, dst: str, stage_cfg: Any, root: Path, pool: bool = False, reads: str | None = None
 ) -> Stage:
-    """SFT ``stage`` from checkpoint directory ``src`` into ``dst``; ``pool``: add the RL pool
+    """SFT ``stage`` (sft1, sft2 or sft3) from checkpoint directory ``src`` into ``dst``, the
+    stage's name; it reads the stage ``reads`` (default: ``src``; the base model's stage where
+    ``src`` is a real checkpoint's own directory) and ``data``. ``pool``: add the RL pool
     (``data/rl_pool.jsonl``, ``stage_cfg.pool_repeats`` times)."""
     data_file = "pairs.jsonl" if stage == "sft1" else "coa.jsonl"
 
@@ -252,12 +260,12 @@ def sft_stage(
     if getattr(stage_cfg, "batches", "random") == "random":  # as before the field: the same fingerprint
         unused.add("batches")
     config = {"stage": stage, "cfg": stage_cfg.model_dump(mode="json", exclude=unused), "pool": pool}
-    return Stage(name, root / dst, run, config, deps=(src_stage, "synth"))
+    return Stage(dst, root / dst, run, config, deps=(reads or src, "data"))
 
 
-def rl_stage(
-    name: str, cfg: RecipeConfig, root: Path, src: str, src_stage: str, dst: str, sim_steps: int, real_steps: int
-) -> Stage:
+def rl_stage(dst: str, cfg: RecipeConfig, root: Path, src: str, sim_steps: int, real_steps: int) -> Stage:
+    """RL from checkpoint directory ``src`` into ``dst`` (the stage's name): ``sim_steps``
+    simulated then ``real_steps`` real GRPO steps."""
     rl_cfg = cfg.rl.model_copy(update={"topk": cfg.topk, "sim_steps": sim_steps, "real_steps": real_steps})
     questions = "rl_pool.jsonl" if cfg.world_model.rl_pool else None
 
@@ -292,7 +300,7 @@ def rl_stage(
         return {k: s.get(k) for k in keys}
 
     config = {"rl": rl_cfg.model_dump(mode="json"), "questions": questions}
-    return Stage(name, root / dst, run, config, deps=(src_stage, "synth", "index"))
+    return Stage(dst, root / dst, run, config, deps=(src, "data", "index"))
 
 
 @dataclass(frozen=True)
@@ -362,7 +370,7 @@ def eval_stage(
 
     config = {"specs": [vars(s) for s in specs], "agent": cfg.agent.model_dump(mode="json"), "n": cfg.eval_questions}
     config["fidelity_questions"] = cfg.world_model.fidelity_questions
-    return Stage(name, root / "eval" / name, run, config, deps=tuple(deps))
+    return Stage(f"eval/{name}", root / "eval" / name, run, config, deps=tuple(deps))
 
 
 def write_seed_report(root: Path) -> Path:
@@ -384,9 +392,9 @@ def recipe_stages(cfg: RecipeConfig, root: Path) -> list[Stage]:
         index_stage(root),
         base_model_stage(cfg, root),
         synth_stage(cfg, root),
-        sft_stage("sft1", "sft1", base_dir(cfg), "sft1", cfg.sft1, root, "pretrain"),
-        sft_stage("sft2", "sft2", "sft1", "sft12", cfg.sft2, root, "sft1"),
-        sft_stage("sft3", "sft3", "sft12", "sft123", cfg.sft3, root, "sft2", pool=pool),
+        sft_stage("sft1", base_dir(cfg), "sft1", cfg.sft1, root, reads=base_stage(cfg)),
+        sft_stage("sft2", "sft1", "sft12", cfg.sft2, root),
+        sft_stage("sft3", "sft12", "sft123", cfg.sft3, root, pool=pool),
     ]
 
 
@@ -416,4 +424,4 @@ def main_eval_stage(cfg: RecipeConfig, root: Path) -> Stage:
         run_spec("rl"),
         *fidelity_specs("sft123", "sft123", cfg),
     ]
-    return eval_stage("main", cfg, root, specs, deps=("pretrain", "sft3", "rl"))
+    return eval_stage("main", cfg, root, specs, deps=(base_stage(cfg), "sft123", "rl"))

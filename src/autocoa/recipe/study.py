@@ -38,6 +38,7 @@ from autocoa.recipe.stages import (
     Stage,
     base_dir,
     base_methods,
+    base_stage,
     eval_stage,
     fidelity_specs,
     main_eval_stage,
@@ -98,9 +99,7 @@ def rl_name(cfg: RecipeConfig, src: str, sim: int, real: int) -> str:
 
 
 def _rl(cfg: RecipeConfig, root: Path, src: str, sim: int, real: int) -> Stage:
-    name = rl_name(cfg, src, sim, real)
-    src_stage = {"sft123": "sft3", "sft12": "sft2"}.get(src, src)
-    return rl_stage(name, cfg, root, src, src_stage, name, sim, real)
+    return rl_stage(rl_name(cfg, src, sim, real), cfg, root, src, sim, real)
 
 
 def demo_grid(cfg: RecipeConfig, root: Path) -> Grid:
@@ -139,8 +138,8 @@ def ablations_grid(cfg: RecipeConfig, root: Path) -> Grid:
     alpha0 = cfg.sft1.model_copy(update={"alpha": 0.0})
     own = {st.name: st for st in rl_runs.values() if st.name != "rl"}  # ``rl`` is the seed's own stage
     stages = [
-        sft_stage("sft1_alpha0", "sft1", base_dir(cfg), "sft1_alpha0", alpha0, root, "pretrain"),
-        sft_stage("sft2_only", "sft2", base_dir(cfg), "sft2_only", cfg.sft2, root, "pretrain"),
+        sft_stage("sft1", base_dir(cfg), "sft1_alpha0", alpha0, root, reads=base_stage(cfg)),
+        sft_stage("sft2", base_dir(cfg), "sft2_only", cfg.sft2, root, reads=base_stage(cfg)),
         *own.values(),
     ]
     specs = [
@@ -150,7 +149,7 @@ def ablations_grid(cfg: RecipeConfig, root: Path) -> Grid:
         EvalSpec("sft123", "sft123"),
         *(run_spec(name) for name in own),  # the checkpoints' own evaluations (shared by studies)
     ]
-    deps = ["pretrain", "sft2", "sft3", "sft2_only", "rl", *own]
+    deps = [base_stage(cfg), "sft12", "sft123", "sft2_only", "rl", *own]
     stages.append(eval_stage("study_ablations", cfg, root, specs, deps=list(dict.fromkeys(deps))))
 
     def rl_row(label: str, key: str) -> Row:
@@ -192,7 +191,7 @@ def frontier_grid(cfg: RecipeConfig, root: Path) -> Grid:
                 params={"schedule": tag, "sim": sim, "real": real},
             )
         )
-    stages.append(eval_stage("study_frontier", cfg, root, specs, deps=["sft3", *(s.name for s in stages)]))
+    stages.append(eval_stage("study_frontier", cfg, root, specs, deps=["sft123", *(s.name for s in stages)]))
     return Grid(stages, rows)
 
 
@@ -211,27 +210,17 @@ def fidelity_grid(cfg: RecipeConfig, root: Path) -> Grid:
     deps: list[str] = []
     for b in fidelity_budgets(cfg):
         if b == cfg.sft3.pool_repeats:
-            ckpt, sft_name = "sft123", "sft3"
+            ckpt = "sft123"
         else:
-            ckpt = sft_name = f"sft123_pool{b}"
-            stages.append(
-                sft_stage(
-                    sft_name,
-                    "sft3",
-                    "sft12",
-                    ckpt,
-                    cfg.sft3.model_copy(update={"pool_repeats": b}),
-                    root,
-                    "sft2",
-                    pool=b > 0,
-                )
-            )
+            ckpt = f"sft123_pool{b}"
+            pooled = cfg.sft3.model_copy(update={"pool_repeats": b})
+            stages.append(sft_stage("sft3", "sft12", ckpt, pooled, root, pool=b > 0))
         rl_st = _rl(cfg, root, ckpt, cfg.rl.sim_steps, cfg.rl.real_steps)
         if ckpt != "sft123":
             stages.append(rl_st)
         # the start's held-out evaluation is the checkpoint's own (shared with other studies)
         specs += [EvalSpec(ckpt, ckpt), run_spec(rl_st.name), *fidelity_specs(ckpt, ckpt, cfg)]
-        deps += [sft_name, rl_st.name]
+        deps += [ckpt, rl_st.name]
         rows.append(
             Row(
                 f"pool x{b}",
