@@ -4,7 +4,8 @@ factories by name, and the tools themselves (``search``, ``calculator``).
     toolbox = Toolbox([create_tool("search", index="index/"), create_tool("calculate")])
 
 A new tool is any object with ``name``, ``description`` and ``call(argument) -> str``;
-``register_tool("lookup", make_lookup)`` makes it creatable by name (from a config file).
+``register_tool("lookup", make_lookup)`` makes it creatable by name (``create_tool``), and
+``autocoa eval --plugin MODULE`` imports the module that registers it (docs/extending.md).
 """
 
 from __future__ import annotations
