@@ -9,8 +9,8 @@ import pytest
 
 from autocoa.config import ConfigError
 from autocoa.eval import request
-from autocoa.tools import retrieval
-from autocoa.tools.retrieval import Retrieval
+from autocoa.tools import search as retrieval
+from autocoa.tools.search import Retrieval
 
 
 @pytest.mark.parametrize("module", [retrieval, request])

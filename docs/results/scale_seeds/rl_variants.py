@@ -57,7 +57,7 @@ def train_variants(root: Path, out_root: Path, variants: dict[str, dict] = VARIA
     from autocoa.eval.heldout import heldout_curve
     from autocoa.eval.request import EvalRequest
     from autocoa.eval.runner import evaluate_checkpoint
-    from autocoa.tools.retrieval import Retrieval
+    from autocoa.tools.search import Retrieval
     from autocoa.train.rl import train_rl
 
     cfg = RecipeConfig.model_validate(yaml.safe_load((root / "demo_config.yaml").read_text()))

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 if TYPE_CHECKING:
-    from autocoa.tools.retrieval import Retrieval
+    from autocoa.tools.search import Retrieval
 
 ModelDir = Annotated[
     Path,
@@ -60,11 +60,11 @@ ApiKey = Annotated[
 
 
 def retrieval_option(index: Path | None, retriever: str | None, needed: str | None) -> Retrieval | None:
-    """``--index`` / ``--retriever`` parsed into a :class:`~autocoa.tools.retrieval.Retrieval`
+    """``--index`` / ``--retriever`` parsed into a :class:`~autocoa.tools.search.Retrieval`
     (None when neither is given): not both, an index that exists, and one of them when ``needed``
     (the reason: "the real environment", "rag", ...). The layers below trust what it returns."""
     from autocoa.cli.app import CLIError
-    from autocoa.tools.retrieval import Retrieval
+    from autocoa.tools.search import Retrieval
 
     if index is not None and retriever is not None:
         raise CLIError("give --index or --retriever, not both")

@@ -67,7 +67,7 @@ def rl_cmd(
     curve = None
     if heldout is not None:
         from autocoa.eval.heldout import heldout_curve
-        from autocoa.tools.retrieval import Retrieval
+        from autocoa.tools.search import Retrieval
 
         where = Retrieval(heldout_index) if heldout_index is not None else retrieval
         if where is None:

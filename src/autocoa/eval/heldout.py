@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from autocoa.tools.retrieval import Retrieval
+    from autocoa.tools.search import Retrieval
 
 HeldOutCurve = Callable[[Any, Any], dict[str, Any]]
 

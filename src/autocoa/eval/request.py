@@ -4,7 +4,7 @@
 :func:`autocoa.eval.runner.evaluate_checkpoint` takes it and trusts it. Every rule about how the
 options go together lives here: the methods exist, a local model is given unless Chain-of-Action
 talks to an endpoint alone, the real environment and the retrieving methods have a
-:class:`~autocoa.tools.retrieval.Retrieval`, the knowledge index exists.
+:class:`~autocoa.tools.search.Retrieval`, the knowledge index exists.
 
 >>> EvalRequest.of(data="q.jsonl", out="eval/", model="ckpt/", methods=["agent", "agent", "direct"],
 ...                agent=AgentConfig(env="simulated")).methods
@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from autocoa.agent.config import AgentConfig
 from autocoa.coa.method import CoAConfig
 from autocoa.config import validated
-from autocoa.tools.retrieval import Retrieval
+from autocoa.tools.search import Retrieval
 
 
 class EvalRequest(BaseModel):

@@ -337,7 +337,7 @@ def coa_backend(
     """CoA's chat model (the endpoint, else the local checkpoint, which must be a chat model)
     and its toolbox (``toolbox`` plus a ``knowledge`` search over ``knowledge``, if given)."""
     from autocoa.coa.llm import EndpointChat, LocalChat
-    from autocoa.tools.retrieval import Retrieval
+    from autocoa.tools.search import Retrieval
 
     llm = EndpointChat(llm_url, llm_model, api_key=llm_key) if llm_url else LocalChat(lm, tok, name=name)
     if knowledge is None:

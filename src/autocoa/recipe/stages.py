@@ -271,7 +271,7 @@ def rl_stage(dst: str, cfg: RecipeConfig, root: Path, src: str, sim_steps: int, 
 
     def run() -> dict[str, Any]:
         from autocoa.eval.heldout import heldout_curve
-        from autocoa.tools.retrieval import Retrieval
+        from autocoa.tools.search import Retrieval
         from autocoa.train.rl import train_rl
 
         # the dev split (the curve must not select on test), searched in the full index, where
@@ -344,7 +344,7 @@ def eval_stage(
     def run() -> dict[str, Any]:
         from autocoa.eval.request import EvalRequest
         from autocoa.eval.runner import evaluate_checkpoint
-        from autocoa.tools.retrieval import Retrieval
+        from autocoa.tools.search import Retrieval
 
         summary: dict[str, Any] = {}
         for sp in specs:

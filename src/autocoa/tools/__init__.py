@@ -12,10 +12,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from importlib import import_module
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from autocoa.tools.base import Tool, Toolbox, ToolStats, escape_tags
-from autocoa.tools.retrieval import Retrieval
+
+if TYPE_CHECKING:
+    from autocoa.tools.search import Retrieval
+
+
+def __getattr__(name: str) -> Any:  # Retrieval on first use: importing autocoa.tools stays light
+    if name == "Retrieval":
+        from autocoa.tools.search import Retrieval
+
+        return Retrieval
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 # Built-in factories, as "module:attribute" so that importing autocoa.tools stays light.
 _REGISTRY: dict[str, Callable[..., Tool] | str] = {

@@ -70,7 +70,7 @@ from autocoa.train.rl_rollouts import AgentRollouts, load_questions
 from autocoa.train.tracking import trackers
 
 if TYPE_CHECKING:
-    from autocoa.tools.retrieval import Retrieval
+    from autocoa.tools.search import Retrieval
 
 CONFIG_NAME = "rl_config.yaml"
 
@@ -159,7 +159,7 @@ def train_rl(
     the checkpoint ``model_path`` on the questions of ``questions_path``; save the model to
     ``out_dir`` and return the summary (also in ``out_dir/rl.json`` and ``DONE``).
 
-    The real environment searches ``retrieval`` (:class:`autocoa.tools.retrieval.Retrieval`: a
+    The real environment searches ``retrieval`` (:class:`autocoa.tools.search.Retrieval`: a
     local index directory or a retrieval server), or uses ``toolbox``. Re-running with the same
     ``out_dir`` resumes from the last complete checkpoint; a finished ``out_dir`` is refused unless ``overwrite``.
     ``logits_hook`` is passed to the engine (constrained decoding; scripted tests).
