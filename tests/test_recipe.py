@@ -431,3 +431,32 @@ def test_a_seed_option_never_overwrites_the_files_seed(tmp_path):
     with pytest.raises(ConfigError, match=r"world.seed is 2, but the world seed is 7"):
         for_world_seed(cfg, 7)
     assert for_seed(load_recipe("fast"), 3).sft1.seed == 3  # no file: the option alone
+
+
+def test_finished_stages_can_keep_their_weights_in_bf16(tokenizer, tmp_path):
+    """weights_on_disk: bfloat16 (the real-model presets): a finished stage's final weights are
+    rewritten in bf16 (half the bytes), load back as fp32 for training, and answer as before up to
+    bf16 rounding; a stage killed before its DONE keeps its fp32 weights."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from autocoa.models import load_model
+    from tests.rl_helpers import save_tiny_model
+
+    def model_stage(name):
+        return Stage(name, tmp_path / name, lambda: (save_tiny_model(tokenizer, tmp_path / name, hidden=64), {})[1])
+
+    fp32 = AutoModelForCausalLM.from_pretrained(save_tiny_model(tokenizer, tmp_path / "ref", hidden=64))
+    run_stages([model_stage("a")], weights_on_disk="bfloat16")
+    size = (tmp_path / "a" / "model.safetensors").stat().st_size
+    assert size < 0.6 * (tmp_path / "ref" / "model.safetensors").stat().st_size
+    assert json.loads((tmp_path / "a" / "config.json").read_text()).get("dtype") == "bfloat16"
+    model, _ = load_model(tmp_path / "a", for_training=True)
+    assert next(model.parameters()).dtype == torch.float32  # master weights, as always
+    ids = torch.tensor([[1, 5, 9, 13]])
+    with torch.no_grad():
+        assert torch.allclose(model(ids).logits, fp32(ids).logits, atol=0.05)
+    from autocoa.train.checkpoints import compact_weights
+
+    save_tiny_model(tokenizer, tmp_path / "unfinished", hidden=64)
+    assert compact_weights(tmp_path / "unfinished") == 0  # no DONE: left as it is

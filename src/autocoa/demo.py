@@ -76,7 +76,12 @@ def run_demo(cfg: RecipeConfig, out: str | Path, console: Any = None) -> dict[st
             bar.advance(task)
 
         results = run_stages(
-            stages, out / "timings.json", on_start=start, on_end=end, keep_checkpoints=cfg.keep_checkpoints
+            stages,
+            out / "timings.json",
+            on_start=start,
+            on_end=end,
+            keep_checkpoints=cfg.keep_checkpoints,
+            weights_on_disk=cfg.weights_on_disk,
         )
     results["timings"] = json.loads((out / "timings.json").read_text()) if (out / "timings.json").exists() else {}
     if cfg.ablations:

@@ -29,7 +29,7 @@ from typing import Any
 from autocoa.progress import verbose
 from autocoa.recipe.config import RecipeConfig
 from autocoa.runlock import run_lock
-from autocoa.train.checkpoints import prune_finished
+from autocoa.train.checkpoints import compact_weights, prune_finished
 from autocoa.train.common import DONE_MARKER, mark_done, read_done
 
 
@@ -68,10 +68,12 @@ def run_stages(
     on_start: Callable[[Stage], None] | None = None,
     on_end: Callable[[Stage, dict[str, Any], float | None], None] | None = None,
     keep_checkpoints: bool = False,
+    weights_on_disk: str = "float32",
 ) -> dict[str, Any]:
     """Run (or skip, when done with the same fingerprint) every stage in order; return
     ``{name: summary}``. Stage seconds are added to ``timings_path`` (JSON). A stage's
-    intermediate checkpoints are deleted once it is done, unless ``keep_checkpoints``."""
+    intermediate checkpoints are deleted once it is done, unless ``keep_checkpoints``; its final
+    weights are then stored in ``weights_on_disk`` (:func:`autocoa.train.checkpoints.compact_weights`)."""
     prints: dict[str, str] = {}
     results: dict[str, Any] = {}
     timings = json.loads(timings_path.read_text()) if timings_path is not None and timings_path.exists() else {}
@@ -107,6 +109,8 @@ def run_stages(
             stamp_done(st.out, summary, st.fingerprint)
         if not keep_checkpoints:  # after the stamp: a kill before it resumes from the checkpoints
             prune_finished(st.out)
+        if weights_on_disk != "float32":
+            compact_weights(st.out, weights_on_disk)
         results[st.name] = summary
         if timings_path is not None:
             timings[st.name] = seconds

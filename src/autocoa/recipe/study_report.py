@@ -361,7 +361,12 @@ def run_study(study: str, cfg: Any, out: Path, seeds: Sequence[int], console: An
                 bar.advance(task)
 
             run_stages(
-                grid.stages, root / "timings.json", on_start=start, on_end=end, keep_checkpoints=cfg.keep_checkpoints
+                grid.stages,
+                root / "timings.json",
+                on_start=start,
+                on_end=end,
+                keep_checkpoints=cfg.keep_checkpoints,
+                weights_on_disk=cfg.weights_on_disk,
             )
     roots = [out / f"seed{s}" for s in seeds]
     first = next(iter(grids.values()))

@@ -27,6 +27,7 @@ def __getattr__(name: str) -> Any:  # Retrieval on first use: importing autocoa.
         return Retrieval
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
+
 # Built-in factories, as "module:attribute" so that importing autocoa.tools stays light.
 _REGISTRY: dict[str, Callable[..., Tool] | str] = {
     "search": "autocoa.tools.search:open_search",

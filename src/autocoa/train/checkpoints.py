@@ -88,6 +88,37 @@ def prune_finished(out_dir: Path) -> None:
         shutil.rmtree(out_dir / name, ignore_errors=True)
 
 
+def compact_weights(out_dir: Path, dtype: str = "bfloat16") -> int:
+    """Store a *finished* stage's final weights in ``dtype`` (bfloat16: half the bytes of fp32);
+    return the bytes saved. Each safetensors file is rewritten whole and swapped in (a kill leaves
+    the old file), and ``config.json`` records the dtype. Trainers load any checkpoint as fp32
+    master weights (:func:`autocoa.models.pick_dtype`), so a later stage trains as before, from
+    weights rounded to bf16, as real checkpoints are published. A run without its DONE marker is
+    left alone, and so are its intermediate checkpoints."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from autocoa.atomic import replace, write_text
+
+    if not (out_dir / DONE_MARKER).exists() or not (out_dir / "config.json").exists():
+        return 0
+    target = getattr(torch, dtype)
+    saved = 0
+    for path in sorted(out_dir.glob("*.safetensors")):
+        tensors = load_file(path)
+        if all(not t.is_floating_point() or t.dtype == target for t in tensors.values()):
+            continue
+        cast = {k: t.to(target) if t.is_floating_point() else t for k, t in tensors.items()}
+        before = path.stat().st_size
+        replace(path, lambda tmp, cast=cast: save_file(cast, str(tmp), metadata={"format": "pt"}))
+        saved += before - path.stat().st_size
+    config = json.loads((out_dir / "config.json").read_text(encoding="utf-8"))
+    key = "torch_dtype" if "torch_dtype" in config else "dtype"
+    if config.get(key) != dtype:
+        write_text(out_dir / "config.json", json.dumps({**config, key: dtype}, indent=2, sort_keys=True) + "\n")
+    return saved
+
+
 def check_resumable(out_dir: Path, manifest: dict[str, Any]) -> bool:
     """True when ``out_dir`` holds an unfinished run with this manifest (resume it), False when it
     holds none; RunMismatchError when it holds another run. Reads only (every process calls it)."""
