@@ -149,3 +149,20 @@ def write_html(
 ) -> Path:
     path.write_text(render_html(rows, plots, samples), encoding="utf-8")
     return path
+
+
+def screenshot(page: Path, out: Path, width: int = 1200, height: int = 1400, fragment: str = "") -> Path:
+    """A PNG of ``page`` (a report.html) as headless Chromium renders it, into ``out``; the
+    README's picture of the report is made this way (``docs/results/screenshot.py``), and the
+    browser test checks it renders. ``fragment``: the page's filters (``outcome=wrong&hops=2``)."""
+    import shutil
+    import subprocess
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        raise FileNotFoundError("chromium: not installed (apt-get install chromium)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    url = f"file://{Path(page).resolve()}" + (f"#{fragment}" if fragment else "")
+    cmd = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars"]
+    subprocess.run([*cmd, f"--screenshot={out}", f"--window-size={width},{height}", url], timeout=120, check=True)
+    return out
