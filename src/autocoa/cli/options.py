@@ -64,13 +64,12 @@ def retrieval_option(index: Path | None, retriever: str | None, needed: str | No
     (None when neither is given): not both, an index that exists, and one of them when ``needed``
     (the reason: "the real environment", "rag", ...). The layers below trust what it returns."""
     from autocoa.cli.app import CLIError
-    from autocoa.tools.search import Retrieval
+    from autocoa.tools.search import Retrieval, retrieval_needed
 
     if index is not None and retriever is not None:
         raise CLIError("give --index or --retriever, not both")
     if index is None and retriever is None and needed:
-        verb = "need" if " and " in needed else "needs"
-        raise CLIError(f"{needed} {verb} --index DIR or --retriever URL (or use --env simulated)")
+        raise CLIError(retrieval_needed([needed]))
     try:
         return Retrieval.of(index, retriever)
     except ValueError as e:  # a URL without its scheme

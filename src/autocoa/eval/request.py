@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from autocoa.agent.config import AgentConfig
 from autocoa.coa.method import CoAConfig
 from autocoa.config import validated
-from autocoa.tools.search import Retrieval
+from autocoa.tools.search import Retrieval, retrieval_needed
 
 
 class EvalRequest(BaseModel):
@@ -72,9 +72,7 @@ class EvalRequest(BaseModel):
         needs = ["the real environment"] if self.agent.env == "real" else []
         needs += [m for m in self.methods if get(m).retrieves]
         if needs and self.retrieval is None:
-            verb = "need" if len(needs) > 1 else "needs"
-            hint = " (or use --env simulated)" if self.agent.env == "real" else ""
-            raise ValueError(f"{' and '.join(needs)} {verb} --index DIR or --retriever URL{hint}")
+            raise ValueError(retrieval_needed(needs, hint=self.agent.env == "real"))
         if self.knowledge is not None and not self.knowledge.exists():
             raise ValueError(f"{self.knowledge}: no such knowledge index directory (build one with `autocoa index`)")
         return self

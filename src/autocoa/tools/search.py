@@ -27,7 +27,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from autocoa.tools.index import Hit, Retriever
 
@@ -97,16 +96,10 @@ def open_search(
     retries: int = 2,
     name: str = "search",
 ) -> SearchTool:
-    """A search tool over a saved index directory or a retrieval server's URL (exactly one:
-    :class:`Retrieval` checks)."""
-    Retrieval(Path(index) if index is not None else None, url)
-    if index is not None:
-        retriever = load_index(index)
-    else:
-        from autocoa.tools.client import RemoteRetriever
-
-        retriever = RemoteRetriever(url, timeout=timeout, retries=retries)
-    return SearchTool(retriever, k, name=name, doc_chars=doc_chars)
+    """A search tool over a saved index directory or a retrieval server's URL (exactly one): the
+    registry's factory of ``search``, parsed into a :class:`Retrieval`."""
+    where = Retrieval(Path(index) if index is not None else None, url)
+    return where.search_tool(k, doc_chars=doc_chars, timeout=timeout, retries=retries, name=name)
 
 
 def load_index(directory: str | Path, **kwargs) -> Retriever:
@@ -122,6 +115,19 @@ def load_index(directory: str | Path, **kwargs) -> Retriever:
     if meta["format"] == dense.FORMAT:
         return dense.DenseIndex.load(directory, encoder=kwargs.get("encoder"))
     raise IndexFormatError(f"{directory}: unknown index format {meta['format']!r}")
+
+
+def retrieval_needed(reasons: Sequence[str], hint: bool = True) -> str:
+    """The one message for a missing ``--index``/``--retriever``: what needs it, and (``hint``)
+    the way around it.
+
+    >>> retrieval_needed(["the real environment", "rag"])
+    'the real environment and rag need --index DIR or --retriever URL (or use --env simulated)'
+    """
+    verb = "need" if len(reasons) > 1 else "needs"
+    return f"{' and '.join(reasons)} {verb} --index DIR or --retriever URL" + (
+        " (or use --env simulated)" if hint else ""
+    )
 
 
 @dataclass(frozen=True)
@@ -150,10 +156,17 @@ class Retrieval:
         """What a run's metadata records: ``index`` and ``retriever``."""
         return {"index": str(self.index) if self.index is not None else None, "retriever": self.url}
 
-    def search_tool(self, k: int = 3, **kwargs: Any):
-        """The search tool over this index or server (:func:`autocoa.tools.search.open_search`'s
-        keywords: ``doc_chars``, ``timeout``, ``retries``, ``name``)."""
-        return open_search(str(self.index) if self.index is not None else None, self.url, k=k, **kwargs)
+    def search_tool(
+        self, k: int = 3, *, doc_chars: int = 0, timeout: float = 10.0, retries: int = 2, name: str = "search"
+    ) -> SearchTool:
+        """The search tool over this index or server (``timeout``/``retries``: the server's)."""
+        if self.index is not None:
+            retriever = load_index(self.index)
+        else:
+            from autocoa.tools.client import RemoteRetriever
+
+            retriever = RemoteRetriever(self.url, timeout=timeout, retries=retries)
+        return SearchTool(retriever, k, name=name, doc_chars=doc_chars)
 
     def toolbox(self, k: int = 3, *, calculator: bool = True, max_chars: int = 2000, timeout: float = 10.0):
         """The agent's standard toolbox: this search, plus the calculator
