@@ -117,6 +117,8 @@ def test_cli_options(tmp_path):
     assert res.exit_code != 0 and "needs --index" in str(res.exception)
     res = runner.invoke(app, [*base, "--env", "simulated", "--sim-steps", "2"])
     assert res.exit_code != 0 and "not both" in str(res.exception)
+    res = runner.invoke(app, [*base, "--env", "simulated", "--steps", "1", "--heldout", str(tmp_path / "dev.jsonl")])
+    assert res.exit_code != 0 and "--heldout searches for real: give --heldout-index, --index" in str(res.exception)
 
 
 def test_fidelity_and_rewards_are_logged_per_environment(tokenizer, tmp_path):

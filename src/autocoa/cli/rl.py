@@ -64,15 +64,18 @@ def rl_cmd(
     if cfg.heldout_every and heldout is None:
         raise CLIError("heldout_every needs --heldout FILE (held-out questions)")
     retrieval = retrieval_option(index, retriever, "the real environment (real_steps > 0)" if cfg.real_steps else None)
-    curve = None
+    curve = toolbox = None
     if heldout is not None:
         from autocoa.eval.heldout import heldout_curve
         from autocoa.tools.search import Retrieval
 
-        where = Retrieval(heldout_index) if heldout_index is not None else retrieval
-        if where is None:
+        if heldout_index is not None:
+            curve = heldout_curve(cfg, heldout, Retrieval(heldout_index))
+        elif retrieval is not None:  # one index in memory for training's search and the curve's
+            toolbox = retrieval.toolbox(cfg.topk)
+            curve = heldout_curve(cfg, heldout, toolbox=toolbox)
+        else:
             raise CLIError("--heldout searches for real: give --heldout-index, --index or --retriever")
-        curve = heldout_curve(cfg, heldout, where)
     try:
         summary = train_rl(
             model,
@@ -80,6 +83,7 @@ def rl_cmd(
             out,
             cfg,
             retrieval=retrieval,
+            toolbox=toolbox if cfg.real_steps else None,
             max_questions=max_questions,
             overwrite=overwrite,
             heldout=curve,
