@@ -176,9 +176,9 @@ def train_rl(
 
     cfg = cfg or RLConfig()
     if cfg.heldout_every and heldout is None:
-        raise ValueError("heldout_every needs held-out questions: heldout=heldout_curve(cfg, FILE, index=...)")
+        raise ValueError("heldout_every needs held-out questions: heldout=heldout_curve(cfg, FILE, Retrieval(INDEX))")
     if heldout is not None and not callable(heldout):
-        raise TypeError("heldout is the curve to call (autocoa.eval.heldout.heldout_curve(cfg, FILE, index=...))")
+        raise TypeError("heldout is the curve to call: autocoa.eval.heldout.heldout_curve(cfg, FILE, Retrieval(INDEX))")
     out_dir, questions_path, model_path = Path(out_dir), Path(questions_path), resolve_model(model_path)
     manifest = _manifest(model_path, questions_path, cfg, max_questions)  # reads every row first
     dist = PartialState(cpu=not torch.cuda.is_available())  # as Trainer(use_cpu=...) will: gloo DDP on CPU

@@ -141,8 +141,15 @@ def heldout_monitor(cfg: RLConfig, curve: Any, state: RunState, path: Path):
             if path.exists() and any(r.get("step") == step for _, r in read_jsonl(path)):
                 return
             m = curve(getattr(model, "module", model), tokenizer)
-            row = {"step": step, "em": m["em"], "f1": m["f1"], "n": m["n"], "real_calls_total": state.real_calls_total}
-            write_jsonl(path, [{**row, "eval_tool_calls": m["eval_tool_calls"]}], append=True)
+            row = {
+                "step": step,
+                "em": m["em"],
+                "f1": m["f1"],
+                "n": m["n"],
+                "real_calls_total": state.real_calls_total,
+                "eval_tool_calls": m["eval_tool_calls"],
+            }
+            write_jsonl(path, [row], append=True)
 
         def on_train_begin(self, args, state_, control, model=None, processing_class=None, **_):
             if state_.global_step == 0:
