@@ -32,8 +32,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from importlib import import_module
 from typing import Any
+
+from autocoa.lazy import resolve
 
 
 @dataclass(frozen=True)
@@ -80,11 +81,7 @@ class Method:
 
     def resolve(self) -> Callable[..., Any]:
         """The engine setup or the workflow, imported if given by name."""
-        fn = self.engine if self.engine is not None else self.workflow
-        if isinstance(fn, str):
-            module, attr = fn.split(":")
-            fn = getattr(import_module(module), attr)
-        return fn
+        return resolve(self.engine if self.engine is not None else self.workflow)
 
 
 _REGISTRY: dict[str, Method] = {}

@@ -11,9 +11,9 @@ A new tool is any object with ``name``, ``description`` and ``call(argument) -> 
 from __future__ import annotations
 
 from collections.abc import Callable
-from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
+from autocoa.lazy import resolve
 from autocoa.tools.base import Tool, Toolbox, ToolStats, escape_tags
 
 if TYPE_CHECKING:
@@ -50,11 +50,7 @@ def create_tool(name: str, **kwargs: Any) -> Tool:
     """A tool by its registered name; ``kwargs`` go to its factory."""
     if name not in _REGISTRY:
         raise KeyError(f"unknown tool {name!r}; registered: {', '.join(tool_names())}")
-    factory = _REGISTRY[name]
-    if isinstance(factory, str):
-        module, attr = factory.split(":")
-        factory = getattr(import_module(module), attr)
-    return factory(**kwargs)
+    return resolve(_REGISTRY[name])(**kwargs)
 
 
 def open_toolbox(
