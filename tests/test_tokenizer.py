@@ -33,6 +33,23 @@ def test_add_tags_to_a_tokenizer_without_them():
     assert add_tags(tok) == 0  # idempotent
 
 
+def test_check_tags_sees_a_tokenizer_change_after_its_answer_is_kept():
+    tok = train_tokenizer(["some real text"] * 5, vocab_size=300, min_frequency=1, tags=Tags(actions=("lookup",)))
+    with pytest.raises(ValueError, match="<search>"):
+        check_tags(tok)  # asked twice: the refusal is not cached into an answer
+    with pytest.raises(ValueError, match="<search>"):
+        check_tags(tok)
+    assert "<lookup>" in check_tags(tok, Tags(actions=("lookup",)))
+    add_tags(tok)
+    ids = check_tags(tok)
+    assert ids["<search>"] == tok.convert_tokens_to_ids("<search>")
+    ids["<search>"] = -1  # a caller's copy: the kept answer is not changed through it
+    assert check_tags(tok)["<search>"] == tok.convert_tokens_to_ids("<search>")
+    tok.add_special_tokens({"additional_special_tokens": ["<search>"]})
+    with pytest.raises(ValueError, match="special"):
+        check_tags(tok)
+
+
 def test_add_tags_refuses_special_tags():
     tok = train_tokenizer(["x y"] * 5, vocab_size=300, min_frequency=1, tags=Tags(actions=("lookup",)))
     tok.add_special_tokens({"additional_special_tokens": ["<search>"]})

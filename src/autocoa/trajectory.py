@@ -24,6 +24,7 @@ a tokenizer holds every tag as a single, non-special token.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -323,9 +324,25 @@ def is_trained(kind: Kind, mask_observations: bool, only_observations: bool = Fa
     return not only_observations
 
 
+# check_tags' answers per tokenizer object, keyed by the tags, the vocabulary size (adding a
+# token changes it) and the special ids: rendering asks once per example, 10 encodes each
+_TAG_IDS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def check_tags(tokenizer: Any, tags: Tags = DEFAULT_TAGS) -> dict[str, int]:
     """Map every tag string to its single token id; raise if the tokenizer lacks one or
     holds it as a special token (which decoding would strip)."""
+    try:
+        cache = _TAG_IDS.setdefault(tokenizer, {})
+        key = (tags, len(tokenizer), tuple(tokenizer.all_special_ids))
+    except TypeError:  # not weakly referenceable, or no len(): nothing cached
+        return _tag_ids(tokenizer, tags)
+    if key not in cache:
+        cache[key] = _tag_ids(tokenizer, tags)
+    return dict(cache[key])
+
+
+def _tag_ids(tokenizer: Any, tags: Tags) -> dict[str, int]:
     special = set(tokenizer.all_special_ids)
     out = {}
     for t in tags.strings:
