@@ -48,6 +48,8 @@ PER_STAGE = {
     "batch_size": "a trainer's batch of examples, or the agent's batch of questions",
     "epochs": "pretraining and each SFT stage run their own number of passes",
     "bf16": "each trainer's precision switch",
+    "gradient_checkpointing": "each trainer's memory-for-compute switch",
+    "lm_head": "each trainer's positions for TRL's fused LM head (SFT-2/3 and GRPO)",
     "report_to": "each trainer's trackers",
     "save_steps": "each trainer's checkpoint interval",
     "save_total_limit": "each trainer's checkpoints kept",

@@ -85,3 +85,11 @@ def test_sampled_logprobs_equal_the_trainers(tokenizer, tmp_path):
     sampled = inputs["sampling_per_token_logps"]
     assert mask.sum() > 10
     torch.testing.assert_close(lp[mask], sampled[mask], atol=2e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("on", [False, True])
+def test_gradient_checkpointing_is_the_configs_not_trls_default(tokenizer, tmp_path, on):
+    """TRL's GRPOConfig turns activation checkpointing on unless told; RL uses the config's switch
+    (off by default: on CPU it recomputes a forward every step)."""
+    trainer, _, _ = _trainer(tokenizer, tmp_path, step=1, gradient_checkpointing=on)
+    assert trainer.args.activation_checkpointing is on  # Trainer enables it on the model when training starts

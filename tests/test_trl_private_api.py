@@ -8,7 +8,9 @@ naming what moved, instead of a run failing at its first checkpoint or losing it
   run counters are written into ``checkpoint-N`` before TRL's ``trainer_state.json``, which so
   marks a complete checkpoint (``autocoa.train.rl``);
 - ``SFTTrainer._total_train_tokens``: the ``num_tokens`` count, which a resumed SFT run sets
-  from its metrics (``autocoa.train.sft.restore_token_count``).
+  from its metrics (``autocoa.train.sft.restore_token_count``);
+- ``trl.trainer.utils._use_triton(device)``: what the fused LM head asks before projecting only the
+  labelled rows (``lm_head: trained``, ``autocoa.train.common.lm_head_positions``).
 """
 
 from __future__ import annotations
@@ -42,3 +44,12 @@ def test_the_sft_token_count_is_the_attribute_a_resumed_run_sets():
     source = inspect.getsource(SFTTrainer)
     assert "self._total_train_tokens = 0" in source, "SFTTrainer no longer starts a _total_train_tokens count"
     assert '["num_tokens"] = [self._total_train_tokens]' in source, "num_tokens is no longer _total_train_tokens"
+
+
+def test_the_fused_lm_head_asks_use_triton_whether_to_project_only_labelled_rows():
+    import trl.trainer.utils as trl_utils
+
+    assert callable(getattr(trl_utils, "_use_triton", None)), "trl.trainer.utils._use_triton is gone"
+    source = inspect.getsource(trl_utils.add_fused_lm_head)
+    assert "compact = _use_triton(hidden_states.device)" in source, "the fused head no longer asks _use_triton"
+    assert "hidden_states[mask] if compact" in source, "compact no longer selects the labelled rows"

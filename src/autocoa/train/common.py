@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import time
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -188,3 +190,35 @@ def live_steps(display: Any, name: str) -> Any:
                 self.task = None
 
     return LiveSteps()
+
+
+LM_HEAD_HELP = (
+    "positions TRL's fused LM head projects off a GPU: all (TRL's choice on CPU: every position, prompt and "
+    "padding included, to keep tile shapes fixed for compiling backends) or trained (only the positions with a "
+    "label, as TRL does on a GPU: the same log-probs; on CPU a forward and backward of SmolLM2 1.3x faster, "
+    "docs/benchmarks.md)"
+)
+
+
+@contextmanager
+def lm_head_positions(which: str) -> Iterator[None]:
+    """While training, make TRL's fused LM head (``add_fused_lm_head``, which SFT-2/3 and GRPO use)
+    project only the positions with a label on CPU too, when ``which`` is ``"trained"``.
+
+    TRL decides per call with ``trl.trainer.utils._use_triton(device)``: true on a Triton GPU, where
+    it projects the labelled rows; false elsewhere, where it projects every row. The kernel's own
+    choice (Triton or torch) is a separate lookup in ``trl.kernels.chunked_logprob`` and stays as
+    it is, so on CPU the labelled rows go through the torch kernel. A private name of a pinned TRL
+    (tests/test_trl_private_api.py); restored on exit, so other stages in the process are untouched.
+    """
+    if which == "all":
+        yield
+        return
+    import trl.trainer.utils as trl_utils
+
+    original = trl_utils._use_triton
+    trl_utils._use_triton = lambda device: device.type == "cpu" or original(device)
+    try:
+        yield
+    finally:
+        trl_utils._use_triton = original

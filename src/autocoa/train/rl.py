@@ -63,7 +63,7 @@ from typing import TYPE_CHECKING, Any
 from autocoa.atomic import current, save_model
 from autocoa.runlock import holds_lock
 from autocoa.train.checkpoints import MANIFEST, last_checkpoint
-from autocoa.train.common import quiet_libraries, quiet_trainer
+from autocoa.train.common import lm_head_positions, quiet_libraries, quiet_trainer
 from autocoa.train.rl_config import RLConfig
 from autocoa.train.rl_monitor import RUN_STATE, RunState, detector_for, heldout_monitor, monitor
 from autocoa.train.rl_rollouts import AgentRollouts, load_questions
@@ -209,7 +209,8 @@ def train_rl(
     calls_before = state.real_calls_total
     step_before = trainer.state.global_step if ckpt is None else int(ckpt.name.split("-")[-1])
     t_train = time.perf_counter()
-    trainer.train(resume_from_checkpoint=str(ckpt) if ckpt is not None else None)
+    with lm_head_positions(cfg.lm_head):
+        trainer.train(resume_from_checkpoint=str(ckpt) if ckpt is not None else None)
     t_end = time.perf_counter()
     if dist.is_main_process:
         _save_output(trainer, tok, state, out_dir)
@@ -400,6 +401,7 @@ def build_trainer(
         report_to=trackers(cfg.report_to),
         seed=cfg.seed,
         **precision,
+        activation_checkpointing=cfg.gradient_checkpointing,  # TRL's GRPOConfig defaults to on
         dataloader_num_workers=0,
         disable_tqdm=not progress,
         remove_unused_columns=False,

@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from autocoa.config import Config
+from autocoa.train.common import LM_HEAD_HELP
 from autocoa.train.rewards import Metric
 from autocoa.train.tracking import REPORT_TO_HELP
 
@@ -81,6 +82,12 @@ class RLConfig(Config):
     bf16: bool | None = Field(
         None, description="bf16 autocast for the update; None = on a GPU that supports it (fp32 on CPU)"
     )
+    gradient_checkpointing: bool = Field(
+        True,
+        description="recompute activations in the backward pass (TRL's GRPO default): less memory; on CPU "
+        "turning it off did not make SmolLM2's step faster (docs/benchmarks.md)",
+    )
+    lm_head: Literal["all", "trained"] = Field("all", description=LM_HEAD_HELP)
     report_to: list[str] = Field(default_factory=list, description=REPORT_TO_HELP)
 
     @model_validator(mode="after")

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from autocoa.runlock import holds_lock
-from autocoa.train.common import quiet_libraries, quiet_trainer, trainer_args
+from autocoa.train.common import lm_head_positions, quiet_libraries, quiet_trainer, trainer_args
 from autocoa.train.examples import check_rows, masked_example, mix_rows, read_rows, replay_examples, trajectory_of
 from autocoa.train.stage_config import SFTConfig, config_for
 
@@ -194,7 +194,8 @@ def train_sft(
     prepare_seconds = time.perf_counter() - t0
 
     t1 = time.perf_counter()
-    trainer.train(resume_from_checkpoint=str(ckpt) if ckpt is not None else None)
+    with lm_head_positions(getattr(cfg, "lm_head", "all")):  # SFT-1's CPO trainer has no fused head
+        trainer.train(resume_from_checkpoint=str(ckpt) if ckpt is not None else None)
     train_seconds = time.perf_counter() - t1
     if cfg.lora_rank:  # the adapters merged in: the stage's output is a plain checkpoint like any other
         trainer.model = trainer.accelerator.unwrap_model(trainer.model).merge_and_unload()

@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from autocoa.config import Config
+from autocoa.train.common import LM_HEAD_HELP
 from autocoa.train.tracking import REPORT_TO_HELP
 
 Stage = Literal["sft1", "sft2", "sft3"]
@@ -77,6 +78,8 @@ class SFTConfig(Config):
 
 class MaskedSFTConfig(SFTConfig):
     """SFT-stage2 (observations masked) and -stage3 (observations trained)."""
+
+    lm_head: Literal["all", "trained"] = Field("all", description=LM_HEAD_HELP)
 
     cot_ratio: float = Field(
         0.2,
