@@ -192,14 +192,6 @@ def live_steps(display: Any, name: str) -> Any:
     return LiveSteps()
 
 
-LM_HEAD_HELP = (
-    "positions TRL's fused LM head projects off a GPU: all (TRL's choice on CPU: every position, prompt and "
-    "padding included, to keep tile shapes fixed for compiling backends) or trained (only the positions with a "
-    "label, as TRL does on a GPU: the same log-probs; on CPU a forward and backward of SmolLM2 1.3x faster, "
-    "docs/benchmarks.md)"
-)
-
-
 @contextmanager
 def lm_head_positions(which: str) -> Iterator[None]:
     """While training, make TRL's fused LM head (``add_fused_lm_head``, which SFT-2/3 and GRPO use)

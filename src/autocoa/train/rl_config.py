@@ -9,8 +9,8 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from autocoa.config import Config
-from autocoa.train.common import LM_HEAD_HELP
 from autocoa.train.rewards import Metric
+from autocoa.train.stage_config import LM_HEAD_HELP
 from autocoa.train.tracking import REPORT_TO_HELP
 
 Env = Literal["simulated", "real"]

@@ -14,7 +14,6 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from autocoa.config import Config
-from autocoa.train.common import LM_HEAD_HELP
 from autocoa.train.tracking import REPORT_TO_HELP
 
 Stage = Literal["sft1", "sft2", "sft3"]
@@ -74,6 +73,14 @@ class SFTConfig(Config):
                 "so that a resumed run logs the losses an uninterrupted one does"
             )
         return self
+
+
+LM_HEAD_HELP = (
+    "positions TRL's fused LM head projects off a GPU: all (TRL's choice on CPU: every position, prompt and "
+    "padding included, to keep tile shapes fixed for compiling backends) or trained (only the positions with a "
+    "label, as TRL does on a GPU: the same log-probs; on CPU a forward and backward of SmolLM2 1.3x faster, "
+    "docs/benchmarks.md)"
+)
 
 
 class MaskedSFTConfig(SFTConfig):
