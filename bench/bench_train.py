@@ -51,7 +51,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(args.repeats):
             for name, (rank, lm_head) in arms.items():
-                out = Path(tmp) / f"run{i}_{len(rates[name])}_{rank}_{lm_head}"
+                out = Path(tmp) / f"run{i}_{rank}_{lm_head}"
                 rates[name].append(run(args.model, args.data, args.steps, rank, out, lm_head))
     med = {k: statistics.median(v) for k, v in rates.items()}
     print(f"model {args.model}, {args.steps} steps of batch 4, median of {args.repeats}")
