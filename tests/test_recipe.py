@@ -281,6 +281,10 @@ def test_the_scale_and_legacy_presets_and_the_preset_option(tmp_path):
     from autocoa.cli import app
 
     scale, legacy = preset("scale"), preset("legacy")
+    # the instrument is the default with SFT-2 twice as long, and nothing else
+    default = preset("default")
+    assert scale.sft2.max_steps == 2 * default.sft2.max_steps
+    assert scale.model_copy(update={"size": "default", "sft2": default.sft2}) == default
     assert scale.world.rare_exposure_max > 0 and scale.world.reading_passages > 0
     assert scale.synth.known_from == "model" and scale.sft3.pool_repeats == 0 and scale.sft3.observations_in == "all"
     assert legacy.world.rare_exposure_max == 0 and legacy.synth.known_from == "world" and legacy.sft3.pool_repeats

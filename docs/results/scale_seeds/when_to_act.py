@@ -9,8 +9,10 @@ was evaluated on, every hop of every question by
   without a search (``skipped``),
 - for a skipped hop, whether a thought or the answer names the hop's object (``right``).
 
-Writes when_to_act.json and when_to_act.md beside this file. Usage, from the repository root:
-python docs/results/scale_seeds/when_to_act.py runs/study/seed0 runs/study/seed1 ..."""
+Writes when_to_act.json and when_to_act.md beside this file (``--out STEM``: STEM.json and
+STEM.md); a checkpoint some seed directory has no evaluation of (a demo study evaluates only
+SFT-1&2&3 and the recipe) is left out. Usage, from the repository root:
+python docs/results/scale_seeds/when_to_act.py [--out STEM] runs/study/seed0 runs/study/seed1 ..."""
 
 import json
 import sys
@@ -66,8 +68,14 @@ def row(seed: str, lab: str, c: dict) -> str:
     return f"| {seed} | {LABELS[lab]} | {c['em']:.3f} | " + " | ".join(cells) + " |"
 
 
-per_seed = {root.name: {lab: hop_counts(root, lab) for lab in LABELS} for root in map(Path, sys.argv[1:])}
-(here / "when_to_act.json").write_text(json.dumps(per_seed, indent=1) + "\n")
+args = sys.argv[1:]
+stem = here / "when_to_act"
+if args[:1] == ["--out"]:
+    stem, args = Path(args[1]), args[2:]
+roots = [Path(a) for a in args]
+labels = [lab for lab in LABELS if all((root / "eval" / lab / "predictions.jsonl").exists() for root in roots)]
+per_seed = {root.name: {lab: hop_counts(root, lab) for lab in labels} for root in roots}
+stem.with_suffix(".json").write_text(json.dumps(per_seed, indent=1) + "\n")
 lines = [
     "# When each checkpoint acts, against what the base model recalls",
     "",
@@ -81,7 +89,7 @@ lines = [
     "|---|---|---:|" + "---:|" * len(GROUPS),
 ]
 lines += [row(seed[4:], lab, c) for seed, rows in per_seed.items() for lab, c in rows.items()]
-for lab in LABELS:
+for lab in labels:
     runs = [per_seed[s][lab] for s in per_seed]
     summed = {
         "em": sum(r["em"] for r in runs) / len(runs),
@@ -90,5 +98,5 @@ for lab in LABELS:
         },
     }
     lines.append(row("**all**", lab, summed))
-(here / "when_to_act.md").write_text("\n".join(lines) + "\n")
+stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
 print("\n".join(lines))
