@@ -90,6 +90,6 @@ def test_sampled_logprobs_equal_the_trainers(tokenizer, tmp_path):
 @pytest.mark.parametrize("on", [False, True])
 def test_gradient_checkpointing_is_the_configs_not_trls_default(tokenizer, tmp_path, on):
     """TRL's GRPOConfig turns activation checkpointing on unless told; RL uses the config's switch
-    (off by default: on CPU it recomputes a forward every step)."""
+    (on by default, as TRL's; off measured 1.11x slower a step on CPU, docs/benchmarks.md)."""
     trainer, _, _ = _trainer(tokenizer, tmp_path, step=1, gradient_checkpointing=on)
     assert trainer.args.activation_checkpointing is on  # Trainer enables it on the model when training starts
