@@ -34,12 +34,17 @@ GROUPS = {
 }
 
 
-def hop_counts(root: Path, label: str) -> dict:
+def seed_counts(root: Path, labels: list[str]) -> dict[str, dict]:
+    """``hop_counts`` of each checkpoint of one seed directory, its world and probe read once."""
     facts = {(r["subject_id"], r["relation"]): r for _, r in read_jsonl(root / "base" / "knowledge.jsonl")}
     chains = {r["id"]: r["chain"] for _, r in read_jsonl(root / "world" / "test.jsonl")}
+    return {lab: hop_counts(root / "eval" / lab / "predictions.jsonl", facts, chains) for lab in labels}
+
+
+def hop_counts(predictions: Path, facts: dict, chains: dict) -> dict:
     c = {g: {"hops": 0, "skipped": 0, "right": 0} for g in GROUPS.values()}
     questions = em = 0
-    for _, r in read_jsonl(root / "eval" / label / "predictions.jsonl"):
+    for _, r in read_jsonl(predictions):
         if r["method"] != "agent":
             continue
         chain, segs = chains[r["id"]], r["trajectory"]["segments"]
@@ -74,7 +79,7 @@ if args[:1] == ["--out"]:
     stem, args = Path(args[1]), args[2:]
 roots = [Path(a) for a in args]
 labels = [lab for lab in LABELS if all((root / "eval" / lab / "predictions.jsonl").exists() for root in roots)]
-per_seed = {root.name: {lab: hop_counts(root, lab) for lab in labels} for root in roots}
+per_seed = {root.name: seed_counts(root, labels) for root in roots}
 stem.with_suffix(".json").write_text(json.dumps(per_seed, indent=1) + "\n")
 lines = [
     "# When each checkpoint acts, against what the base model recalls",
