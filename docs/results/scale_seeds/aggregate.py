@@ -10,6 +10,8 @@ import json
 import sys
 from pathlib import Path
 
+from seed_files import metrics, recalled_share
+
 from autocoa.eval.report import read_recall
 from autocoa.jsonl import read_logged
 from autocoa.recipe.study import RECIPE, spread
@@ -17,10 +19,6 @@ from autocoa.recipe.study_report import code_version, fmt
 
 here = Path(__file__).resolve().parent
 roots = [Path(p) for p in sys.argv[1:]]
-
-
-def metrics(root: Path, label: str, method: str = "agent") -> dict:
-    return json.loads((root / "eval" / label / "metrics.json").read_text())["methods"][method]
 
 
 def rl_signal(root: Path) -> dict:
@@ -61,15 +59,10 @@ MEMORY_STAGES = ("base", "sft1", "sft12", "sft123", "rl")
 def kept_memory(root: Path) -> dict[str, float]:
     """The share of the test pool's facts each checkpoint recalls closed-book (the probe pretraining
     runs, autocoa.knowledge.recall): how much of what the base read survives fine-tuning."""
-    from autocoa.knowledge import recall, world_facts
-    from autocoa.models import load_model
+    from autocoa.knowledge import world_facts
 
     facts = world_facts(root / "world", pools=("test",))
-    out = {}
-    for stage in MEMORY_STAGES:
-        model, tok = load_model(root / stage, device="cpu")
-        out[stage] = round(sum(known for known, _ in recall(model, tok, facts)) / len(facts), 4)
-    return out
+    return {stage: round(recalled_share(root / stage, facts), 4) for stage in MEMORY_STAGES}
 
 
 def copy_failures(root: Path, label: str = "rl") -> dict[str, int]:
@@ -106,6 +99,14 @@ def copy_failures(root: Path, label: str = "rl") -> dict[str, int]:
     return out
 
 
+def demo_seconds(root: Path) -> dict[str, float]:
+    """The demo's stage seconds of a seed: the copy recorded beside this script (timings_seed<S>.json)
+    when there is one, since the seed directory's timings.json also collects the stages of every
+    study run on it later (the ablations'), which are not the demo's cost."""
+    recorded = here / f"timings_{root.name}.json"
+    return json.loads((recorded if recorded.exists() else root / "timings.json").read_text())
+
+
 def variants(root: Path) -> list[dict]:
     path = here / f"rl_variants_{root.name}.jsonl"
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
@@ -135,7 +136,7 @@ for root in roots:
         "copy_failures": copy_failures(root),
         **rl_signal(root),
         **{f"variant_{i}": v["em"] - sft["em"] for i, v in enumerate(variants(root))},
-        "seconds": json.loads((root / "timings.json").read_text()),
+        "seconds": demo_seconds(root),
     }
 keys = [k for k in next(iter(per_seed.values())) if not isinstance(next(iter(per_seed.values()))[k], dict)]
 over = {k: spread([s.get(k) for s in per_seed.values()]) for k in keys}

@@ -13,18 +13,14 @@ import json
 import sys
 from pathlib import Path
 
-from autocoa.knowledge import recall, world_facts
-from autocoa.models import load_model
+from seed_files import metrics, recalled_share
 
-
-def metrics(root: Path, label: str) -> dict:
-    return json.loads((root / "eval" / label / "metrics.json").read_text())["methods"]["agent"]
+from autocoa.knowledge import world_facts
 
 
 def measure(root: Path) -> dict:
     sft, rl = metrics(root, "sft123"), metrics(root, "rl")
     facts = world_facts(root / "world", pools=("test",))
-    model, tok = load_model(root / "sft12", device="cpu")
     timings = json.loads((root / "timings.json").read_text())
     return {
         "sft123": sft["em"],
@@ -32,7 +28,7 @@ def measure(root: Path) -> dict:
         "recipe_4hop": rl["by"]["hops"]["4"]["em"],
         "copy_sft123": sft["copy_accuracy"],
         "fidelity_test": metrics(root, "sft123_sim_test")["fidelity"],
-        "recalled_after_sft2": sum(known for known, _ in recall(model, tok, facts)) / len(facts),
+        "recalled_after_sft2": recalled_share(root / "sft12", facts),
         "sft2_seconds": timings.get("sft12", timings.get("sft2")),
     }
 
