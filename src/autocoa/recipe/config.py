@@ -352,7 +352,9 @@ def pretrained_preset(fast: bool = False) -> RecipeConfig:
     """Sizes for a real ~135M-parameter chat model on 2 CPU cores (SmolLM2-135M-Instruct trains
     at ~180 tokens/s there, a CoA example being ~280 tokens with its chat template): the same
     world and teacher as the default, far fewer steps, small learning rates; ``fast``: every
-    stage for a step or two (the slow test)."""
+    stage for a step or two (the slow test). SFT-2/3 and RL project only the trained positions
+    onto the 49k-token vocabulary (``lm_head: trained``: the same log-probs; SFT-2 1.51x the
+    tokens a second, a GRPO step 0.73x the time, docs/benchmarks.md)."""
     steps = (lambda n: 2) if fast else (lambda n: n)
     budget = (
         dict(max_new_tokens=160, max_obs_tokens=60, max_answer_tokens=8)
@@ -375,6 +377,7 @@ def pretrained_preset(fast: bool = False) -> RecipeConfig:
             save_steps=40,
             logging_steps=10,
             warmup_ratio=0.05,
+            lm_head="trained",
         ),
         sft3=MaskedSFTConfig(
             max_steps=steps(40),
@@ -387,6 +390,7 @@ def pretrained_preset(fast: bool = False) -> RecipeConfig:
             pool_repeats=3,
             observations_in="pool",
             pool_loss="observations",
+            lm_head="trained",
         ),
         rl=RLConfig(
             sim_steps=1 if fast else 6,
@@ -398,6 +402,7 @@ def pretrained_preset(fast: bool = False) -> RecipeConfig:
             save_every=4,
             eval_every=4,
             stop_on_collapse=False,
+            lm_head="trained",
             **budget,
         ),
         agent=AgentConfig(batch_size=32, **budget),
