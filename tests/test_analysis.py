@@ -69,6 +69,7 @@ def test_fidelity_checks_the_searched_hop_object():
         "obs_wrong_common": 1,
         "copy_checked": 1,  # hop 0's stated object; the next thought or answer ("Topa") does not restate it
         "copied": 0,
+        "past_last_hop": 0,  # no query names the answer (Topa)
     }
 
 

@@ -30,6 +30,11 @@ Definitions (per question; averaged over questions in :func:`summarise`):
   object the model restates (whole tokens, exactly) in the next thought or answer after the
   observation; none following counts as not restated. It measures reading: whether a name just
   read is written back intact (a copy error garbles "Havite Institute" into "Kosite Institute").
+- **past the last hop**: the trajectory searches about the question's answer: a search query
+  names the last hop's ``object`` (whole tokens), i.e. it asks for a hop the question did not
+  ask for ("Which company produced Rute?" -> Rifo Group -> "Rifo Group headquarters"). Its
+  answer is then another hop's object. Per question (0/1); the share over questions in
+  :func:`summarise` and by hop count in evaluation.
 - Both are also split by **hop kind**: ``rare`` (the fact is only in the corpus: the world
   model can know it only from training on that document) and ``common`` (the fact is in the
   pretraining text), from the hop's ``known`` flag.
@@ -150,6 +155,23 @@ def copy_checks(traj: Trajectory, chain: Sequence[Mapping[str, Any]], tool: str 
     return out
 
 
+def past_last_hop(traj: Trajectory, chain: Sequence[Mapping[str, Any]], tool: str = SEARCH) -> bool:
+    """Whether a search of the trajectory asks about the question's answer (the last hop's
+    object, as whole tokens in the query): a hop past the question's last.
+
+    >>> from autocoa.trajectory import action, answer, observation
+    >>> chain = [{"subject": "Rute", "object": "Rifo Group"}]
+    >>> on = (action("search", "Rute producer"), observation("Rute was produced by Rifo Group."))
+    >>> past = (*on, action("search", "Rifo Group headquarters"), observation("Rifo Group is based in Bekila."))
+    >>> past_last_hop(Trajectory("Q", (*on, answer("Rifo Group"))), chain)
+    False
+    >>> past_last_hop(Trajectory("Q", (*past, answer("Bekila"))), chain)
+    True
+    """
+    target = chain[-1]["object"]
+    return any(t == tool and names(q, target) for t, q in traj.actions)
+
+
 def analyse(traj: Trajectory, chain: Sequence[Mapping[str, Any]] | None, n_search: int | None) -> dict[str, int]:
     """Per-question counts for a prediction row: ``searches`` always; with the world's
     ``n_search``, ``unneeded`` and ``missed``; with its ``chain``, ``obs_checked`` (matched
@@ -167,6 +189,7 @@ def analyse(traj: Trajectory, chain: Sequence[Mapping[str, Any]] | None, n_searc
         out["obs_unmatched"] = len(checks) - len(matched)
         copies = copy_checks(traj, chain)
         out["copy_checked"], out["copied"] = len(copies), sum(copies)
+        out["past_last_hop"] = int(past_last_hop(traj, chain))
         for kind in KINDS:
             of_kind = [c for c in matched if c["kind"] == kind]
             out[f"obs_checked_{kind}"] = len(of_kind)
@@ -203,7 +226,8 @@ def summarise(rows: Iterable[Mapping[str, Any]], simulated: bool) -> dict[str, A
     """Means over the rows that carry the fields of :func:`analyse`.
 
     ``unneeded_searches`` / ``missed_searches``: mean per question; ``exact_searches``: share
-    of questions with exactly ``n_search`` searches. The observation check is pooled over
+    of questions with exactly ``n_search`` searches; ``past_last_hop``: share of questions
+    whose trajectory searches about the answer. The observation check is pooled over
     observations and reported as ``fidelity`` (simulated) or ``retrieval_hit`` (real).
     """
     rows = list(rows)
@@ -219,6 +243,7 @@ def summarise(rows: Iterable[Mapping[str, Any]], simulated: bool) -> dict[str, A
     if checked:
         total = sum(r["obs_checked"] for r in checked)
         fact = sum(r["obs_fact"] for r in checked)
+        out["past_last_hop"] = sum(r.get("past_last_hop", 0) for r in checked) / len(checked)
         out["observations"] = {
             "checked": total,
             "states_fact": fact,

@@ -89,6 +89,7 @@ def result_rows(runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
                     "hallucination": m.get("hallucination"),
                     "retrieval_hit": m.get("retrieval_hit"),
                     "copy_accuracy": m.get("copy_accuracy"),
+                    "past_last_hop": m.get("past_last_hop"),
                     "env": run.get("run", {}).get("env", "real"),
                     "data": Path(str(run.get("run", {}).get("data", ""))).name or None,
                     "train_real_calls": run.get("train_real_calls"),
@@ -116,8 +117,9 @@ def results_table(rows: Sequence[dict[str, Any]]) -> str:
     has_verify = any(r.get("verify_changed") is not None for r in rows)
     cols += ["LLM calls/q", "s/q"] * has_cost
     has_copy = any(r.get("copy_accuracy") is not None for r in rows)
+    has_past = any(r.get("past_last_hop") is not None for r in rows)
     cols += ["fidelity", "fidelity (rare)", "hallucination"] * has_fid + ["retrieval hit"] * has_hit
-    cols += ["copy acc"] * has_copy
+    cols += ["copy acc"] * has_copy + ["past last hop"] * has_past
     cols += ["MRFS changed", "helped", "hurt"] * has_verify
     lines = ["| method | n | " + " | ".join(cols) + " |", "|---|---:|" + "---:|" * len(cols)]
     for r in rows:
@@ -129,6 +131,7 @@ def results_table(rows: Sequence[dict[str, Any]]) -> str:
         cells += [_fmt(r.get(k)) for k in ("fidelity", "fidelity_rare", "hallucination")] * has_fid
         cells += [_fmt(r["retrieval_hit"])] * has_hit
         cells += [_fmt(r.get("copy_accuracy"))] * has_copy
+        cells += [_fmt(r.get("past_last_hop"))] * has_past
         cells += [_fmt(r.get("verify_changed")), _fmt(r.get("verify_helped")), _fmt(r.get("verify_hurt"))] * has_verify
         lines.append(f"| {r['label']} | {r['n']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -169,7 +169,8 @@ def run_method(
 
 def method_metrics(rows: Sequence[dict[str, Any]], simulated: bool = False) -> dict[str, Any]:
     """EM/F1/cover-EM overall and by hops (when every row knows it) and by #actions (Fig. 3),
-    tool calls and actions per question, and the world's when-to-act / fidelity numbers."""
+    tool calls and actions per question, and the world's when-to-act / fidelity numbers (the
+    share past the last hop by hop count too)."""
     rows = list(rows)
     if not rows:
         raise ValueError("no predictions to score")
@@ -192,6 +193,10 @@ def method_metrics(rows: Sequence[dict[str, Any]], simulated: bool = False) -> d
     out["well_formed"] = sum(r["well_formed"] for r in rows) / n
     out["forced_answer"] = sum(r["forced_answer"] for r in rows) / n
     out.update(summarise(rows, simulated=simulated))
+    if "hops" in out.get("by", {}) and all("past_last_hop" in r for r in rows):
+        for h, g in out["by"]["hops"].items():
+            group = [r["past_last_hop"] for r in rows if r["hops"] == h]
+            g["past_last_hop"] = sum(group) / len(group)
     return out
 
 

@@ -47,6 +47,8 @@ COLUMNS = {
     "demo": [
         *BY_HOPS,
         ("copy acc", "copy_acc", 3),
+        ("past last hop", "past_last_hop", 3),
+        ("past, 1-hop", "past_1hop", 3),
         ("unneeded/q", "unneeded", 2),
         ("missed/q", "missed", 2),
         ("fidelity test", "fidelity_test", 3),
@@ -131,7 +133,9 @@ def paired_table(diffs: Sequence[dict[str, Any]]) -> str:
 
 
 def markdown_table(study: str, rows: Sequence[dict[str, Any]]) -> str:
-    cols = COLUMNS[study]
+    """The study's :data:`COLUMNS` that any row has a value for (a study run before a column
+    existed keeps its table), one line per row."""
+    cols = [c for c in COLUMNS[study] if any(r.get(c[1]) for r in rows)]
     lines = ["| row | " + " | ".join(c[0] for c in cols) + " |", "|---|" + "---:|" * len(cols)]
     for r in rows:
         lines.append(f"| {r['name']} | " + " | ".join(fmt(r.get(k), d) for _, k, d in cols) + " |")
