@@ -226,3 +226,24 @@ def test_heldout_every_needs_questions(tokenizer, tmp_path):
     )
     with pytest.raises(ValueError, match="heldout_every needs held-out questions"):
         train_rl(model, write_questions(tmp_path / "q.jsonl"), tmp_path / "out", cfg, progress=False)
+
+
+def test_rollouts_past_the_last_hop_are_counted_for_the_step_metrics(tokenizer, tmp_path):
+    """The step's ``rl/past_last_hop``: of the rollouts whose question has a gold chain, those
+    that search about the answer (analysis.past_last_hop); a rollout without a chain is not counted."""
+    from types import SimpleNamespace
+
+    from autocoa.train.rl_monitor import RunState
+    from autocoa.train.rl_rollouts import AgentRollouts
+    from autocoa.trajectory import Trajectory, action, answer, observation
+
+    chain = [{"subject": "Rute", "relation": "producer", "object": "Rifo Group", "known": False}]
+    read = (action("search", "Rute producer"), observation("Rute was produced by Rifo Group."))
+    past = Trajectory("Q", (*read, action("search", "Rifo Group seat"), observation("Bekila"), answer("Bekila")))
+    stop = Trajectory("Q", (*read, answer("Rifo Group")))
+    roll = AgentRollouts(tokenizer, RLConfig(), None, {}, tmp_path, RunState(), chains={"a": chain})
+    pairs = (("a", past), ("a", stop), ("a", past), ("b", past))
+    rollouts = [SimpleNamespace(prompt=p, trajectory=t) for p, t in pairs]
+    checked, fact, chained, n_past = roll._observation_check(rollouts)
+    assert (chained, n_past) == (3, 2)
+    assert (checked, fact) == (3, 3)  # the query about Rifo Group names no hop's subject: unmatched

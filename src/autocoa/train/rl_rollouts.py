@@ -46,7 +46,7 @@ class AgentRollouts:
         seed = self.cfg.seed * 1_000_003 + step * 101 + acc.process_index
         rollouts = engine.generate(list(prompts), self.cfg.agent_config(env, seed))
         cap = answer_deadline(self.cfg.max_new_tokens, self.cfg.max_answer_tokens)
-        checked, fact = self._observation_check(rollouts)
+        checked, fact, chained, past = self._observation_check(rollouts)
         local = torch.tensor(
             [
                 len(rollouts),
@@ -57,11 +57,15 @@ class AgentRollouts:
                 sum(len(r.ids) for r in rollouts),
                 checked,
                 fact,
+                chained,
+                past,
             ],
             dtype=torch.float64,
             device=acc.device,
         )
-        n, calls, actions, forced, capped, tokens, checked, fact = acc.reduce(local, reduction="sum").tolist()
+        n, calls, actions, forced, capped, tokens, checked, fact, chained, past = acc.reduce(
+            local, reduction="sum"
+        ).tolist()
         self.state.real_calls_total += int(calls)
         metrics = [
             ("rl/real_calls", calls),
@@ -73,6 +77,7 @@ class AgentRollouts:
         ]
         if self.chains:
             metrics += [("rl/obs_checked", checked)] + ([("rl/obs_fact", fact / checked)] if checked else [])
+            metrics += [("rl/past_last_hop", past / chained)] if chained else []
         for name, value in metrics:
             trainer._log_metric(name, value)  # TRL's per-step metric buffer (the `log_metric` of reward functions)
         if acc.is_main_process and step % self.cfg.rollouts_every == 0 and self.cfg.rollouts_per_dump:
@@ -84,19 +89,22 @@ class AgentRollouts:
             "env_mask": [r.mask for r in rollouts],
         }
 
-    def _observation_check(self, rollouts: list) -> tuple[int, int]:
-        """(search results matched to a hop, of those stating its true object) over the rollouts
-        whose question has a gold chain (:func:`autocoa.analysis.check_observations`)."""
-        from autocoa.analysis import check_observations
+    def _observation_check(self, rollouts: list) -> tuple[int, int, int, int]:
+        """(search results matched to a hop, of those stating its true object, rollouts whose
+        question has a gold chain, of those searching past its last hop) (:func:`autocoa.analysis.check_observations`,
+        :func:`autocoa.analysis.past_last_hop`)."""
+        from autocoa.analysis import check_observations, past_last_hop
 
-        checked = fact = 0
+        checked = fact = chained = past = 0
         for r in rollouts:
             chain = self.chains.get(r.prompt)
             if chain and r.trajectory is not None:
+                chained += 1
+                past += past_last_hop(r.trajectory, chain)
                 for c in check_observations(r.trajectory, chain):
                     checked += c["hop"] is not None
                     fact += bool(c["states_fact"])
-        return checked, fact
+        return checked, fact, chained, past
 
     def _tags(self):
         from autocoa.tags import DEFAULT_TAGS
