@@ -258,16 +258,18 @@ def test_failed_tool_calls_are_counted_apart_and_flagged(tokenizer):
 
 
 def test_past_the_last_hop_share_overall_and_by_hop_count():
-    """A trajectory that reads the answer and then searches about it went past the question's
-    last hop: counted per question, overall and by hop count, and it answers wrong."""
+    """A trajectory that reads the answer and then searches about it, or states the next hop
+    from memory, went past the question's last hop: counted per question, overall and by hop
+    count, and it answers wrong."""
     from autocoa.eval.runner import scored_row
-    from autocoa.trajectory import Trajectory, action, answer, observation
+    from autocoa.trajectory import Trajectory, action, answer, observation, think
 
     one = [{"subject": "Rute", "relation": "producer", "object": "Rifo Group", "known": False}]
     two = [*one, {"subject": "Rifo Group", "relation": "headquarters", "object": "Bekila", "known": False}]
     read = (action("search", "Rute producer"), observation("Rute was produced by Rifo Group."))
     on = (*read, action("search", "Rifo Group headquarters"), observation("Bekila."), answer("Bekila"))
     past, stop, hop2 = Trajectory("Q", on), Trajectory("Q", (*read, answer("Rifo Group"))), Trajectory("Q", on)
+    recall = Trajectory("Q", (*read, think("Rute: Rifo Group."), think("Rifo Group is in Bekila."), answer("Bekila")))
 
     def row(i, chain, traj):
         meta = {"chain": chain, "n_search": len(chain)}
@@ -275,7 +277,7 @@ def test_past_the_last_hop_share_overall_and_by_hop_count():
         counts = {"n_actions": len(traj.actions), "n_tool_calls": len(traj.actions), "forced_answer": False}
         return scored_row(rec, traj, "agent", **counts)
 
-    rows = [row(0, one, past), row(1, one, stop), row(2, one, past), row(3, two, hop2)]
+    rows = [row(0, one, past), row(1, one, stop), row(2, one, recall), row(3, two, hop2)]
     assert [r["past_last_hop"] for r in rows] == [1, 0, 1, 0]  # the 2-hop chain's second search is its own hop
     assert [r["em"] for r in rows] == [0.0, 1.0, 0.0, 1.0]
     m = method_metrics(rows)

@@ -230,7 +230,7 @@ def test_heldout_every_needs_questions(tokenizer, tmp_path):
 
 def test_rollouts_past_the_last_hop_are_counted_for_the_step_metrics(tokenizer, tmp_path):
     """The step's ``rl/past_last_hop``: of the rollouts whose question has a gold chain, those
-    that search about the answer (analysis.past_last_hop); a rollout without a chain is not counted."""
+    that go past the last hop (analysis.past_last_hop); a rollout without a chain is not counted."""
     from types import SimpleNamespace
 
     from autocoa.train.rl_monitor import RunState

@@ -30,11 +30,12 @@ Definitions (per question; averaged over questions in :func:`summarise`):
   object the model restates (whole tokens, exactly) in the next thought or answer after the
   observation; none following counts as not restated. It measures reading: whether a name just
   read is written back intact (a copy error garbles "Havite Institute" into "Kosite Institute").
-- **past the last hop**: the trajectory searches about the question's answer: a search query
-  names the last hop's ``object`` (whole tokens), i.e. it asks for a hop the question did not
-  ask for ("Which company produced Rute?" -> Rifo Group -> "Rifo Group headquarters"). Its
-  answer is then another hop's object. Per question (0/1); the share over questions in
-  :func:`summarise` and by hop count in evaluation.
+- **past the last hop**: the trajectory goes on to a hop the question did not ask for, after
+  the answer (the last hop's ``object``): a search query names the answer ("Which company
+  produced Rute?" -> Rifo Group -> "Rifo Group headquarters"), or a thought states the answer
+  and the final answer is another name ("Mokes is a city in Thokival." -> "The capital of
+  Thokival is Vobon." -> Vobon). Names match as whole tokens. Per question (0/1); the share over
+  questions in :func:`summarise` and by hop count in evaluation.
 - Both are also split by **hop kind**: ``rare`` (the fact is only in the corpus: the world
   model can know it only from training on that document) and ``common`` (the fact is in the
   pretraining text), from the hop's ``known`` flag.
@@ -156,20 +157,25 @@ def copy_checks(traj: Trajectory, chain: Sequence[Mapping[str, Any]], tool: str 
 
 
 def past_last_hop(traj: Trajectory, chain: Sequence[Mapping[str, Any]], tool: str = SEARCH) -> bool:
-    """Whether a search of the trajectory asks about the question's answer (the last hop's
-    object, as whole tokens in the query): a hop past the question's last.
+    """Whether the trajectory goes past the question's last hop: a search asks about the answer
+    (the last hop's object, as whole tokens in the query), or a thought states the answer and
+    the final answer is another name.
 
-    >>> from autocoa.trajectory import action, answer, observation
+    >>> from autocoa.trajectory import action, answer, observation, think
     >>> chain = [{"subject": "Rute", "object": "Rifo Group"}]
-    >>> on = (action("search", "Rute producer"), observation("Rute was produced by Rifo Group."))
-    >>> past = (*on, action("search", "Rifo Group headquarters"), observation("Rifo Group is based in Bekila."))
-    >>> past_last_hop(Trajectory("Q", (*on, answer("Rifo Group"))), chain)
-    False
-    >>> past_last_hop(Trajectory("Q", (*past, answer("Bekila"))), chain)
-    True
+    >>> read = (action("search", "Rute producer"), observation("Rute was produced by Rifo Group."))
+    >>> stop = (*read, think("Rute was produced by Rifo Group."), answer("Rifo Group"))
+    >>> search = (*read, action("search", "Rifo Group headquarters"), observation("It is in Bekila."), answer("Bekila"))
+    >>> recall = (*read, think("Rute was produced by Rifo Group."), think("Rifo Group is in Bekila."), answer("Bekila"))
+    >>> [past_last_hop(Trajectory("Q", t), chain) for t in (stop, search, recall, read)]
+    [False, True, True, False]
     """
     target = chain[-1]["object"]
-    return any(t == tool and names(q, target) for t, q in traj.actions)
+    if any(t == tool and names(q, target) for t, q in traj.actions):
+        return True
+    final = traj.answer
+    stated = any(s.kind is Kind.THINK and names(s.text, target) for s in traj.segments)
+    return stated and final is not None and not names(final, target)
 
 
 def analyse(traj: Trajectory, chain: Sequence[Mapping[str, Any]] | None, n_search: int | None) -> dict[str, int]:
@@ -227,7 +233,7 @@ def summarise(rows: Iterable[Mapping[str, Any]], simulated: bool) -> dict[str, A
 
     ``unneeded_searches`` / ``missed_searches``: mean per question; ``exact_searches``: share
     of questions with exactly ``n_search`` searches; ``past_last_hop``: share of questions
-    whose trajectory searches about the answer. The observation check is pooled over
+    whose trajectory goes past the last hop (:func:`past_last_hop`). The observation check is pooled over
     observations and reported as ``fidelity`` (simulated) or ``retrieval_hit`` (real).
     """
     rows = list(rows)

@@ -91,7 +91,7 @@ class AgentRollouts:
 
     def _observation_check(self, rollouts: list) -> tuple[int, int, int, int]:
         """(search results matched to a hop, of those stating its true object, rollouts whose
-        question has a gold chain, of those searching past its last hop) (:func:`autocoa.analysis.check_observations`,
+        question has a gold chain, of those going past its last hop) (:func:`autocoa.analysis.check_observations`,
         :func:`autocoa.analysis.past_last_hop`)."""
         from autocoa.analysis import check_observations, past_last_hop
 
