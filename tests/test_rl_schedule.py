@@ -157,6 +157,8 @@ def test_fidelity_and_rewards_are_logged_per_environment(tokenizer, tmp_path):
     rows = read_metrics(out)
     assert [r["rl/obs_fact"] for r in rows] == [1.0, 1.0, 0.0]
     assert [r["rl/obs_checked"] for r in rows] == [4, 4, 4]
+    # every rollout answers right: the 1-hop reward is 1 and no group has a spread to learn from
+    assert [(r["rl/reward_1hop"], r["rl/zero_spread_1hop"]) for r in rows] == [(1.0, 1.0)] * 3
     assert (summary["fidelity_sim"], summary["reward_sim"], summary["reward_real"]) == (1.0, 1.0, 1.0)
 
 

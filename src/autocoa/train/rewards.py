@@ -131,3 +131,28 @@ def _text(completion: Any) -> str:
     if isinstance(completion, list):
         return "".join(m.get("content", "") for m in completion if isinstance(m, dict))
     return str(completion)
+
+
+def reward_by_hops(samples: Sequence[tuple[str, int, float]]) -> dict[int, dict[str, float]]:
+    """One GRPO step's reward signal by the questions' hop count: ``samples`` are
+    ``(prompt, hops, reward)`` per rollout (a prompt's rollouts form its group). For each hop
+    count: the mean ``reward``, and ``zero_spread``, the share of its groups whose rollouts all
+    scored the same (their advantages are all 0: nothing to learn from them).
+
+    >>> reward_by_hops([("a", 1, 1.0), ("a", 1, 0.0), ("b", 1, 0.0), ("b", 1, 0.0), ("c", 2, 1.0), ("c", 2, 1.0)])
+    {1: {'reward': 0.25, 'zero_spread': 0.5}, 2: {'reward': 1.0, 'zero_spread': 1.0}}
+    """
+    groups: dict[str, list[float]] = {}
+    hops: dict[str, int] = {}
+    for prompt, h, r in samples:
+        groups.setdefault(prompt, []).append(r)
+        hops[prompt] = h
+    out = {}
+    for h in sorted(set(hops.values())):
+        of_h = [g for p, g in groups.items() if hops[p] == h]
+        rewards = [r for g in of_h for r in g]
+        out[h] = {
+            "reward": sum(rewards) / len(rewards),
+            "zero_spread": sum(max(g) == min(g) for g in of_h) / len(of_h),
+        }
+    return out

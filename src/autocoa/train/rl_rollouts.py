@@ -78,6 +78,8 @@ class AgentRollouts:
         if self.chains:
             metrics += [("rl/obs_checked", checked)] + ([("rl/obs_fact", fact / checked)] if checked else [])
             metrics += [("rl/past_last_hop", past / chained)] if chained else []
+            for h, sig in self._hop_signal(rollouts, acc).items():
+                metrics += [(f"rl/reward_{h}hop", sig["reward"]), (f"rl/zero_spread_{h}hop", sig["zero_spread"])]
         for name, value in metrics:
             trainer._log_metric(name, value)  # TRL's per-step metric buffer (the `log_metric` of reward functions)
         if acc.is_main_process and step % self.cfg.rollouts_every == 0 and self.cfg.rollouts_per_dump:
@@ -105,6 +107,24 @@ class AgentRollouts:
                     checked += c["hop"] is not None
                     fact += bool(c["states_fact"])
         return checked, fact, chained, past
+
+    def _hop_signal(self, rollouts: list, acc: Any) -> dict[int, dict[str, float]]:
+        """The step's reward and zero-spread groups by hop count, over every process's rollouts
+        (:func:`autocoa.train.rewards.reward_by_hops`; a collective call on every process)."""
+        from autocoa.train.rewards import reward_by_hops
+
+        samples = []
+        for r in rollouts:
+            chain = self.chains.get(r.prompt)
+            if chain and r.prompt in self.golds:
+                text = r.trajectory.response if r.trajectory is not None else ""
+                reward = self.reward(completions=[text], golden_answers=[self.golds[r.prompt]])[0]
+                samples.append((r.prompt, len(chain), reward))
+        if acc.num_processes > 1:
+            from accelerate.utils import gather_object
+
+            samples = gather_object(samples)
+        return reward_by_hops(samples)
 
     def _tags(self):
         from autocoa.tags import DEFAULT_TAGS
