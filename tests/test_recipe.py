@@ -464,3 +464,19 @@ def test_finished_stages_can_keep_their_weights_in_bf16(tokenizer, tmp_path):
 
     save_tiny_model(tokenizer, tmp_path / "unfinished", hidden=64)
     assert compact_weights(tmp_path / "unfinished") == 0  # no DONE: left as it is
+    # a stage that keeps its precision (RL: its updates would round away) is left in fp32
+    keep = model_stage("rl")
+    keep.compact = False
+    run_stages([keep], weights_on_disk="bfloat16")
+    fp32_bytes = (tmp_path / "ref" / "model.safetensors").stat().st_size
+    assert (tmp_path / "rl" / "model.safetensors").stat().st_size == fp32_bytes
+    assert json.loads((tmp_path / "rl" / "config.json").read_text()).get("dtype") != "bfloat16"
+
+
+def test_the_rl_stage_keeps_fp32_weights(tmp_path):
+    from autocoa.recipe.config import preset
+    from autocoa.recipe.stages import rl_stage
+
+    cfg = preset("pretrained")
+    assert cfg.weights_on_disk == "bfloat16"
+    assert rl_stage("rl", cfg, tmp_path, "sft123", 0, 2).compact is False
