@@ -282,4 +282,4 @@ def test_past_the_last_hop_share_overall_and_by_hop_count():
     assert [r["em"] for r in rows] == [0.0, 1.0, 0.0, 1.0]
     m = method_metrics(rows)
     assert m["past_last_hop"] == 0.5
-    assert m["by"]["hops"][1]["past_last_hop"] == pytest.approx(2 / 3) and m["by"]["hops"][2]["past_last_hop"] == 0.0
+    assert m["past_last_hop_by_hops"] == {1: pytest.approx(2 / 3), 2: 0.0}

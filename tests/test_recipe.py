@@ -480,3 +480,18 @@ def test_the_rl_stage_keeps_fp32_weights(tmp_path):
     cfg = preset("pretrained")
     assert cfg.weights_on_disk == "bfloat16"
     assert rl_stage("rl", cfg, tmp_path, "sft123", 0, 2).compact is False
+
+
+def test_a_study_row_reads_the_share_past_the_last_hop(tmp_path):
+    """The study's demo table shows past the last hop overall and at 1 hop from eval metrics; a
+    column no row has a value for (an older study) is left out of the table."""
+    from autocoa.recipe.study import row_values
+
+    m = {"em": 0.5, "by": {"hops": {"1": {"em": 0.25}}}, "past_last_hop": 0.4, "past_last_hop_by_hops": {"1": 0.75}}
+    (tmp_path / "eval" / "rl").mkdir(parents=True)
+    (tmp_path / "eval" / "rl" / "metrics.json").write_text(json.dumps({"methods": {"agent": m}}))
+    values = row_values(tmp_path, Row("r", "rl"))
+    assert (values["past_last_hop"], values["past_1hop"], values["em_1hop"]) == (0.4, 0.75, 0.25)
+    rows = [{"name": "r", "past_last_hop": spread([0.4, 0.5]), "em": spread([0.5, 0.6])}]
+    table = study_report.markdown_table("demo", rows)
+    assert "past last hop" in table and "past, 1-hop" not in table and "reward sim" not in table

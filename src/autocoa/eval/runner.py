@@ -194,9 +194,11 @@ def method_metrics(rows: Sequence[dict[str, Any]], simulated: bool = False) -> d
     out["forced_answer"] = sum(r["forced_answer"] for r in rows) / n
     out.update(summarise(rows, simulated=simulated))
     if "hops" in out.get("by", {}) and all("past_last_hop" in r for r in rows):
-        for h, g in out["by"]["hops"].items():
+        # beside "by", which stays aggregate()'s alone (what `autocoa score` recomputes)
+        out["past_last_hop_by_hops"] = {}
+        for h in out["by"]["hops"]:
             group = [r["past_last_hop"] for r in rows if r["hops"] == h]
-            g["past_last_hop"] = sum(group) / len(group)
+            out["past_last_hop_by_hops"][h] = sum(group) / len(group)
     return out
 
 

@@ -291,8 +291,8 @@ def row_values(root: Path, row: Row) -> dict[str, Any]:
         out["em"] = mm["em"]
         for h, g in mm.get("by", {}).get("hops", {}).items():
             out[f"em_{h}hop"] = g["em"]
-            if "past_last_hop" in g:
-                out[f"past_{h}hop"] = g["past_last_hop"]
+        for h, share in mm.get("past_last_hop_by_hops", {}).items():
+            out[f"past_{h}hop"] = share
         out["past_last_hop"] = mm.get("past_last_hop")
         out["calls_per_q"] = mm.get("tool_calls_per_question")
         out["copy_acc"] = mm.get("copy_accuracy")
