@@ -1,0 +1,118 @@
+"""The real-model RL tries (#27): for each seed directory and try, held-out EM and the share past
+the last hop by hop count (re-derived by autocoa.analysis.past_last_hop), searches per question,
+the RL stage's seconds and its held-out curve; paired against the seed's SFT-1&2&3.
+A try is `docs/results/smol_rl/try_rl.py OUT SEED NAME configs/NAME.yaml` (rl fields over the pretrained preset):
+its RL in seed<s>/rl_<name>/, its evaluation in seed<s>/eval/rl_<name>/.
+Usage: python tries.py OUT.json SEED_DIR [SEED_DIR ...] (writes OUT.json and OUT.md)"""
+
+import json
+import sys
+from pathlib import Path
+
+from past_hops import table
+
+
+def hop_signal(metrics: Path) -> dict:
+    """Over an RL run's steps, by hop count: the mean of the step's reward (rl/reward_<h>hop) and of
+    its share of zero-spread groups (rl/zero_spread_<h>hop), where the run logged them."""
+    rows = [json.loads(line) for line in metrics.open(encoding="utf-8")]
+    out = {}
+    for h in "1234":
+        for key in (f"rl/reward_{h}hop", f"rl/zero_spread_{h}hop"):
+            xs = [r[key] for r in rows if key in r]
+            if xs:
+                name = "zero_spread" if "zero_spread" in key else "reward"
+                out.setdefault(h, {})[name] = round(sum(xs) / len(xs), 3)
+                out[h]["steps"] = len(xs)
+    return out
+
+
+def one(root: Path, label: str) -> dict | None:
+    preds = root / "eval" / label / "predictions.jsonl"
+    if not preds.exists():
+        return None
+    out = {"by_hops": table(str(root / "world" / "test.jsonl"), str(preds))}
+    rows = [json.loads(line) for line in preds.open(encoding="utf-8")]
+    out["em"] = out["by_hops"]["all"]["em"]
+    out["past_last_hop"] = out["by_hops"]["all"]["past_last_hop"]
+    out["searches_per_q"] = round(sum(r["searches"] for r in rows) / len(rows), 2)
+    rl = root / label
+    if (rl / "rl_config.yaml").exists():
+        import yaml
+
+        out["rl"] = {
+            k: v
+            for k, v in yaml.safe_load((rl / "rl_config.yaml").read_text()).items()
+            if k
+            in (
+                "sim_steps",
+                "real_steps",
+                "lr",
+                "kl_coef",
+                "temperature",
+                "prompts_per_step",
+                "num_generations",
+                "heldout_every",
+                "heldout_questions",
+            )
+        }
+        timings = json.loads((root / "timings.json").read_text())
+        out["rl_seconds"] = timings.get(label)
+        out["signal"] = hop_signal(rl / "metrics.jsonl")
+        if (rl / "heldout.jsonl").exists():
+            out["heldout"] = [
+                {k: round(v, 3) if isinstance(v, float) else v for k, v in json.loads(line).items()}
+                for line in (rl / "heldout.jsonl").open(encoding="utf-8")
+            ]
+    return out
+
+
+def main() -> None:
+    out, roots = Path(sys.argv[1]), [Path(p) for p in sys.argv[2:]]
+    result = {}
+    for root in roots:
+        labels = ["sft123", *sorted(p.parent.name for p in (root / "eval").glob("rl_*/predictions.jsonl"))]
+        seed = {label: one(root, label) for label in labels}
+        base = seed.get("sft123")
+        for label, r in seed.items():
+            if r and base and label != "sft123":
+                r["paired_em"] = round(r["em"] - base["em"], 3)
+                r["paired_1hop"] = round(r["by_hops"]["1"]["em"] - base["by_hops"]["1"]["em"], 3)
+        result[root.name] = seed
+    out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    lines = []
+    for s, seed in result.items():
+        head = "| run | EM | 1 / 2 / 3 / 4 hops | past last hop (1 / 2 / 3 / 4) | search/q | paired | RL s | held-out |"
+        lines += [f"## {s}", "", head]
+        lines.append("|---|---:|---|---|---:|---:|---:|---|")
+        for label, r in seed.items():
+            if not r:
+                continue
+            hops = " / ".join(f"{r['by_hops'][h]['em']:.2f}" for h in "1234")
+            past = (
+                f"{r['past_last_hop']:.2f} ("
+                + " / ".join(f"{r['by_hops'][h]['past_last_hop']:.2f}" for h in "1234")
+                + ")"
+            )
+            curve = ", ".join(f"{p['step']}: {p['em']:.2f}" for p in r.get("heldout", []))
+            lines.append(
+                f"| {label} | {r['em']:.2f} | {hops} | {past} | {r['searches_per_q']} | "
+                f"{r.get('paired_em', 0):+.2f} | {r.get('rl_seconds') or '-'} | {curve} |"
+            )
+        signal = {label: r["signal"] for label, r in seed.items() if r and r.get("signal")}
+        if signal:
+            lines += ["", "| run | RL reward by hop count (1 / 2 / 3 / 4) | zero-spread groups (1 / 2 / 3 / 4) |"]
+            lines.append("|---|---|---|")
+            for label, sig in signal.items():
+                cells = [
+                    " / ".join(f"{sig[h][k]:.2f}" if h in sig else "-" for h in "1234")
+                    for k in ("reward", "zero_spread")
+                ]
+                lines.append(f"| {label} | {cells[0]} | {cells[1]} |")
+
+    out.with_suffix(".md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
