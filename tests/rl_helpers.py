@@ -18,11 +18,14 @@ def save_tiny_model(tokenizer, path: Path, seed: int = 0, hidden: int = 32) -> P
     return path
 
 
-def write_questions(path: Path, n: int = 4, answer: str = "Varnelo") -> Path:
+def write_questions(path: Path, n: int = 4, answer: str = "Varnelo", chain: bool = False) -> Path:
+    """``n`` questions answered by ``answer``; with ``chain``, each with a 1-hop gold chain."""
     with path.open("w", encoding="utf-8") as f:
         for i in range(n):
-            f.write(json.dumps({"id": str(i), "question": f"Where was person {i} born?", "golden_answers": [answer]}))
-            f.write("\n")
+            row = {"id": str(i), "question": f"Where was person {i} born?", "golden_answers": [answer]}
+            if chain:
+                row["chain"] = [{"subject": f"person {i}", "relation": "born_in", "object": answer, "known": False}]
+            f.write(json.dumps(row) + "\n")
     return path
 
 

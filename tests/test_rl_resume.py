@@ -67,7 +67,7 @@ def test_two_process_accelerate_run(tokenizer, tmp_path):
     if not accelerate.exists():
         pytest.skip("accelerate CLI not installed")
     model = save_tiny_model(tokenizer, tmp_path / "model")
-    questions = write_questions(tmp_path / "q.jsonl", n=4)
+    questions = write_questions(tmp_path / "q.jsonl", n=4, chain=True)  # the hop signal is gathered over processes
     out = tmp_path / "out"
     cmd = [str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1"]
     cmd += ["--mixed_precision", "no"]
@@ -80,4 +80,6 @@ def test_two_process_accelerate_run(tokenizer, tmp_path):
     assert summary["real_calls_total"] == 12
     rows = read_metrics(out)
     assert [r["rl/real_calls"] for r in rows] == [0, 0, 0, 4, 4, 4]
+    # every scripted rollout answers right: reward 1, no group with a spread, on both processes
+    assert [(r["rl/reward_1hop"], r["rl/zero_spread_1hop"]) for r in rows] == [(1.0, 1.0)] * 6
     assert (out / "DONE").exists()

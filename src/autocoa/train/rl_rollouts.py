@@ -115,16 +115,21 @@ class AgentRollouts:
 
         samples = []
         for r in rollouts:
-            chain = self.chains.get(r.prompt)
-            if chain and r.prompt in self.golds:
-                text = r.trajectory.response if r.trajectory is not None else ""
-                reward = self.reward(completions=[text], golden_answers=[self.golds[r.prompt]])[0]
+            chain, reward = self.chains.get(r.prompt), self._reward(r)
+            if chain and reward is not None:
                 samples.append((r.prompt, len(chain), reward))
         if acc.num_processes > 1:
             from accelerate.utils import gather_object
 
             samples = gather_object(samples)
         return reward_by_hops(samples)
+
+    def _reward(self, rollout: Any) -> float | None:
+        """The trained reward of one rollout (as TRL will score it); None without gold answers."""
+        golds = self.golds.get(rollout.prompt)
+        if not golds:
+            return None
+        return self.reward(completions=[_response(rollout)], golden_answers=[golds])[0]
 
     def _tags(self):
         from autocoa.tags import DEFAULT_TAGS
@@ -136,18 +141,15 @@ class AgentRollouts:
 
         rows = []
         for r in rollouts:
-            golds = self.golds.get(r.prompt, [])
-            text = r.trajectory.response if r.trajectory is not None else ""
-            reward = self.reward(completions=[text], golden_answers=[golds])[0] if golds else None
             rows.append(
                 {
                     "step": step,
                     "env": env,
                     "prompt": r.prompt,
-                    "response": text,
+                    "response": _response(r),
                     "answer": r.trajectory.answer if r.trajectory is not None else None,
-                    "golden_answers": golds,
-                    "reward": reward,
+                    "golden_answers": self.golds.get(r.prompt, []),
+                    "reward": self._reward(r),
                     "n_actions": r.n_actions,
                     "n_tool_calls": r.n_tool_calls,
                     "forced_answer": r.forced_answer,
@@ -157,6 +159,11 @@ class AgentRollouts:
                 }
             )
         write_jsonl(self.out_dir / "rollouts.jsonl", rows, append=True)
+
+
+def _response(rollout: Any) -> str:
+    """The rollout's response text (empty when it has no trajectory)."""
+    return rollout.trajectory.response if rollout.trajectory is not None else ""
 
 
 def load_questions(path: str | Path, tokenizer: Any, max_questions: int | None = None) -> list[dict[str, Any]]:
