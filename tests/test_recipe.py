@@ -482,6 +482,25 @@ def test_the_rl_stage_keeps_fp32_weights(tmp_path):
     assert rl_stage("rl", cfg, tmp_path, "sft123", 0, 2).compact is False
 
 
+@pytest.mark.parametrize(("rl_questions", "read"), [("pool", "data/rl_pool.jsonl"), ("train", "world/train.jsonl")])
+def test_the_rl_stage_draws_the_questions_the_recipe_names(tmp_path, monkeypatch, rl_questions, read):
+    """world_model.rl_questions: the RL pool SFT-3 learned, or every training question."""
+    import autocoa.tools.search
+    import autocoa.train.rl
+    from autocoa.recipe.config import preset
+    from autocoa.recipe.stages import rl_stage
+
+    seen = {}
+    monkeypatch.setattr(autocoa.tools.search, "Retrieval", lambda path: path)
+    monkeypatch.setattr(autocoa.train.rl, "train_rl", lambda model, questions, *a, **k: seen.update(q=questions) or {})
+    cfg = preset("pretrained")
+    cfg = cfg.model_copy(update={"world_model": cfg.world_model.model_copy(update={"rl_questions": rl_questions})})
+    stage = rl_stage("rl", cfg, tmp_path, "sft123", 0, 2)
+    stage.run()
+    assert seen["q"] == tmp_path / read
+    assert stage.config["questions"] == ("rl_pool.jsonl" if rl_questions == "pool" else None)
+
+
 def test_a_study_row_reads_the_share_past_the_last_hop(tmp_path):
     """The study's demo table shows past the last hop overall and at 1 hop from eval metrics; a
     column no row has a value for (an older study) is left out of the table."""

@@ -45,6 +45,13 @@ class WorldModelConfig(Config):
     holdout: int = Field(
         200, ge=0, description="training questions kept out of every SFT file (fidelity on unseen training questions)"
     )
+    rl_questions: Literal["pool", "train"] = Field(
+        "pool",
+        description="the questions RL draws: pool = the RL pool (SFT-2 trained on its trajectories and SFT-3 on "
+        "pool_repeats copies: the world model knows them, which the simulated steps need); train = every training "
+        "question, nearly all of them unseen by SFT, so that the real steps meet the policy's errors on new "
+        "questions, not trajectories it has memorised (used without a pool too)",
+    )
     fidelity_questions: int = Field(200, ge=1, description="questions per fidelity set (pool, unseen) in evaluation")
 
 

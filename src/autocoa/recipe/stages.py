@@ -275,7 +275,7 @@ def rl_stage(dst: str, cfg: RecipeConfig, root: Path, src: str, sim_steps: int, 
     """RL from checkpoint directory ``src`` into ``dst`` (the stage's name): ``sim_steps``
     simulated then ``real_steps`` real GRPO steps."""
     rl_cfg = cfg.rl.model_copy(update={"topk": cfg.topk, "sim_steps": sim_steps, "real_steps": real_steps})
-    questions = "rl_pool.jsonl" if cfg.world_model.rl_pool else None
+    questions = "rl_pool.jsonl" if cfg.world_model.rl_pool and cfg.world_model.rl_questions == "pool" else None
 
     def run() -> dict[str, Any]:
         from autocoa.eval.heldout import heldout_curve
