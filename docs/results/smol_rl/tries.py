@@ -11,12 +11,20 @@ from pathlib import Path
 
 from past_hops import table
 
+RUN_MEANS = {"entropy": "entropy", "zero_spread": "frac_reward_zero_std", "past_last_hop": "rl/past_last_hop"}
+
 
 def hop_signal(metrics: Path) -> dict:
     """Over an RL run's steps, by hop count: the mean of the step's reward (rl/reward_<h>hop) and of
-    its share of zero-spread groups (rl/zero_spread_<h>hop), where the run logged them."""
+    its share of zero-spread groups (rl/zero_spread_<h>hop), where the run logged them; under "all",
+    the means of the sampled tokens' entropy, the share of zero-spread groups and the share of
+    rollouts past the last hop."""
     rows = [json.loads(line) for line in metrics.open(encoding="utf-8")]
-    out = {}
+    out = {"all": {}}
+    for name, key in RUN_MEANS.items():
+        xs = [r[key] for r in rows if key in r]
+        if xs:
+            out["all"][name] = round(sum(xs) / len(xs), 3)
     for h in "1234":
         for key in (f"rl/reward_{h}hop", f"rl/zero_spread_{h}hop"):
             xs = [r[key] for r in rows if key in r]
@@ -55,6 +63,8 @@ def one(root: Path, label: str) -> dict | None:
                 "heldout_questions",
             )
         }
+        questions = json.loads((rl / "run.json").read_text())["questions"]
+        out["questions"] = Path(next(iter(questions))).name  # rl_pool.jsonl or train.jsonl
         timings = json.loads((root / "timings.json").read_text())
         out["rl_seconds"] = timings.get(label)
         out["signal"] = hop_signal(rl / "metrics.jsonl")
@@ -100,14 +110,22 @@ def main() -> None:
             )
         signal = {label: r["signal"] for label, r in seed.items() if r and r.get("signal")}
         if signal:
-            lines += ["", "| run | RL reward by hop count (1 / 2 / 3 / 4) | zero-spread groups (1 / 2 / 3 / 4) |"]
-            lines.append("|---|---|---|")
+            lines += [
+                "",
+                "| run | questions | T | lr | RL reward by hop count (1 / 2 / 3 / 4) | zero-spread groups "
+                "(1 / 2 / 3 / 4) | zero-spread, all | entropy | rollouts past last hop |",
+            ]
+            lines.append("|---|---|---:|---:|---|---|---:|---:|---:|")
             for label, sig in signal.items():
                 cells = [
-                    " / ".join(f"{sig[h][k]:.2f}" if h in sig else "-" for h in "1234")
+                    " / ".join(f"{sig[h][k]:.2f}" if h in sig and k in sig[h] else "-" for h in "1234")
                     for k in ("reward", "zero_spread")
                 ]
-                lines.append(f"| {label} | {cells[0]} | {cells[1]} |")
+                run, means = seed[label], [f"{sig['all'].get(k, float('nan')):.2f}" for k in RUN_MEANS]
+                lines.append(
+                    f"| {label} | {run['questions']} | {run['rl']['temperature']} | {run['rl']['lr']:g} | "
+                    f"{cells[0]} | {cells[1]} | {' | '.join(means[1:2] + means[:1] + means[2:])} |"
+                )
 
     out.with_suffix(".md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     print("\n".join(lines))
