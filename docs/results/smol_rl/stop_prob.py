@@ -15,7 +15,7 @@ import torch
 
 from autocoa.models import load_model
 from autocoa.tags import Kind, open_tag
-from autocoa.trajectory import Trajectory, render_pieces
+from autocoa.trajectory import Trajectory, render
 
 
 def prefixes(preds: Path) -> list[tuple[dict, Trajectory]]:
@@ -44,8 +44,8 @@ def stop_probs(run: Path, items: list[tuple[dict, Trajectory]]) -> dict:
     ids = {name: tok.convert_tokens_to_ids(open_tag(name)) for name in ("answer", "think", "search")}
     by: dict[str, list[dict]] = {}
     for row, traj in items:
-        x = [t for piece, _ in render_pieces(traj, tok) for t in piece]
-        p = torch.softmax(model(torch.tensor([x])).logits[0, -1].float(), -1)
+        ids_in, _ = render(traj, tok)
+        p = torch.softmax(model(torch.tensor([ids_in])).logits[0, -1].float(), -1)
         probs = {k: p[i].item() for k, i in ids.items()}
         by.setdefault(str(row["hops"]), []).append(probs)
         by.setdefault("teacher stops" if row["n_search"] <= 1 else "teacher goes on", []).append(probs)
@@ -66,10 +66,8 @@ def main() -> None:
     print("| run | P(stop): 1 / 2 / 3 / 4 hops; teacher stops / goes on | stop is the greedy choice (same groups) |")
     print("|---|---|---|")
     for run, r in result.items():
-        p = " / ".join(f"{r[h]['p']['answer']:.2f}" for h in groups[:4]) + "; "
-        p += " / ".join(f"{r[h]['p']['answer']:.2f}" for h in groups[4:])
-        g = " / ".join(f"{r[h]['stop_is_argmax']:.2f}" for h in groups[:4]) + "; "
-        g += " / ".join(f"{r[h]['stop_is_argmax']:.2f}" for h in groups[4:])
+        cells = [[f"{r[h]['p']['answer']:.2f}" for h in groups], [f"{r[h]['stop_is_argmax']:.2f}" for h in groups]]
+        p, g = (" / ".join(c[:4]) + "; " + " / ".join(c[4:]) for c in cells)
         print(f"| {run} | {p} | {g} |")
 
 

@@ -20,18 +20,17 @@ def hop_signal(metrics: Path) -> dict:
     the means of the sampled tokens' entropy, the share of zero-spread groups and the share of
     rollouts past the last hop."""
     rows = [json.loads(line) for line in metrics.open(encoding="utf-8")]
-    out = {"all": {}}
-    for name, key in RUN_MEANS.items():
+
+    def mean(key: str) -> tuple[float, int] | None:
         xs = [r[key] for r in rows if key in r]
-        if xs:
-            out["all"][name] = round(sum(xs) / len(xs), 3)
+        return (round(sum(xs) / len(xs), 3), len(xs)) if xs else None
+
+    out = {"all": {name: m[0] for name, key in RUN_MEANS.items() if (m := mean(key))}}
     for h in "1234":
-        for key in (f"rl/reward_{h}hop", f"rl/zero_spread_{h}hop"):
-            xs = [r[key] for r in rows if key in r]
-            if xs:
-                name = "zero_spread" if "zero_spread" in key else "reward"
-                out.setdefault(h, {})[name] = round(sum(xs) / len(xs), 3)
-                out[h]["steps"] = len(xs)
+        for name in ("reward", "zero_spread"):
+            if m := mean(f"rl/{name}_{h}hop"):
+                out.setdefault(h, {})[name] = m[0]
+                out[h]["steps"] = m[1]
     return out
 
 
