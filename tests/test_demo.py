@@ -147,6 +147,8 @@ def test_pretrained_fast_demo_on_the_real_model(tmp_path, monkeypatch):
     assert not list(out.rglob("checkpoint-*"))
     assert sum(f.stat().st_size for f in out.rglob("*") if f.is_file()) < 2e9  # 4 stages x ~270 MB (bf16)
     assert json.loads((out / "rl" / "config.json").read_text()).get("dtype") == "bfloat16"
+    heldout = [json.loads(line) for line in (out / "rl" / "heldout.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in heldout] == [0, 1, 2]  # the held-out curve: before RL and after each step
     # its table over seeds: the study reuses the demo's stages (a demo directory is a study seed)
     res = CliRunner().invoke(app, ["study", "demo", *model, "--seeds", "0", "--out", str(out.parent)])
     assert res.exit_code == 0, res.output
@@ -159,6 +161,7 @@ def test_pretrained_fast_demo_on_the_real_model(tmp_path, monkeypatch):
         "base model, Chain-of-Action",
     ]
     assert {r["method"]: r["em"]["mean"] for r in rows if r["label"] == "base"} == results["eval/main"]["em"]["base"]
+    assert "| seed 0 |" in (out.parent / "demo" / "report.md").read_text()  # the held-out curve's table
 
 
 def test_demo_refuses_an_unknown_model(tmp_path):

@@ -204,6 +204,35 @@ def test_spread_and_aggregation_over_seed_directories(tmp_path):
     assert json.loads(paths["results"].read_text())["seeds"] == [0, 1, 2]
 
 
+def test_a_study_report_draws_each_seeds_heldout_curve_during_rl(tmp_path):
+    """The recipe's RL with a held-out curve: the study's report tables it per seed and plots it;
+    a seed whose RL ran without one (or has not run) is left out, not drawn as zeros."""
+    runs = {}
+    for s, ems in ((0, [0.2, 0.3, 0.4]), (1, [0.5, 0.4, 0.6]), (2, None)):
+        d = tmp_path / f"seed{s}" / "rl"
+        d.mkdir(parents=True)
+        (d / "metrics.jsonl").write_text(
+            "".join(json.dumps({"step": i + 1, "reward": 0.3, "real_calls_total": 10 * i}) + "\n" for i in range(3))
+        )
+        if ems:
+            (d / "heldout.jsonl").write_text(
+                "".join(
+                    json.dumps({"step": 6 * i, "em": em, "n": 30, "real_calls_total": 40 * i}) + "\n"
+                    for i, em in enumerate(ems)
+                )
+            )
+        runs[f"seed {s}"] = d
+    row = {"name": "r", "label": "rl", "method": "agent", "em": {"mean": 0.5, "min": 0.5, "max": 0.5, "n": 3}}
+    paths = study_report.write_study_report("demo", [row], [], [0, 1, 2], tmp_path / "report", rl_runs=runs)
+    md = paths["report"].read_text()
+    assert "| seed 0 | 0.200 | 0.300 | 0.400 |" in md and "| seed 1 | 0.500 | 0.400 | 0.600 |" in md
+    assert "seed 2 |" not in md and "(30 dev questions" in md and "![rl](rl_curves.png)" in md
+    assert paths["rl"].stat().st_size > 1000
+    assert set(json.loads(paths["results"].read_text())["heldout"]) == {"seed 0", "seed 1"}
+    plain = study_report.write_study_report("demo", [row], [], [0], tmp_path / "plain")
+    assert "rl" not in plain and "Held-out EM" not in plain["report"].read_text()
+
+
 def test_split_steps_rounds_to_the_nearest_step():
     assert split_steps(24, 3.0) == (18, 6) and split_steps(24, 7.0) == (21, 3) and split_steps(1, None) == (1, 0)
 
@@ -252,6 +281,9 @@ def test_a_pretrained_model_replaces_the_pretrain_stage(tmp_path, monkeypatch):
     for size in ("pretrained", "pretrained-fast"):
         p = preset(size)
         assert p.size == size and p.model is None and p.sft2.max_steps and p.rl.max_new_tokens <= 320
+        # RL (#27): on every training question, not SFT's own pool; no reference model; a held-out curve
+        assert p.world_model.rl_questions == "train" and p.rl.kl_coef == 0 and p.rl.heldout_every
+    assert preset("pretrained").rl.sim_steps == 0  # its world model simulates nothing (fidelity 0.00-0.02)
 
 
 def test_a_trainer_marker_left_unstamped_by_a_kill_runs_the_stage_again(tmp_path):
@@ -494,7 +526,8 @@ def test_the_rl_stage_draws_the_questions_the_recipe_names(tmp_path, monkeypatch
     monkeypatch.setattr(autocoa.tools.search, "Retrieval", lambda path: path)
     monkeypatch.setattr(autocoa.train.rl, "train_rl", lambda model, questions, *a, **k: seen.update(q=questions) or {})
     cfg = preset("pretrained")
-    cfg = cfg.model_copy(update={"world_model": cfg.world_model.model_copy(update={"rl_questions": rl_questions})})
+    wm = cfg.world_model.model_copy(update={"rl_questions": rl_questions})
+    cfg = cfg.model_copy(update={"world_model": wm, "rl": cfg.rl.model_copy(update={"heldout_every": 0})})
     stage = rl_stage("rl", cfg, tmp_path, "sft123", 0, 2)
     stage.run()
     assert seen["q"] == tmp_path / read

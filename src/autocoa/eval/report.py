@@ -258,22 +258,28 @@ _HIT = (
 )
 
 
-def plot_rl_curves(rl_runs: Sequence[Path], path: Path) -> Path | None:
+def heldout_rows(run: Path) -> list[dict[str, Any]]:
+    """An RL run's held-out curve (``heldout.jsonl``, written with ``heldout_every``) by step;
+    empty where it has none."""
+    h = Path(run) / "heldout.jsonl"
+    return sorted((r for r in read_logged(h) if "em" in r), key=lambda r: r["step"]) if h.exists() else []
+
+
+def plot_rl_curves(rl_runs: Sequence[Path], path: Path, labels: Sequence[str] | None = None) -> Path | None:
     """Each RL run's training curves against the real tool calls spent so far: the step's mean
     reward (simulated steps hollow, real steps filled) from its ``metrics.jsonl``, and, where
-    the run has one (``heldout_every``), held-out EM from its ``heldout.jsonl`` beside it."""
+    the run has one (``heldout_every``), held-out EM from its ``heldout.jsonl`` beside it.
+    ``labels`` name the runs (default: their directories' names)."""
     curves, heldout = [], {}
-    for d in rl_runs:
+    for i, d in enumerate(rl_runs):
+        name = labels[i] if labels else Path(d).name
         m = Path(d) / "metrics.jsonl"
         if m.exists():
             pts = [r for r in read_logged(m) if "reward" in r and "real_calls_total" in r]
             if pts:
-                curves.append((Path(d).name, pts))
-        h = Path(d) / "heldout.jsonl"
-        if h.exists():
-            rows = sorted((r for r in read_logged(h) if "em" in r), key=lambda r: r["step"])
-            if rows:
-                heldout[Path(d).name] = rows
+                curves.append((name, pts))
+        if rows := heldout_rows(Path(d)):
+            heldout[name] = rows
     if not curves:
         return None
     plt = pyplot()

@@ -4,7 +4,8 @@ Plots: ``frontier.png`` (held-out EM against real tool calls spent in RL, error 
 one point per schedule), ``fidelity.png`` (world-model fidelity on the RL pool / unseen training
 questions / held-out questions and held-out EM after RL, against the world-model budget), and
 ``ablations.png`` (EM avg per row with its spread). Every study also gets
-``accuracy_vs_train_calls.png`` (every row with its real calls).
+``accuracy_vs_train_calls.png`` (every row with its real calls), and, where the recipe's RL ran
+with a held-out curve (``rl.heldout_every``), ``rl_curves.png`` and a table of that curve per seed.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from autocoa.eval.report import pyplot, save_figure
+from autocoa.eval.report import heldout_rows, plot_rl_curves, pyplot, save_figure
 from autocoa.recipe.study import PAPER, REAL_ONLY, RECIPE
 
 
@@ -274,6 +275,22 @@ def seed_scope(config: dict[str, Any] | None) -> str:
     return "world seed and training seed"
 
 
+def heldout_table(curves: dict[str, list[dict[str, Any]]]) -> str:
+    """Held-out EM at each step of the curves (run label -> :func:`heldout_rows`), one row a run.
+
+    >>> print(heldout_table({"seed 0": [{"step": 0, "em": 0.2, "n": 30}, {"step": 6, "em": 0.3, "n": 30}]}))
+    | run | step 0 | step 6 |
+    |---|---:|---:|
+    | seed 0 | 0.200 | 0.300 |
+    """
+    steps = sorted({r["step"] for rows in curves.values() for r in rows})
+    lines = ["| run | " + " | ".join(f"step {s}" for s in steps) + " |", "|---|" + "---:|" * len(steps)]
+    for label, rows in curves.items():
+        at = {r["step"]: r["em"] for r in rows}
+        lines.append(f"| {label} | " + " | ".join(f"{at[s]:.3f}" if s in at else "-" for s in steps) + " |")
+    return "\n".join(lines)
+
+
 def write_study_report(
     study: str,
     rows: Sequence[dict[str, Any]],
@@ -282,11 +299,15 @@ def write_study_report(
     out: Path,
     notes: str = "",
     config: dict[str, Any] | None = None,
+    rl_runs: dict[str, Path] | None = None,
 ) -> dict[str, Path]:
     """The study's ``results.json`` (rows, seeds, the commit and the recipe it ran), its
-    ``report.md`` and plots."""
+    ``report.md`` and plots; ``rl_runs`` (label -> the recipe's RL directory of a seed): their
+    training and held-out curves."""
     out.mkdir(parents=True, exist_ok=True)
     paths: dict[str, Path] = {}
+    rl_runs = rl_runs or {}
+    curves = {label: c for label, d in rl_runs.items() if (c := heldout_rows(d))}
     plots = {
         "frontier": plot_cost(rows, out / "frontier.png", "sim:real frontier at equal total GRPO steps")
         if study == "frontier"
@@ -294,6 +315,7 @@ def write_study_report(
         "fidelity": plot_fidelity(rows, out / "fidelity.png") if study == "fidelity" else None,
         "rows": plot_rows(rows, out / f"{study}_rows.png"),
         "cost": plot_cost(rows, out / "accuracy_vs_train_calls.png", "accuracy vs real calls spent in training"),
+        "rl": plot_rl_curves(list(rl_runs.values()), out / "rl_curves.png", list(rl_runs)) if curves else None,
     }
     paths.update({k: v for k, v in plots.items() if v is not None})
     diffs = paired(rows, PAIRS.get(study, []))
@@ -307,6 +329,7 @@ def write_study_report(
                 "rows": list(rows),
                 "paired": diffs,
                 "collapse": list(collapse),
+                "heldout": curves,
             },
             indent=2,
         )
@@ -324,6 +347,14 @@ def write_study_report(
     ]
     if diffs:
         lines += ["Paired differences of held-out EM (the same seed's rows):", "", paired_table(diffs), ""]
+    if curves:
+        n = next(iter(curves.values()))[0]["n"]
+        lines += [
+            f"Held-out EM during the recipe's RL ({n} dev questions, greedy, real search):",
+            "",
+            heldout_table(curves),
+            "",
+        ]
     if collapse:
         lines += ["## SFT-1 contrastive-collapse monitor", "", collapse_table(collapse), ""]
     if notes:
@@ -376,7 +407,10 @@ def run_study(study: str, cfg: Any, out: Path, seeds: Sequence[int], console: An
     first = next(iter(grids.values()))
     rows = aggregate_rows(roots, first.rows)
     collapse = collapse_rows(roots, first.sft1)
-    paths = write_study_report(study, rows, collapse, seeds, out / study, config=cfg.model_dump(mode="json"))
+    rl_runs = {f"seed {s}": out / f"seed{s}" / "rl" for s in seeds}
+    paths = write_study_report(
+        study, rows, collapse, seeds, out / study, config=cfg.model_dump(mode="json"), rl_runs=rl_runs
+    )
     console.print(f"study {study}: {paths['report']}")
     return {"rows": rows, "collapse": collapse, "report": str(paths["report"])}
 
