@@ -28,3 +28,9 @@ def test_a_block_is_rendered_from_its_file_and_a_stale_one_is_caught(tmp_path):
     assert "code abc" in out and out.endswith("<!-- /results -->\nafter\n")
     assert results_block(tmp_path / "r.json", "r.json") in out
     assert render_results_blocks(out, tmp_path) == out
+    curve = [{"step": 0, "em": 0.25, "n": 30}, {"step": 6, "em": 0.5, "n": 30}]
+    (tmp_path / "r.json").write_text(
+        json.dumps({"study": "demo", "seeds": [0], "commit": "abc", "rows": rows, "heldout": {"seed 0": curve}})
+    )
+    out = render_results_blocks(page, tmp_path)
+    assert "(30 dev questions" in out and "| seed 0 | 0.250 | 0.500 |" in out

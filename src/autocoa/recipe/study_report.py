@@ -291,6 +291,12 @@ def heldout_table(curves: dict[str, list[dict[str, Any]]]) -> str:
     return "\n".join(lines)
 
 
+def heldout_section(curves: dict[str, list[dict[str, Any]]]) -> str:
+    """:func:`heldout_table` under a line saying what was measured."""
+    n = next(iter(curves.values()))[0]["n"]
+    return f"Held-out EM during the recipe's RL ({n} dev questions, greedy, real search):\n\n{heldout_table(curves)}"
+
+
 def write_study_report(
     study: str,
     rows: Sequence[dict[str, Any]],
@@ -348,13 +354,7 @@ def write_study_report(
     if diffs:
         lines += ["Paired differences of held-out EM (the same seed's rows):", "", paired_table(diffs), ""]
     if curves:
-        n = next(iter(curves.values()))[0]["n"]
-        lines += [
-            f"Held-out EM during the recipe's RL ({n} dev questions, greedy, real search):",
-            "",
-            heldout_table(curves),
-            "",
-        ]
+        lines += [heldout_section(curves), ""]
     if collapse:
         lines += ["## SFT-1 contrastive-collapse monitor", "", collapse_table(collapse), ""]
     if notes:
@@ -432,6 +432,7 @@ def results_block(results_path: Path, shown: str | None = None) -> str:
         + f"\n\nSeeds {seeds} ({seed_scope(data.get('config'))}); each cell mean (min-max) over them; code {commit}; "
         + f"rendered from `{shown or results_path}`.\n"
         + (f"\nPaired differences of held-out EM (the same seed's rows):\n\n{paired_table(diffs)}\n" if diffs else "")
+        + (f"\n{heldout_section(data['heldout'])}\n" if data.get("heldout") else "")
     )
 
 
