@@ -2,7 +2,8 @@
 the last hop by hop count (re-derived by autocoa.analysis.past_last_hop), searches per question,
 the RL stage's seconds and its held-out curve; paired against the seed's SFT-1&2&3.
 A try is `docs/results/smol_rl/try_rl.py OUT SEED NAME configs/NAME.yaml` (rl fields over the pretrained preset):
-its RL in seed<s>/rl_<name>/, its evaluation in seed<s>/eval/rl_<name>/.
+its RL in seed<s>/rl_<name>/, its evaluation in seed<s>/eval/rl_<name>/; `rl` is the preset's own RL
+(`recipe_rl.py`, or the study), where it was evaluated.
 Usage: python tries.py OUT.json SEED_DIR [SEED_DIR ...] (writes OUT.json and OUT.md)"""
 
 import json
@@ -79,7 +80,8 @@ def main() -> None:
     out, roots = Path(sys.argv[1]), [Path(p) for p in sys.argv[2:]]
     result = {}
     for root in roots:
-        labels = ["sft123", *sorted(p.parent.name for p in (root / "eval").glob("rl_*/predictions.jsonl"))]
+        own = ["rl"] if (root / "eval" / "rl" / "predictions.jsonl").exists() else []  # the preset's own RL
+        labels = ["sft123", *own, *sorted(p.parent.name for p in (root / "eval").glob("rl_*/predictions.jsonl"))]
         seed = {label: one(root, label) for label in labels}
         base = seed.get("sft123")
         for label, r in seed.items():
