@@ -76,6 +76,47 @@ def one(root: Path, label: str) -> dict | None:
     return out
 
 
+def preset_rows(result: dict) -> list[str]:
+    """The preset's own RL (``rl``) against SFT-1&2&3 on every seed that has both, and the mean
+    (min-max) over them: EM, 1-hop EM, 3-4-hop EM and the share past the last hop, before -> after."""
+    pairs = {s: (seed["sft123"], seed["rl"]) for s, seed in result.items() if seed.get("sft123") and seed.get("rl")}
+    if not pairs:
+        return []
+
+    def cells(get) -> list[str]:
+        return [f"{get(b):.2f} -> {get(a):.2f}" for b, a in pairs.values()]
+
+    cols = {
+        "EM": lambda r: r["em"],
+        "1 hop": lambda r: r["by_hops"]["1"]["em"],
+        "3-4 hops": lambda r: (
+            (r["by_hops"]["3"]["em"] * r["by_hops"]["3"]["n"] + r["by_hops"]["4"]["em"] * r["by_hops"]["4"]["n"])
+            / (r["by_hops"]["3"]["n"] + r["by_hops"]["4"]["n"])
+        ),
+        "past last hop": lambda r: r["past_last_hop"],
+    }
+    table = {name: cells(get) for name, get in cols.items()}
+    diffs = [a["em"] - b["em"] for b, a in pairs.values()]
+    seconds = [a.get("rl_seconds") for _, a in pairs.values()]
+    lines = [
+        "## the preset's RL (rl) over SFT-1&2&3",
+        "",
+        "| seed | " + " | ".join(cols) + " | paired EM | RL s | held-out |",
+        "|---|" + "---|" * len(cols) + "---:|---:|---|",
+    ]
+    for i, (s, (_, a)) in enumerate(pairs.items()):
+        curve = ", ".join(f"{p['step']}: {p['em']:.2f}" for p in a.get("heldout", []))
+        row = " | ".join(table[c][i] for c in cols)
+        lines.append(f"| {s} | {row} | {diffs[i]:+.2f} | {seconds[i] or '-'} | {curve} |")
+    mean = sum(diffs) / len(diffs)
+    lines += [
+        "",
+        f"Paired EM: mean {mean:+.3f} (min {min(diffs):+.2f}, max {max(diffs):+.2f}) over {len(diffs)} seeds.",
+        "",
+    ]
+    return lines
+
+
 def main() -> None:
     out, roots = Path(sys.argv[1]), [Path(p) for p in sys.argv[2:]]
     result = {}
@@ -128,6 +169,7 @@ def main() -> None:
                     f"{cells[0]} | {cells[1]} | {' | '.join(means[1:2] + means[:1] + means[2:])} |"
                 )
 
+    lines = preset_rows(result) + lines
     out.with_suffix(".md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     print("\n".join(lines))
 
