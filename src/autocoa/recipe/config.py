@@ -356,6 +356,32 @@ def preset(size: str) -> RecipeConfig:
     raise ValueError(f"unknown recipe size {size!r}: {', '.join(PRESETS)}")
 
 
+def pretrained_rl(fast: bool, budget: dict[str, int]) -> RLConfig:
+    """The real-model presets' RL (#27, docs/real-model.md "RL against the overshoot"): real steps
+    only, as on the tiny default (this world model simulates nothing: fidelity 0.00-0.02, simulated
+    reward 0.00-0.02); 12 of them, on every training question (the 48-question pool is SFT's own);
+    temperature 1.0 (at 0.6 the 1-hop groups had no reward spread) and no KL (no reference pass);
+    lr 1e-5 (5e-5 made it stop after one search on every question); the held-out curve at steps
+    0, 6 and 12."""
+    return RLConfig(
+        sim_steps=1 if fast else 0,
+        real_steps=1 if fast else 12,
+        prompts_per_step=2 if fast else 4,
+        num_generations=2 if fast else 4,
+        lr=1e-5,
+        temperature=1.0,
+        kl_coef=0.0,
+        entropy_coef=0.0,
+        save_every=4,
+        eval_every=4,
+        heldout_every=1 if fast else 6,
+        heldout_questions=4 if fast else 30,
+        stop_on_collapse=False,
+        lm_head="trained",
+        **budget,
+    )
+
+
 def pretrained_preset(fast: bool = False) -> RecipeConfig:
     """Sizes for a real ~135M-parameter chat model on 2 CPU cores (SmolLM2-135M-Instruct trains
     at ~180 tokens/s there, a CoA example being ~280 tokens with its chat template): the same
@@ -403,29 +429,7 @@ def pretrained_preset(fast: bool = False) -> RecipeConfig:
             pool_loss="observations",
             lm_head="trained",
         ),
-        # RL (#27, docs/real-model.md "RL against the overshoot"): real steps only, as on the tiny
-        # default (this world model simulates nothing: fidelity 0.00-0.02, simulated reward
-        # 0.00-0.02); 12 of them, on every training question (the 48-question pool is SFT's own);
-        # temperature 1.0 (at 0.6 the 1-hop groups had no reward spread) and no KL (no reference
-        # pass); lr 1e-5 (5e-5 made it stop after one search on every question); the held-out
-        # curve at steps 0, 6 and 12
-        rl=RLConfig(
-            sim_steps=1 if fast else 0,
-            real_steps=1 if fast else 12,
-            prompts_per_step=2 if fast else 4,
-            num_generations=2 if fast else 4,
-            lr=1e-5,
-            temperature=1.0,
-            kl_coef=0.0,
-            entropy_coef=0.0,
-            save_every=4,
-            eval_every=4,
-            heldout_every=1 if fast else 6,
-            heldout_questions=4 if fast else 30,
-            stop_on_collapse=False,
-            lm_head="trained",
-            **budget,
-        ),
+        rl=pretrained_rl(fast, budget),
         agent=AgentConfig(batch_size=32, **budget),
         eval_questions=4 if fast else 100,
     )

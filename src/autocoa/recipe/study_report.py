@@ -297,6 +297,20 @@ def heldout_section(curves: dict[str, list[dict[str, Any]]]) -> str:
     return f"Held-out EM during the recipe's RL ({n} dev questions, greedy, real search):\n\n{heldout_table(curves)}"
 
 
+def study_plots(study: str, rows: Sequence[dict[str, Any]], out: Path, rl_runs: dict[str, Path]) -> dict[str, Path]:
+    """The study's plots that apply to it (module docstring), by key; ``rl_runs``: RL curves of these."""
+    plots = {
+        "frontier": plot_cost(rows, out / "frontier.png", "sim:real frontier at equal total GRPO steps")
+        if study == "frontier"
+        else None,
+        "fidelity": plot_fidelity(rows, out / "fidelity.png") if study == "fidelity" else None,
+        "rows": plot_rows(rows, out / f"{study}_rows.png"),
+        "cost": plot_cost(rows, out / "accuracy_vs_train_calls.png", "accuracy vs real calls spent in training"),
+        "rl": plot_rl_curves(list(rl_runs.values()), out / "rl_curves.png", list(rl_runs)) if rl_runs else None,
+    }
+    return {k: v for k, v in plots.items() if v is not None}
+
+
 def write_study_report(
     study: str,
     rows: Sequence[dict[str, Any]],
@@ -311,19 +325,9 @@ def write_study_report(
     ``report.md`` and plots; ``rl_runs`` (label -> the recipe's RL directory of a seed): their
     training and held-out curves."""
     out.mkdir(parents=True, exist_ok=True)
-    paths: dict[str, Path] = {}
     rl_runs = rl_runs or {}
     curves = {label: c for label, d in rl_runs.items() if (c := heldout_rows(d))}
-    plots = {
-        "frontier": plot_cost(rows, out / "frontier.png", "sim:real frontier at equal total GRPO steps")
-        if study == "frontier"
-        else None,
-        "fidelity": plot_fidelity(rows, out / "fidelity.png") if study == "fidelity" else None,
-        "rows": plot_rows(rows, out / f"{study}_rows.png"),
-        "cost": plot_cost(rows, out / "accuracy_vs_train_calls.png", "accuracy vs real calls spent in training"),
-        "rl": plot_rl_curves(list(rl_runs.values()), out / "rl_curves.png", list(rl_runs)) if curves else None,
-    }
-    paths.update({k: v for k, v in plots.items() if v is not None})
+    paths = study_plots(study, rows, out, rl_runs if curves else {})
     diffs = paired(rows, PAIRS.get(study, []))
     (out / "results.json").write_text(
         json.dumps(
