@@ -18,13 +18,16 @@ def gold_chains(questions: str) -> dict[str, list]:
         return {q["id"]: q["chain"] for q in map(json.loads, f)}
 
 
-def table(questions: str, predictions: str) -> dict:
-    """By hop count and over ``all``: n, EM, the share past the last hop and searches a question."""
+def table(questions: str, predictions: str, method: str = "agent") -> dict:
+    """By hop count and over ``all``: n, EM, the share past the last hop and searches a question, of
+    ``method``'s rows (an evaluation of several methods writes them all to one file)."""
     chains = gold_chains(questions)
     by = defaultdict(lambda: [0, 0.0, 0, 0])  # n, em, past, searches
     with open(predictions, encoding="utf-8") as f:
         for line in f:
             r = json.loads(line)
+            if r["method"] != method:
+                continue
             past = past_last_hop(Trajectory.from_dict(r["trajectory"]), chains[r["id"]])
             for key in (r["hops"], "all"):
                 by[key][0] += 1
