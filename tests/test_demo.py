@@ -145,8 +145,9 @@ def test_pretrained_fast_demo_on_the_real_model(tmp_path, monkeypatch):
     assert (out / "rl" / "model.safetensors").exists() and results["sft12"]["steps"] == 2
     # a finished stage keeps its model, not its checkpoints with their optimizer state
     assert not list(out.rglob("checkpoint-*"))
-    assert sum(f.stat().st_size for f in out.rglob("*") if f.is_file()) < 2e9  # 4 stages x ~270 MB (bf16)
-    assert json.loads((out / "rl" / "config.json").read_text()).get("dtype") == "bfloat16"
+    assert sum(f.stat().st_size for f in out.rglob("*") if f.is_file()) < 2e9  # 3 SFT x ~270 MB (bf16), RL ~540
+    dtype = {st: json.loads((out / st / "config.json").read_text()).get("dtype") for st in ("sft123", "rl")}
+    assert dtype == {"sft123": "bfloat16", "rl": "float32"}  # RL's small updates would round away in bf16
     heldout = [json.loads(line) for line in (out / "rl" / "heldout.jsonl").read_text().splitlines()]
     assert [r["step"] for r in heldout] == [0, 1, 2]  # the held-out curve: before RL and after each step
     # its table over seeds: the study reuses the demo's stages (a demo directory is a study seed)
