@@ -12,6 +12,8 @@ from pathlib import Path
 
 from past_hops import table
 
+from autocoa.eval.report import heldout_rows
+
 RUN_MEANS = {"entropy": "entropy", "zero_spread": "frac_reward_zero_std", "past_last_hop": "rl/past_last_hop"}
 
 
@@ -68,11 +70,8 @@ def one(root: Path, label: str) -> dict | None:
         timings = json.loads((root / "timings.json").read_text())
         out["rl_seconds"] = timings.get(label)
         out["signal"] = hop_signal(rl / "metrics.jsonl")
-        if (rl / "heldout.jsonl").exists():
-            out["heldout"] = [
-                {k: round(v, 3) if isinstance(v, float) else v for k, v in json.loads(line).items()}
-                for line in (rl / "heldout.jsonl").open(encoding="utf-8")
-            ]
+        if curve := heldout_rows(rl):
+            out["heldout"] = [{k: round(v, 3) if isinstance(v, float) else v for k, v in r.items()} for r in curve]
     return out
 
 
