@@ -107,6 +107,12 @@ def test_fast_demo_end_to_end_resume_and_a_study_on_its_stages(tmp_path):
     assert recipe["real_calls"]["mean"] == rl["real_calls_total"] and recipe["reward_sim"]["mean"] == rl["reward_sim"]
     assert "fidelity_pool" in demo_rows["SFT-1&2&3", "sft123", "agent"]  # None when the tiny model never searches
     assert "| base model, direct |" in (root / "demo" / "report.md").read_text()
+    # the stage times are the seed's own (timings.json), for the demo's stages
+    times = json.loads((root / "demo" / "results.json").read_text())["timings"]
+    assert {n: s["per_seed"] for n, s in times["stages"].items()} == {n: [timings[n]] for n in times["stages"]}
+    assert {"sft1", "sft12", "sft123", "rl", "eval/main"} <= set(times["stages"])
+    assert times["total"]["per_seed"] == [pytest.approx(sum(timings[n] for n in times["stages"]))]
+    assert "| **all** |" in (root / "demo" / "report.md").read_text()
 
 
 @pytest.mark.slow

@@ -34,3 +34,15 @@ def test_a_block_is_rendered_from_its_file_and_a_stale_one_is_caught(tmp_path):
     )
     out = render_results_blocks(page, tmp_path)
     assert "(30 dev questions" in out and "| seed 0 | 0.250 | 0.500 |" in out
+
+
+def test_a_block_shows_the_studys_stage_times(tmp_path):
+    rows = [{"name": "SFT-1&2&3", "em": {"mean": 0.5, "min": 0.4, "max": 0.6}}]
+    times = {
+        "stages": {"rl": {"per_seed": [600.0, 1200.0], "mean": 900.0, "min": 600.0, "max": 1200.0}},
+        "total": {"per_seed": [600.0, None], "mean": 600.0, "min": 600.0, "max": 600.0},
+    }
+    data = {"study": "demo", "seeds": [0, 1], "commit": "abc", "rows": rows, "timings": times}
+    (tmp_path / "r.json").write_text(json.dumps(data))
+    out = results_block(tmp_path / "r.json")
+    assert "| rl | 15.0 (10.0-20.0) | 10.0 / 20.0 |" in out and "| **all** | 10.0 | 10.0 / - |" in out

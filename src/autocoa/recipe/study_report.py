@@ -297,6 +297,66 @@ def heldout_section(curves: dict[str, list[dict[str, Any]]]) -> str:
     return f"Held-out EM during the recipe's RL ({n} dev questions, greedy, real search):\n\n{heldout_table(curves)}"
 
 
+def stage_times(roots: Sequence[Path], names: Sequence[str]) -> dict[str, Any]:
+    """Seconds per stage over the seed directories ``roots`` (each one's ``timings.json``, which
+    keeps the time of the run that made a stage: a reused stage keeps its first time), for the
+    stages ``names`` in order, with each seed's total; a stage a seed has no time for is None.
+
+    >>> import tempfile, json
+    >>> d = Path(tempfile.mkdtemp())
+    >>> for s, t in ((0, {"sft1": 10.0, "rl": 30.0}), (1, {"sft1": 14.0})):
+    ...     (d / f"seed{s}").mkdir()
+    ...     _ = (d / f"seed{s}" / "timings.json").write_text(json.dumps(t))
+    >>> st = stage_times([d / "seed0", d / "seed1"], ["sft1", "rl"])
+    >>> st["stages"]["sft1"]["per_seed"], st["stages"]["sft1"]["mean"], st["stages"]["rl"]["per_seed"]
+    ([10.0, 14.0], 12.0, [30.0, None])
+    >>> st["total"]["per_seed"]
+    [40.0, None]
+    """
+
+    def summary(values: list[float | None]) -> dict[str, Any]:
+        known = [v for v in values if v is not None]
+        if not known:
+            return {"per_seed": values}
+        return {"per_seed": values, "mean": sum(known) / len(known), "min": min(known), "max": max(known)}
+
+    per_root = [json.loads(t.read_text()) if (t := r / "timings.json").exists() else {} for r in roots]
+    stages = {n: summary([t.get(n) for t in per_root]) for n in names}
+    totals = [
+        None if any(stages[n]["per_seed"][i] is None for n in names) else sum(stages[n]["per_seed"][i] for n in names)
+        for i in range(len(roots))
+    ]
+    return {"stages": stages, "total": summary(totals)}
+
+
+def timings_table(times: dict[str, Any], seeds: Sequence[int]) -> str:
+    """:func:`stage_times` as a table of minutes: mean (min-max) over seeds, and each seed's.
+
+    >>> t = {"stages": {"rl": {"per_seed": [60.0, None], "mean": 60.0, "min": 60.0, "max": 60.0}},
+    ...      "total": {"per_seed": [60.0, None], "mean": 60.0, "min": 60.0, "max": 60.0}}
+    >>> print(timings_table(t, [0, 1]))
+    | stage | minutes, mean (min-max) | seed 0 / 1 |
+    |---|---:|---|
+    | rl | 1.0 | 1.0 / - |
+    | **all** | 1.0 | 1.0 / - |
+    """
+
+    def minutes(s: dict[str, Any]) -> str:
+        scaled = {k: s[k] / 60 for k in ("mean", "min", "max") if k in s}
+        return fmt(scaled, 1) if scaled else "-"
+
+    def each(s: dict[str, Any]) -> str:
+        return " / ".join("-" if v is None else f"{v / 60:.1f}" for v in s["per_seed"])
+
+    lines = [f"| stage | minutes, mean (min-max) | seed {' / '.join(map(str, seeds))} |", "|---|---:|---|"]
+    for name, s in [*times["stages"].items(), ("**all**", times["total"])]:
+        lines.append(f"| {name} | {minutes(s)} | {each(s)} |")
+    return "\n".join(lines)
+
+
+TIMINGS_NOTE = "Stage times (each stage's run; on a shared 2-core CPU they vary with the load):"
+
+
 def study_plots(study: str, rows: Sequence[dict[str, Any]], out: Path, rl_runs: dict[str, Path]) -> dict[str, Path]:
     """The study's plots that apply to it (module docstring), by key; ``rl_runs``: RL curves of these."""
     plots = {
@@ -320,10 +380,11 @@ def write_study_report(
     notes: str = "",
     config: dict[str, Any] | None = None,
     rl_runs: dict[str, Path] | None = None,
+    timings: dict[str, Any] | None = None,
 ) -> dict[str, Path]:
     """The study's ``results.json`` (rows, seeds, the commit and the recipe it ran), its
     ``report.md`` and plots; ``rl_runs`` (label -> the recipe's RL directory of a seed): their
-    training and held-out curves."""
+    training and held-out curves; ``timings``: the stage times (:func:`stage_times`)."""
     out.mkdir(parents=True, exist_ok=True)
     rl_runs = rl_runs or {}
     curves = {label: c for label, d in rl_runs.items() if (c := heldout_rows(d))}
@@ -340,6 +401,7 @@ def write_study_report(
                 "paired": diffs,
                 "collapse": list(collapse),
                 "heldout": curves,
+                "timings": timings,
             },
             indent=2,
         )
@@ -359,6 +421,8 @@ def write_study_report(
         lines += ["Paired differences of held-out EM (the same seed's rows):", "", paired_table(diffs), ""]
     if curves:
         lines += [heldout_section(curves), ""]
+    if timings:
+        lines += [TIMINGS_NOTE, "", timings_table(timings, seeds), ""]
     if collapse:
         lines += ["## SFT-1 contrastive-collapse monitor", "", collapse_table(collapse), ""]
     if notes:
@@ -412,8 +476,9 @@ def run_study(study: str, cfg: Any, out: Path, seeds: Sequence[int], console: An
     rows = aggregate_rows(roots, first.rows)
     collapse = collapse_rows(roots, first.sft1)
     rl_runs = {f"seed {s}": out / f"seed{s}" / "rl" for s in seeds}
+    times = stage_times(roots, [st.name for st in first.stages])
     paths = write_study_report(
-        study, rows, collapse, seeds, out / study, config=cfg.model_dump(mode="json"), rl_runs=rl_runs
+        study, rows, collapse, seeds, out / study, config=cfg.model_dump(mode="json"), rl_runs=rl_runs, timings=times
     )
     console.print(f"study {study}: {paths['report']}")
     return {"rows": rows, "collapse": collapse, "report": str(paths["report"])}
@@ -437,6 +502,7 @@ def results_block(results_path: Path, shown: str | None = None) -> str:
         + f"rendered from `{shown or results_path}`.\n"
         + (f"\nPaired differences of held-out EM (the same seed's rows):\n\n{paired_table(diffs)}\n" if diffs else "")
         + (f"\n{heldout_section(data['heldout'])}\n" if data.get("heldout") else "")
+        + (f"\n{TIMINGS_NOTE}\n\n{timings_table(data['timings'], data['seeds'])}\n" if data.get("timings") else "")
     )
 
 
