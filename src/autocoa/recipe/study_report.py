@@ -371,6 +371,44 @@ def study_plots(study: str, rows: Sequence[dict[str, Any]], out: Path, rl_runs: 
     return {k: v for k, v in plots.items() if v is not None}
 
 
+def report_lines(
+    study: str,
+    rows: Sequence[dict[str, Any]],
+    seeds: Sequence[int],
+    config: dict[str, Any] | None,
+    diffs: Sequence[dict[str, Any]],
+    curves: dict[str, list[dict[str, Any]]],
+    timings: dict[str, Any] | None,
+    collapse: Sequence[dict[str, Any]],
+    notes: str,
+    paths: dict[str, Path],
+) -> list[str]:
+    """The lines of a study's ``report.md``: the table, the paired differences, the held-out
+    curves, the stage times, the SFT-1 monitor, ``notes`` and the plots (``paths``)."""
+    lines = [
+        f"# Study: {study}",
+        "",
+        f"Seeds {', '.join(map(str, seeds))} ({seed_scope(config)}). Each cell: mean (min-max) over the seeds.",
+        "",
+        markdown_table(study, rows),
+        "",
+    ]
+    if diffs:
+        lines += ["Paired differences of held-out EM (the same seed's rows):", "", paired_table(diffs), ""]
+    if curves:
+        lines += [heldout_section(curves), ""]
+    if timings:
+        lines += [TIMINGS_NOTE, "", timings_table(timings, seeds), ""]
+    if collapse:
+        lines += ["## SFT-1 contrastive-collapse monitor", "", collapse_table(collapse), ""]
+    if notes:
+        lines += [notes, ""]
+    for key, p in paths.items():
+        if p.suffix == ".png":
+            lines += [f"![{key}]({p.name})", ""]
+    return lines
+
+
 def write_study_report(
     study: str,
     rows: Sequence[dict[str, Any]],
@@ -409,27 +447,7 @@ def write_study_report(
         encoding="utf-8",
     )
     paths["results"] = out / "results.json"
-    lines = [
-        f"# Study: {study}",
-        "",
-        f"Seeds {', '.join(map(str, seeds))} ({seed_scope(config)}). Each cell: mean (min-max) over the seeds.",
-        "",
-        markdown_table(study, rows),
-        "",
-    ]
-    if diffs:
-        lines += ["Paired differences of held-out EM (the same seed's rows):", "", paired_table(diffs), ""]
-    if curves:
-        lines += [heldout_section(curves), ""]
-    if timings:
-        lines += [TIMINGS_NOTE, "", timings_table(timings, seeds), ""]
-    if collapse:
-        lines += ["## SFT-1 contrastive-collapse monitor", "", collapse_table(collapse), ""]
-    if notes:
-        lines += [notes, ""]
-    for key, p in paths.items():
-        if p.suffix == ".png":
-            lines += [f"![{key}]({p.name})", ""]
+    lines = report_lines(study, rows, seeds, config, diffs, curves, timings, collapse, notes, paths)
     (out / "report.md").write_text("\n".join(lines), encoding="utf-8")
     paths["report"] = out / "report.md"
     return paths
