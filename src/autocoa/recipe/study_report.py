@@ -342,7 +342,7 @@ def timings_table(times: dict[str, Any], seeds: Sequence[int]) -> str:
     """
 
     def minutes(s: dict[str, Any]) -> str:
-        scaled = {k: s[k] / 60 for k in ("mean", "min", "max") if k in s}
+        scaled = {k: round(s[k] / 60, 1) for k in ("mean", "min", "max") if k in s}
         return fmt(scaled, 1) if scaled else "-"
 
     def each(s: dict[str, Any]) -> str:
