@@ -35,7 +35,7 @@ def table(questions: str, predictions: str, method: str = "agent") -> dict:
                 by[key][2] += past
                 by[key][3] += r["searches"]
     return {
-        str(k): {"n": n, "em": round(em / n, 3), "past_last_hop": round(p / n, 3), "searches": round(sr / n, 2)}
+        str(k): {"n": n, "em": round(em / n, 4), "past_last_hop": round(p / n, 4), "searches": round(sr / n, 2)}
         for k, (n, em, p, sr) in by.items()
     }
 
