@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from autocoa.eval.report import heldout_rows, plot_rl_curves, pyplot, save_figure
-from autocoa.recipe.study import PAPER, REAL_ONLY, RECIPE
+from autocoa.recipe.study import PAPER, REAL_ONLY, RECIPE, spread
 
 
 def fmt(s: dict[str, Any] | None, digits: int = 3) -> str:
@@ -315,10 +315,7 @@ def stage_times(roots: Sequence[Path], names: Sequence[str]) -> dict[str, Any]:
     """
 
     def summary(values: list[float | None]) -> dict[str, Any]:
-        known = [v for v in values if v is not None]
-        if not known:
-            return {"per_seed": values}
-        return {"per_seed": values, "mean": sum(known) / len(known), "min": min(known), "max": max(known)}
+        return {"per_seed": values, **(spread(values) or {})}
 
     per_root = [json.loads(t.read_text()) if (t := r / "timings.json").exists() else {} for r in roots]
     stages = {n: summary([t.get(n) for t in per_root]) for n in names}
