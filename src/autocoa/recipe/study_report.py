@@ -368,6 +368,24 @@ def study_plots(study: str, rows: Sequence[dict[str, Any]], out: Path, rl_runs: 
     return {k: v for k, v in plots.items() if v is not None}
 
 
+def shared_sections(
+    diffs: Sequence[dict[str, Any]],
+    curves: dict[str, list[dict[str, Any]]] | None,
+    timings: dict[str, Any] | None,
+    seeds: Sequence[int],
+) -> list[str]:
+    """The sections after the table that a study's report and a page's results block both show:
+    the paired differences, the held-out curves and the stage times, each where there is one."""
+    sections = []
+    if diffs:
+        sections.append(f"Paired differences of held-out EM (the same seed's rows):\n\n{paired_table(diffs)}")
+    if curves:
+        sections.append(heldout_section(curves))
+    if timings:
+        sections.append(f"{TIMINGS_NOTE}\n\n{timings_table(timings, seeds)}")
+    return sections
+
+
 def report_lines(
     study: str,
     rows: Sequence[dict[str, Any]],
@@ -390,12 +408,8 @@ def report_lines(
         markdown_table(study, rows),
         "",
     ]
-    if diffs:
-        lines += ["Paired differences of held-out EM (the same seed's rows):", "", paired_table(diffs), ""]
-    if curves:
-        lines += [heldout_section(curves), ""]
-    if timings:
-        lines += [TIMINGS_NOTE, "", timings_table(timings, seeds), ""]
+    for section in shared_sections(diffs, curves, timings, seeds):
+        lines += [section, ""]
     if collapse:
         lines += ["## SFT-1 contrastive-collapse monitor", "", collapse_table(collapse), ""]
     if notes:
@@ -508,16 +522,14 @@ def results_block(results_path: Path, shown: str | None = None) -> str:
     """The Markdown a results block holds: the study's table and where its numbers come from
     (``shown``: the file's path as the page names it)."""
     data = json.loads(Path(results_path).read_text(encoding="utf-8"))
-    seeds = ", ".join(map(str, data.get("seeds", [])))
+    seeds = data.get("seeds", [])
     commit = data.get("commit") or "unrecorded"
     diffs = data.get("paired") or []
     return (
         markdown_table(data["study"], data["rows"])
-        + f"\n\nSeeds {seeds} ({seed_scope(data.get('config'))}); each cell mean (min-max) over them; code {commit}; "
+        + f"\n\nSeeds {', '.join(map(str, seeds))} ({seed_scope(data.get('config'))}); each cell mean (min-max) over them; code {commit}; "
         + f"rendered from `{shown or results_path}`.\n"
-        + (f"\nPaired differences of held-out EM (the same seed's rows):\n\n{paired_table(diffs)}\n" if diffs else "")
-        + (f"\n{heldout_section(data['heldout'])}\n" if data.get("heldout") else "")
-        + (f"\n{TIMINGS_NOTE}\n\n{timings_table(data['timings'], data['seeds'])}\n" if data.get("timings") else "")
+        + "".join(f"\n{section}\n" for section in shared_sections(diffs, data.get("heldout"), data.get("timings"), seeds))
     )
 
 
