@@ -525,11 +525,13 @@ def results_block(results_path: Path, shown: str | None = None) -> str:
     seeds = data.get("seeds", [])
     commit = data.get("commit") or "unrecorded"
     diffs = data.get("paired") or []
+    sections = shared_sections(diffs, data.get("heldout"), data.get("timings"), seeds)
     return (
         markdown_table(data["study"], data["rows"])
-        + f"\n\nSeeds {', '.join(map(str, seeds))} ({seed_scope(data.get('config'))}); each cell mean (min-max) over them; code {commit}; "
+        + f"\n\nSeeds {', '.join(map(str, seeds))} ({seed_scope(data.get('config'))}); "
+        + f"each cell mean (min-max) over them; code {commit}; "
         + f"rendered from `{shown or results_path}`.\n"
-        + "".join(f"\n{section}\n" for section in shared_sections(diffs, data.get("heldout"), data.get("timings"), seeds))
+        + "".join(f"\n{section}\n" for section in sections)
     )
 
 
