@@ -307,20 +307,20 @@ def test_the_base_model_is_evaluated_as_the_workflows_it_can_follow():
     assert base_methods(chat.model_copy(update={"coa_baseline": True}))[-1] == "coa"
 
 
-def test_the_scale_and_legacy_presets_and_the_preset_option(tmp_path):
+def test_the_short_and_legacy_presets_and_the_preset_option(tmp_path):
     from typer.testing import CliRunner
 
     from autocoa.cli import app
 
-    scale, legacy = preset("scale"), preset("legacy")
-    # the instrument is the default with SFT-2 twice as long, and nothing else
-    default = preset("default")
-    assert scale.sft2.max_steps == 2 * default.sft2.max_steps
-    assert scale.model_copy(update={"size": "default", "sft2": default.sft2}) == default
-    assert scale.world.rare_exposure_max > 0 and scale.world.reading_passages > 0
-    assert scale.synth.known_from == "model" and scale.sft3.pool_repeats == 0 and scale.sft3.observations_in == "all"
+    default, short, legacy = preset("default"), preset("short"), preset("legacy")
+    # the previous default is the scale model with SFT-2 half as long, and nothing else
+    assert default.sft2.max_steps == 2 * short.sft2.max_steps == 2400
+    assert short.model_copy(update={"size": "default", "sft2": default.sft2}) == default
+    assert default.world.rare_exposure_max > 0 and default.world.reading_passages > 0
+    assert default.synth.known_from == "model" and default.sft3.pool_repeats == 0
+    assert default.sft3.observations_in == "all"
     assert legacy.world.rare_exposure_max == 0 and legacy.synth.known_from == "world" and legacy.sft3.pool_repeats
-    res = CliRunner().invoke(app, ["demo", "--fast", "--preset", "scale", "--out", str(tmp_path / "d")])
+    res = CliRunner().invoke(app, ["demo", "--fast", "--preset", "short", "--out", str(tmp_path / "d")])
     assert res.exit_code != 0 and "not with --fast" in str(res.exception)
     res = CliRunner().invoke(app, ["world", "--preset", "nope", "--out", str(tmp_path / "w")])
     assert res.exit_code != 0 and "--preset nope" in str(res.exception)
@@ -368,7 +368,7 @@ def test_a_recipe_file_may_not_shadow_a_field_the_recipe_sets_and_a_saved_recipe
         assert load_recipe(size, str(tmp_path / f"{size}.yaml")) == cfg
 
 
-@pytest.mark.parametrize("size", ["default", "scale", "legacy", "fast", "pretrained", "pretrained-fast"])
+@pytest.mark.parametrize("size", ["default", "short", "legacy", "fast", "pretrained", "pretrained-fast"])
 def test_rl_rollouts_and_evaluation_share_the_token_budget(size):
     """Each preset writes its token budget once (recipe.config.BUDGET, FAST_BUDGET, or the
     pretrained preset's own) for RL's rollouts and evaluation alike. The action budget is the one

@@ -27,7 +27,7 @@ def test_the_shipped_base_applies_to_the_default_world(default_world):
     # fails when world generation or the default preset's pretraining changes: re-make the base
     # (autocoa ship-base) so that the demo does not silently pretrain for 10 minutes
     assert mismatch(default_world, preset("default").pretrain) is None
-    assert mismatch(default_world, preset("scale").pretrain) is None
+    assert mismatch(default_world, preset("short").pretrain) is None
 
 
 def test_a_seed_keeps_the_shipped_base_and_a_world_seed_does_not(default_world):

@@ -2,12 +2,14 @@
 model (reading test, closed-book recall by exposure on the test pool, common facts), copy
 accuracy, when-to-act counts, the world model's fidelity, what the RL steps could learn from
 (groups with zero reward spread, KL), the RL variants from each seed's SFT-1&2&3
-(rl_variants_seed<S>.jsonl, written by rl_variants.py) and the stage times. Writes measurements.json and measurements.md
-beside this file. Usage, from the repository root: python docs/results/scale_seeds/aggregate.py
-runs/study/seed0 runs/study/seed1 ..."""
+(rl_variants_seed<S>.jsonl, written by rl_variants.py), what the ablations' simulated RL steps
+could learn from (where a seed ran them) and the stage times. Reads the study's results.json and
+writes measurements.json and measurements.md in --out (this file's directory by default). Usage,
+from the repository root: python docs/results/scale_seeds/aggregate.py [--out DIR] runs/study/seed0
+runs/study/seed1 ..."""
 
+import argparse
 import json
-import sys
 from pathlib import Path
 
 from seed_files import metrics, recalled_share
@@ -17,8 +19,11 @@ from autocoa.jsonl import read_logged
 from autocoa.recipe.study import RECIPE, spread
 from autocoa.recipe.study_report import code_version, fmt
 
-here = Path(__file__).resolve().parent
-roots = [Path(p) for p in sys.argv[1:]]
+ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent, help="the study's results directory")
+ap.add_argument("roots", nargs="+", type=Path, help="the study's seed directories")
+args = ap.parse_args()
+here, roots = args.out, args.roots
 
 
 def rl_signal(root: Path) -> dict:
@@ -31,6 +36,32 @@ def rl_signal(root: Path) -> dict:
         "zero_spread_real": mean([r["frac_reward_zero_std"] for r in real]),
         "grad_norm_sim": mean([r["grad_norm"] for r in sim]),
         "kl_last": rows[-1]["kl"] if rows else None,
+    }
+
+
+# the ablations' RL runs with simulated steps (autocoa study ablations), by stage directory
+SIM_RUNS = {
+    "rl_sft123_s18_r0": "18 simulated steps (RL-1)",
+    "rl_sft123_s15_r3": "the paper's 15 simulated + 3 real",
+}
+
+
+def sim_signal(root: Path, run: str) -> dict | None:
+    """What a run's simulated steps could learn from: their mean reward, the world model's
+    fidelity during them (rl.json), the share of their groups with no reward spread; and the
+    missed and unneeded searches a question of the policy they left (eval/<run>)."""
+    if not (root / run / "rl.json").exists():
+        return None
+    summary = json.loads((root / run / "rl.json").read_text())
+    rows = [r for r in read_logged(root / run / "metrics.jsonl") if "frac_reward_zero_std" in r]
+    sim = [r["frac_reward_zero_std"] for r in rows if r.get("rl/env_real", 0) == 0]
+    ev = metrics(root, run)
+    return {
+        "reward_sim": summary["reward_sim"],
+        "fidelity_sim": summary["fidelity_sim"],
+        "zero_spread_sim": sum(sim) / len(sim) if sim else None,
+        "missed": ev["missed_searches"],
+        "unneeded": ev["unneeded_searches"],
     }
 
 
@@ -137,6 +168,7 @@ for root in roots:
         **rl_signal(root),
         **{f"variant_{i}": v["em"] - sft["em"] for i, v in enumerate(variants(root))},
         "seconds": demo_seconds(root),
+        "sim_runs": {run: sig for run in SIM_RUNS if (sig := sim_signal(root, run)) is not None},
     }
 keys = [k for k in next(iter(per_seed.values())) if not isinstance(next(iter(per_seed.values()))[k], dict)]
 over = {k: spread([s.get(k) for s in per_seed.values()]) for k in keys}
@@ -246,6 +278,23 @@ for root in roots:
     path = root / "rl" / "heldout.jsonl"
     curve = [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
     lines.append(f"| {root.name[4:]} | " + (", ".join(f"{c['step']}: {c['em']:.2f}" for c in curve) or "-") + " |")
+sim_rows = [(n, run, s["sim_runs"][run]) for run in SIM_RUNS for n, s in per_seed.items() if run in s["sim_runs"]]
+if sim_rows:
+    lines += [
+        "",
+        "What the ablations' simulated RL steps could learn from (rl.json, metrics.jsonl: the world model's "
+        "fidelity and the mean reward during the simulated steps, their groups with no reward spread), and the "
+        "searches of the policy they left (held-out; SFT-1&2&3's and the recipe's are in the first table):",
+        "",
+        "| RL run | seed | reward, simulated steps | fidelity during them | groups with no reward spread "
+        "| missed searches / q | unneeded / q |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for name, run, sig in sim_rows:
+        lines.append(
+            f"| {SIM_RUNS[run]} | {name[4:]} | {sig['reward_sim']:.4f} | {sig['fidelity_sim']:.4f} | "
+            f"{sig['zero_spread_sim']:.2f} | {sig['missed']:.2f} | {sig['unneeded']:.2f} |"
+        )
 timed = ", ".join(name[4:] for name, s in per_seed.items() if set(stage_names) <= set(s["seconds"]))
 lines += [
     "",

@@ -39,8 +39,9 @@ ModelOption = Annotated[
 PresetOption = Annotated[
     str | None,
     typer.Option(
-        help="a named recipe preset of the tiny model: default (the quick demo), scale (the instrument: "
-        "SFT-2 twice as long, ~20 minutes a seed), legacy (the world before the scale model)"
+        help="a named recipe preset of the tiny model: default (the scale model, ~20 minutes a seed), short "
+        "(SFT-2 half as long, ~13 minutes: the previous default, undertrained), legacy (the world before the "
+        "scale model)"
     ),
 ]
 

@@ -1,7 +1,8 @@
 """The recipe's configuration: every stage's config in one validated object, and its presets.
 
-``default`` is the README's main job (``autocoa demo``: minutes on 2 CPU cores), the scale model
-of the paper's setting (:func:`scale_preset`, also named ``scale``); ``legacy`` is the world before
+``default`` is the README's main job (``autocoa demo``: ~20 minutes on 2 CPU cores), the scale
+model of the paper's setting (:func:`scale_preset`); ``short`` is it with SFT-2 half as long (the
+previous default, ~13 minutes, undertrained); ``legacy`` is the world before
 it (rare facts only in the corpus, copying learned in SFT-2, the world model trained on 20 copies
 of the RL pool); ``fast`` runs every stage on a tiny world and model in about a minute (tests; its
 accuracy means nothing).
@@ -93,7 +94,7 @@ class RecipeConfig(Config):
             data[section].pop(name, None)
         return data
 
-    size: Literal["default", "fast", "scale", "legacy", "pretrained", "pretrained-fast"] = Field(
+    size: Literal["default", "fast", "short", "legacy", "pretrained", "pretrained-fast"] = Field(
         "default", description="preset the other fields start from"
     )
     model: str | None = Field(
@@ -210,16 +211,25 @@ class RecipeConfig(Config):
     )
 
 
+# SFT-2's steps. At 1,200 (the previous default, now `--preset short`) SFT-2 is undertrained: 2,400
+# (1.2 epochs of the CoA rows) took the 5 seeds' SFT-1&2&3 from 0.747 to 0.848 and the recipe from
+# 0.809 to 0.931, paired gain positive on every seed, and copy accuracy to 0.946-0.981
+# (docs/scale-model.md), at twice SFT-2's time: a demo of ~20 minutes on 2 cores, not ~13.
+SFT2_STEPS = 2400
+SHORT_SFT2_STEPS = 1200
+
+
 # long: a data literal: the default recipe's values, with the measurements behind them as comments
 def scale_preset() -> RecipeConfig:
     """The scale model of the paper's setting: a base model that has *read* the encyclopedia,
     partially (every pool's rare entities stated in pretraining, long-tailed: 30% never, a few
     30 times), and that reads (reading-comprehension passages about freshly named entities, so
     that copying a name just read is a pretraining skill, not something SFT-2 must teach); a
-    teacher that searches exactly what this base model cannot recall; SFT-3 as the paper's
-    (every row's observations trained, no RL-pool copies)."""
+    teacher that searches exactly what this base model cannot recall; SFT-2 long enough to copy
+    (:data:`SFT2_STEPS`); SFT-3 as the paper's (every row's observations trained, no RL-pool
+    copies). The default preset (``autocoa demo``)."""
     return RecipeConfig(
-        size="scale",
+        size="default",
         world=WorldConfig(
             train_entities=20000,
             read_train_entities=1000,
@@ -245,12 +255,13 @@ def scale_preset() -> RecipeConfig:
         seeds_vary_world=False,
         sft1=ContrastiveConfig(epochs=1.0, max_examples=1000, save_steps=50),
         # a base that reads copies sooner (SFT-2's loss 0.10 at step 400; the non-reading base's
-        # at ~680), but 800 steps left seed 0 overshooting the last hop (SFT-1&2&3 0.627).
-        # Batches stay random: by length (batches: by_length) halves SFT-2's step time but took
-        # seed 0's SFT-1&2&3 from 0.730 to 0.387 (missed searches 0.08 -> 0.29 a question: the
-        # short, search-free CoT rows fill whole batches)
+        # at ~680), but SFT-2 is undertrained well past that: on seed 0, 800 steps gave
+        # SFT-1&2&3 0.627, 1,200 0.730, 2,400 0.890 (SFT2_STEPS). Batches stay random: by length
+        # (batches: by_length) halves SFT-2's step time but took seed 0's SFT-1&2&3 from 0.730 to
+        # 0.387 (missed searches 0.08 -> 0.29 a question: the short, search-free CoT rows fill
+        # whole batches)
         sft2=MaskedSFTConfig(
-            max_steps=1200,
+            max_steps=SFT2_STEPS,
             batch_size=8,
             lr=2e-3,
             cot_ratio=0.1,
@@ -285,21 +296,16 @@ def scale_preset() -> RecipeConfig:
     )
 
 
-# SFT-2 at 1,200 steps (the default) is undertrained: 2,400 steps (1.2 epochs of the CoA rows)
-# took the 5 seeds' SFT-1&2&3 and the recipe far up and copy accuracy to the target
-# (docs/scale-model.md, "The scale preset"), at twice SFT-2's time: the demo's ~13 minutes become
-# ~20. So the default stays the quick demo and `--preset scale` is the instrument.
-SCALE_SFT2_STEPS = 2400
-TINY_PRESETS = ("default", "scale", "legacy")  # the from-scratch model's presets a user names (--preset)
+TINY_PRESETS = ("default", "short", "legacy")  # the from-scratch model's presets a user names (--preset)
 PRESETS = (*TINY_PRESETS, "fast", "pretrained", "pretrained-fast")
 
 
 def preset(size: str) -> RecipeConfig:
     if size == "default":
-        return scale_preset().model_copy(update={"size": size})
-    if size == "scale":  # the instrument: the default with SFT-2 twice as long (SCALE_SFT2_STEPS)
-        cfg = scale_preset()
-        return cfg.model_copy(update={"sft2": cfg.sft2.model_copy(update={"max_steps": SCALE_SFT2_STEPS})})
+        return scale_preset()
+    if size == "short":  # the previous default: SFT-2 half as long (SHORT_SFT2_STEPS), ~13 minutes a seed
+        sft2 = scale_preset().sft2.model_copy(update={"max_steps": SHORT_SFT2_STEPS})
+        return scale_preset().model_copy(update={"size": size, "sft2": sft2})
     if size == "legacy":
         return RecipeConfig(size="legacy")
     if size == "fast":
