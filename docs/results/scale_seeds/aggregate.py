@@ -345,7 +345,10 @@ def met(ok: bool) -> str:
 
 targets = [
     ("base model's reading test (no target; issue: 'a base model that reads')", fmt(over["reading_test"]), ""),
-    ("copy accuracy >= 0.97 on every seed", fmt(over["copy_sft123"]), met(over["copy_sft123"]["min"] >= 0.97)),
+    *(
+        (f"copy accuracy >= 0.97 on every seed: {who}", fmt(over[k]), met(over[k]["min"] >= 0.97))
+        for who, k in (("SFT-1&2&3", "copy_sft123"), ("the recipe", "copy_recipe"))
+    ),
     (
         "closed-book (direct) held-out EM 0.10-0.40",
         fmt(over["direct_em_recipe"]),
