@@ -161,20 +161,52 @@ def _err(s: dict[str, Any]) -> tuple[list[float], list[float]]:
     return [max(0.0, s["mean"] - s["min"])], [max(0.0, s["max"] - s["mean"])]
 
 
+def label_heights(xs: Sequence[float], ys: Sequence[float], gap: float, near: float) -> list[float]:
+    """Heights for the labels of points (xs, ys): points whose x lie within ``near`` of each other
+    share a column, in which the labels keep their points' order from bottom to top and stand at
+    least ``gap`` apart, each as low as that allows but never below its point.
+
+    >>> label_heights([0, 0, 0, 1500], [0.897, 0.907, 0.848, 0.931], gap=0.02, near=100)
+    [0.897, 0.917, 0.848, 0.931]
+    """
+    out = list(ys)
+    by_x = sorted(range(len(xs)), key=lambda i: xs[i])
+    columns: list[list[int]] = []
+    for i in by_x:
+        if columns and xs[i] - xs[columns[-1][-1]] <= near:
+            columns[-1].append(i)
+        else:
+            columns.append([i])
+    for col in columns:
+        below = None
+        for i in sorted(col, key=lambda i: (ys[i], i)):
+            out[i] = ys[i] if below is None else max(ys[i], below + gap)
+            below = out[i]
+    return out
+
+
 def plot_cost(rows: Sequence[dict[str, Any]], path: Path, title: str) -> Path | None:
-    """EM (mean, min-max bars) against real calls spent in RL (mean, min-max bars)."""
+    """EM (mean, min-max bars) against real calls spent in RL (mean, min-max bars); each point's
+    label beside it, in its points' order where points share an x (:func:`label_heights`), and no
+    legend (it repeated the labels, and covered some)."""
     pts = [r for r in rows if r.get("em") and r.get("real_calls") and r.get("method", "agent") == "agent"]
     if not pts:
         return None
+    from matplotlib.transforms import offset_copy
+
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
-    for i, r in enumerate(pts):
-        x, y = r["real_calls"], r["em"]
+    xs, ys = [r["real_calls"]["mean"] for r in pts], [r["em"]["mean"] for r in pts]
+    lows, highs = [r["em"]["min"] for r in pts], [r["em"]["max"] for r in pts]
+    span = max(max(highs) - min(lows), 0.05)
+    heights = label_heights(xs, ys, gap=0.045 * span, near=0.08 * max(max(xs) - min(xs), 1.0))
+    beside = offset_copy(ax.transData, fig=fig, x=6, y=0, units="points")  # 6 points right of its place
+    for r, x, y, h in zip(pts, xs, ys, heights, strict=True):
         label = r["params"].get("schedule") if r.get("params", {}).get("schedule") not in (None, "-") else r["name"]
-        ax.errorbar([x["mean"]], [y["mean"]], xerr=_err(x), yerr=_err(y), fmt="o", capsize=3, label=r["name"])
-        offset = (4, 6 if i % 2 == 0 else -12)  # alternate above / below: schedules often tie
-        ax.annotate(label, (x["mean"], y["mean"]), fontsize=7, xytext=offset, textcoords="offset points")
-    ax.legend(fontsize=6, loc="best")
+        ax.errorbar([x], [y], xerr=_err(r["real_calls"]), yerr=_err(r["em"]), fmt="o", capsize=3, label=r["name"])
+        leader = None if h == y else {"arrowstyle": "-", "lw": 0.5, "color": "0.5"}
+        right = max(x, r["real_calls"].get("max", x))  # past the x bar's end
+        ax.annotate(label, (x, y), xytext=(right, h), textcoords=beside, fontsize=7, va="center", arrowprops=leader)
     ax.set_xlabel("real tool calls spent in RL (mean over seeds, bars: min-max)")
     ax.set_ylabel("held-out EM (avg)")
     ax.set_title(title, fontsize=10)
