@@ -43,6 +43,7 @@ def test_fast_demo_end_to_end_resume_and_a_study_on_its_stages(tmp_path):
     assert (out / "report" / "rl_curves.png").exists()
     report = (out / "report" / "report.md").read_text()
     assert "rl react" in report and "sft123_sim_pool agent" in report
+    assert "| rl | 2 + 1 |" in report and "no reward spread" in report  # the RL table: signal and KL
     rows = json.loads((out / "report" / "results.json").read_text())
     sim = {r["data"] for r in rows if r["env"] == "simulated"}
     assert sim == {"rl_pool.jsonl", "train_unseen.jsonl", "test.jsonl"}

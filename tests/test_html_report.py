@@ -100,3 +100,26 @@ def test_rl_runs_add_their_curve_and_rollouts(tmp_path):
     assert paths["rl"].name == "rl_curves.png" and paths["rl"].stat().st_size > 5000
     page = paths["html"].read_text()
     assert 'data-run="rl step 3 (real)"' in page and "RL training" in page
+    assert "| RL run |" not in paths["report"].read_text()  # no rl.json: the run did not finish
+
+
+def test_the_rl_table_states_what_each_kind_of_step_had_to_learn_from(tmp_path):
+    from autocoa.eval.report import rl_table
+
+    rl = tmp_path / "rl_a"
+    rl.mkdir()
+    steps = [  # two simulated steps, one real: rewards, groups without spread, KL
+        {"step": 1, "reward": 0.0, "frac_reward_zero_std": 1.0, "kl": 0.0, "rl/env_real": 0.0, "rl/obs_fact": 0.1},
+        {"step": 2, "reward": 0.1, "frac_reward_zero_std": 0.5, "kl": 0.002, "rl/env_real": 0.0, "rl/obs_fact": 0.3},
+        {"step": 3, "reward": 0.6, "frac_reward_zero_std": 0.25, "kl": 0.0125, "rl/env_real": 1.0},
+    ]
+    (rl / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in steps), encoding="utf-8")
+    summary = {"sim_steps_done": 2, "real_steps_done": 1, "real_calls_total": 37}
+    (rl / "rl.json").write_text(json.dumps(summary), encoding="utf-8")
+    curve = [{"step": 0, "em": 0.5, "n": 8, "real_calls_total": 0}, {"step": 3, "em": 0.75, "n": 8}]
+    (rl / "heldout.jsonl").write_text("".join(json.dumps(r) + "\n" for r in curve), encoding="utf-8")
+    (tmp_path / "rl_unfinished").mkdir()  # no rl.json: left out
+    table = rl_table([rl, tmp_path / "rl_unfinished"]).splitlines()
+    assert len(table) == 3 and "rl_unfinished" not in table[2]
+    assert table[2] == "| rl_a | 2 + 1 | 37 | 0.050 / 0.600 | 0.75 / 0.25 | 0.0125 | 0: 0.50, 3: 0.75 |"
+    assert rl_table([tmp_path / "rl_unfinished"]) is None

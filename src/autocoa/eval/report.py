@@ -257,6 +257,12 @@ _HIT = (
     " *copy acc*: of those, the share whose object the next thought or answer restates exactly."
 )
 
+_RL_LEGEND = (
+    "*groups with no reward spread*: GRPO groups whose rollouts all got the same reward: their advantages are "
+    "zero, so they teach nothing; *KL*: to the reference model (the RL stage's start); *held-out EM by step*: "
+    "greedy, real search, on the run's held-out sample (its size is in heldout.jsonl)."
+)
+
 
 def heldout_rows(run: Path) -> list[dict[str, Any]]:
     """An RL run's held-out curve (``heldout.jsonl``, written with ``heldout_every``) by step;
@@ -307,6 +313,32 @@ def plot_rl_curves(rl_runs: Sequence[Path], path: Path, labels: Sequence[str] | 
             hx.annotate(f"step {rows[-1]['step']}", (rows[-1]["real_calls_total"], rows[-1]["em"]), fontsize=7)
         _unit_axes(hx, "held-out EM (greedy, real search)", "held-out EM during RL")
     return save_figure(fig, path)
+
+
+def rl_table(rl_runs: Sequence[Path]) -> str | None:
+    """One line per RL run: its steps (simulated + real) and real tool calls (``rl.json``), the
+    mean reward and the share of GRPO groups with no reward spread of each kind of step, the KL
+    at the last step (:func:`autocoa.train.rl.schedule_means` over ``metrics.jsonl``) and the
+    held-out curve (``heldout.jsonl``). None when no run has finished (no ``rl.json``)."""
+    from autocoa.train.rl import schedule_means
+
+    lines = [
+        "| RL run | steps: simulated + real | real calls | mean reward: simulated / real | groups with no reward "
+        "spread: simulated / real | KL, last step | held-out EM by step |",
+        "|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for d in map(Path, rl_runs):
+        if not (d / "rl.json").exists():
+            continue
+        run, sig = json.loads((d / "rl.json").read_text(encoding="utf-8")), schedule_means(d / "metrics.jsonl")
+        curve = ", ".join(f"{r['step']}: {r['em']:.2f}" for r in heldout_rows(d)) or "-"
+        lines.append(
+            f"| {d.name} | {run.get('sim_steps_done', 0)} + {run.get('real_steps_done', 0)} | "
+            f"{run.get('real_calls_total', 0)} | {_fmt(sig['reward_sim'])} / {_fmt(sig['reward_real'])} | "
+            f"{_fmt(sig['zero_spread_sim'], 2)} / {_fmt(sig['zero_spread_real'], 2)} | "
+            f"{_fmt(sig['kl_last'], 4)} | {curve} |"
+        )
+    return "\n".join(lines) if len(lines) > 2 else None
 
 
 def _unit_axes(ax, ylabel: str, title: str) -> None:
@@ -452,6 +484,8 @@ def write_report(
     for key, title in titles.items():
         if key in paths:
             lines += [f"## {title}", "", f"![{title}]({paths[key].name})", ""]
+            if key == "rl" and (table := rl_table(rl_runs)):
+                lines += [table, "", _RL_LEGEND, ""]
             if key == "recall" and knowledge:
                 lines += [recall_table(knowledge), ""]
                 if knowledge.get("reading"):

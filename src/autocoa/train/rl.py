@@ -121,23 +121,37 @@ HELDOUT = "heldout.jsonl"  # the held-out curve (cfg.heldout_every)
 
 
 def schedule_means(metrics_path: Path) -> dict[str, float | None]:
-    """Mean reward of the simulated and of the real steps, and the mean ``rl/obs_fact`` of the
-    simulated steps (the world model's fidelity during RL-stage1), from ``metrics.jsonl``."""
+    """What a run's steps had to learn from, from its ``metrics.jsonl``: the mean reward of the
+    simulated and of the real steps, the mean ``rl/obs_fact`` of the simulated steps (the world
+    model's fidelity during RL-stage1), the share of GRPO groups with no reward spread in each
+    kind of step (``frac_reward_zero_std``: such a group's advantages are all zero, so it
+    teaches nothing) and the KL to the reference at the last step."""
     from autocoa.jsonl import read_jsonl
 
-    sim, real, fid = [], [], []
+    sim, real, fid, flat_sim, flat_real, kl = [], [], [], [], [], None
     if metrics_path.exists():
         for _, row in read_jsonl(metrics_path):
             if "reward" not in row or "rl/env_real" not in row:
                 continue
-            (real if row["rl/env_real"] else sim).append(row["reward"])
-            if not row["rl/env_real"] and "rl/obs_fact" in row:
+            is_real = bool(row["rl/env_real"])
+            (real if is_real else sim).append(row["reward"])
+            if "frac_reward_zero_std" in row:
+                (flat_real if is_real else flat_sim).append(row["frac_reward_zero_std"])
+            if not is_real and "rl/obs_fact" in row:
                 fid.append(row["rl/obs_fact"])
+            kl = row.get("kl", kl)
 
     def mean(xs: list[float]) -> float | None:
         return round(sum(xs) / len(xs), 4) if xs else None
 
-    return {"reward_sim": mean(sim), "reward_real": mean(real), "fidelity_sim": mean(fid)}
+    return {
+        "reward_sim": mean(sim),
+        "reward_real": mean(real),
+        "fidelity_sim": mean(fid),
+        "zero_spread_sim": mean(flat_sim),
+        "zero_spread_real": mean(flat_real),
+        "kl_last": None if kl is None else round(kl, 6),
+    }
 
 
 # long: the RL stage in order: output directory, toolbox, model, KL reference, resume, trainer, train, save, summary
