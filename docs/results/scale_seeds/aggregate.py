@@ -18,6 +18,7 @@ from autocoa.eval.report import read_recall
 from autocoa.jsonl import read_logged
 from autocoa.recipe.study import RECIPE, spread
 from autocoa.recipe.study_report import code_version, fmt
+from autocoa.train.rl import schedule_means
 
 ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent, help="the study's results directory")
@@ -27,15 +28,14 @@ here, roots = args.out, args.roots
 
 
 def rl_signal(root: Path) -> dict:
-    rows = [r for r in read_logged(root / "rl" / "metrics.jsonl") if "frac_reward_zero_std" in r]
-    sim = [r for r in rows if r.get("rl/env_real", 0) == 0]
-    real = [r for r in rows if r.get("rl/env_real", 0) > 0]
-    mean = lambda xs: sum(xs) / len(xs) if xs else None  # noqa: E731
+    """The demo's RL signal (autocoa.train.rl.schedule_means: groups without reward spread of
+    each kind of step, KL at the last step) and the mean gradient norm of its simulated steps."""
+    sig = schedule_means(root / "rl" / "metrics.jsonl")
+    rows = [r for r in read_logged(root / "rl" / "metrics.jsonl") if "grad_norm" in r and "rl/env_real" in r]
+    sim = [r["grad_norm"] for r in rows if not r["rl/env_real"]]
     return {
-        "zero_spread_sim": mean([r["frac_reward_zero_std"] for r in sim]),
-        "zero_spread_real": mean([r["frac_reward_zero_std"] for r in real]),
-        "grad_norm_sim": mean([r["grad_norm"] for r in sim]),
-        "kl_last": rows[-1]["kl"] if rows else None,
+        **{k: sig[k] for k in ("zero_spread_sim", "zero_spread_real", "kl_last")},
+        "grad_norm_sim": sum(sim) / len(sim) if sim else None,
     }
 
 
@@ -52,14 +52,10 @@ def sim_signal(root: Path, run: str) -> dict | None:
     missed and unneeded searches a question of the policy they left (eval/<run>)."""
     if not (root / run / "rl.json").exists():
         return None
-    summary = json.loads((root / run / "rl.json").read_text())
-    rows = [r for r in read_logged(root / run / "metrics.jsonl") if "frac_reward_zero_std" in r]
-    sim = [r["frac_reward_zero_std"] for r in rows if r.get("rl/env_real", 0) == 0]
+    sig = schedule_means(root / run / "metrics.jsonl")
     ev = metrics(root, run)
     return {
-        "reward_sim": summary["reward_sim"],
-        "fidelity_sim": summary["fidelity_sim"],
-        "zero_spread_sim": sum(sim) / len(sim) if sim else None,
+        **{k: sig[k] for k in ("reward_sim", "fidelity_sim", "zero_spread_sim")},
         "missed": ev["missed_searches"],
         "unneeded": ev["unneeded_searches"],
     }
