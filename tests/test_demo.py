@@ -87,6 +87,11 @@ def test_fast_demo_end_to_end_resume_and_a_study_on_its_stages(tmp_path):
         assert r["em"]["n"] == 1
     all_sim = next(r for r in study["rows"] if r["params"].get("schedule") == "all-sim")
     assert all_sim["real_calls"]["mean"] == 0
+    # what each RL row had to learn from, read from its run's metrics.jsonl (schedule_means)
+    sim_log = [json.loads(x) for x in (root / "seed0" / "rl_sft123_s3_r0" / "metrics.jsonl").read_text().splitlines()]
+    flat = [r["frac_reward_zero_std"] for r in sim_log if "frac_reward_zero_std" in r]
+    assert all_sim["zero_spread_sim"]["mean"] == round(sum(flat) / len(flat), 4) and all_sim["zero_spread_real"] is None
+    assert all_sim["kl_last"]["mean"] == round([r["kl"] for r in sim_log if "kl" in r][-1], 6)
     assert (root / "frontier" / "report.md").exists() and (root / "frontier" / "accuracy_vs_train_calls.png").exists()
 
     # the demo's own table as a study: its stages are the demo's (nothing runs again), its rows

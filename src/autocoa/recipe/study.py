@@ -299,11 +299,16 @@ def row_values(root: Path, row: Row) -> dict[str, Any]:
         out["unneeded"] = mm.get("unneeded_searches")
         out["missed"] = mm.get("missed_searches")
     if row.rl is not None:
+        from autocoa.train.rl import schedule_means
+
         s = _stage_summary(root, row.rl)
         out["real_calls"] = s.get("real_calls_total")
         out["reward_sim"] = s.get("reward_sim")
         out["reward_real"] = s.get("reward_real")
         out["fidelity_in_rl"] = s.get("fidelity_sim")
+        # read from the run's metrics.jsonl, so that runs from before rl.json carried them have them too
+        sig = schedule_means(root / row.rl / "metrics.jsonl")
+        out.update({k: sig[k] for k in ("zero_spread_sim", "zero_spread_real", "kl_last")})
     else:
         out["real_calls"] = 0 if row.label != "base" else None
     start = row.params.get("start")

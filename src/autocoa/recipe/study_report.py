@@ -57,7 +57,14 @@ COLUMNS = {
         ("reward sim", "reward_sim", 3),
         ("reward real", "reward_real", 3),
     ],
-    "ablations": BY_HOPS,
+    "ablations": [  # with what each RL row had to learn from (autocoa.train.rl.schedule_means)
+        *BY_HOPS,
+        ("missed/q", "missed", 2),
+        ("reward sim", "reward_sim", 3),
+        ("no spread, sim", "zero_spread_sim", 2),
+        ("no spread, real", "zero_spread_real", 2),
+        ("KL last", "kl_last", 4),
+    ],
     "frontier": [
         ("EM avg", "em", 3),
         ("RL real calls", "real_calls", 0),
