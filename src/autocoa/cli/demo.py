@@ -40,7 +40,7 @@ PresetOption = Annotated[
     str | None,
     typer.Option(
         help="a named recipe preset of the tiny model: default (the scale model, ~20 minutes a seed), short "
-        "(SFT-2 half as long, ~13 minutes: the previous default, undertrained), legacy (the world before the "
+        "(SFT-2 half as long, ~12-13 minutes: the previous default, undertrained), legacy (the world before the "
         "scale model)"
     ),
 ]

@@ -2,7 +2,7 @@
 
 ``default`` is the README's main job (``autocoa demo``: ~20 minutes on 2 CPU cores), the scale
 model of the paper's setting (:func:`scale_preset`); ``short`` is it with SFT-2 half as long (the
-previous default, ~13 minutes, undertrained); ``legacy`` is the world before
+previous default, ~12-13 minutes, undertrained); ``legacy`` is the world before
 it (rare facts only in the corpus, copying learned in SFT-2, the world model trained on 20 copies
 of the RL pool); ``fast`` runs every stage on a tiny world and model in about a minute (tests; its
 accuracy means nothing).
@@ -214,7 +214,7 @@ class RecipeConfig(Config):
 # SFT-2's steps. At 1,200 (the previous default, now `--preset short`) SFT-2 is undertrained: 2,400
 # (1.2 epochs of the CoA rows) took the 5 seeds' SFT-1&2&3 from 0.747 to 0.848 and the recipe from
 # 0.809 to 0.931, paired gain positive on every seed, and copy accuracy to 0.946-0.981
-# (docs/scale-model.md), at twice SFT-2's time: a demo of ~20 minutes on 2 cores, not ~13.
+# (docs/scale-model.md), at twice SFT-2's time: a demo of ~20 minutes on 2 cores, not ~12-13.
 SFT2_STEPS = 2400
 SHORT_SFT2_STEPS = 1200
 
@@ -303,7 +303,7 @@ PRESETS = (*TINY_PRESETS, "fast", "pretrained", "pretrained-fast")
 def preset(size: str) -> RecipeConfig:
     if size == "default":
         return scale_preset()
-    if size == "short":  # the previous default: SFT-2 half as long (SHORT_SFT2_STEPS), ~13 minutes a seed
+    if size == "short":  # the previous default: SFT-2 half as long (SHORT_SFT2_STEPS), ~12-13 minutes a seed
         sft2 = scale_preset().sft2.model_copy(update={"max_steps": SHORT_SFT2_STEPS})
         return scale_preset().model_copy(update={"size": size, "sft2": sft2})
     if size == "legacy":
