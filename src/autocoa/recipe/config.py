@@ -304,8 +304,8 @@ def preset(size: str) -> RecipeConfig:
     if size == "default":
         return scale_preset()
     if size == "short":  # the previous default: SFT-2 half as long (SHORT_SFT2_STEPS), ~12-13 minutes a seed
-        sft2 = scale_preset().sft2.model_copy(update={"max_steps": SHORT_SFT2_STEPS})
-        return scale_preset().model_copy(update={"size": size, "sft2": sft2})
+        d = scale_preset()
+        return d.model_copy(update={"size": size, "sft2": d.sft2.model_copy(update={"max_steps": SHORT_SFT2_STEPS})})
     if size == "legacy":
         return RecipeConfig(size="legacy")
     if size == "fast":
