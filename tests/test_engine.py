@@ -113,6 +113,23 @@ def test_simulated_observation_is_cut_at_max_obs_tokens(tokenizer):
     assert r.trajectory.answer == "x"
 
 
+def test_a_simulated_result_after_a_long_turn_is_not_closed_empty(tokenizer):
+    """Regression: the observation budget counted from the previous simulated result's start,
+    so a result opened more than ``max_obs_tokens`` tokens later was closed at once, empty."""
+    long_think = "<think>" + "then more " * 12 + "</think>"
+    scripts = {
+        P1: [
+            "<search>Rotema Kesh born</search><result>Doc 1 born in Varnelo</result>",
+            long_think + "<search>Varnelo country</search><result>Doc 2 Varnelo in Osk</result>",
+            "<answer>Osk</answer>",
+        ]
+    }
+    _, (r,), _ = scripted(tokenizer, scripts, env="simulated", max_obs_tokens=8)
+    observations = [s.text.strip() for s in r.trajectory.segments if s.kind is Kind.OBSERVATION]
+    assert len(observations) == 2 and all(observations), observations
+    assert observations[1].startswith("Doc 2") and r.trajectory.answer == "Osk"
+
+
 @pytest.mark.parametrize(
     ("turn0", "expected"),
     [

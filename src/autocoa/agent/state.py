@@ -207,7 +207,9 @@ class Row:
             if cfg.env == "real" or self.over_action_budget:
                 self.status = Status.WAITING_TOOL  # over budget: the engine answers with BUDGET_SPENT
             else:
-                self.mode = Mode.SIM_OBS
+                # the budget of this result starts here: reset before the opener is pushed, or
+                # the tokens since the previous result's start would close this one empty
+                self.mode, self.mode_tokens = Mode.SIM_OBS, 0
                 self.push_forced([t.open_id(OBSERVATION)])
                 self.mode_tokens = 0
         elif self.mode is Mode.SIM_OBS:
