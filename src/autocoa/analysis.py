@@ -85,6 +85,34 @@ def search_observations(traj: Trajectory, tool: str = SEARCH) -> list[tuple[str,
     return [(a.text.strip(), r) for a, r in traj.action_results() if a.tool == tool and a.closed and r is not None]
 
 
+def search_observation_sources(traj: Trajectory, sources: Sequence[str], tool: str = SEARCH) -> list[str | None]:
+    """Who wrote each of :func:`search_observations`' results (one per item, in order): the
+    entry of ``sources`` (one per observation segment of ``traj``, in order: a rollout's
+    ``obs_sources``) of the observation that answered the search; None for every item when the
+    two do not line up (a response replayed from elsewhere).
+
+    >>> from autocoa.trajectory import parse
+    >>> t = parse("<search>a</search><result>A</result><calculate>1</calculate><result>1</result>"
+    ...           "<search>b</search><result>B</result>")
+    >>> search_observation_sources(t, ["oracle", "tool", "model"])
+    ['oracle', 'model']
+    >>> search_observation_sources(t, ["model"])
+    [None, None]
+    """
+    segs = [s for s in traj.segments if not s.blank]
+    n_obs = sum(s.kind is Kind.OBSERVATION for s in segs)
+    out: list[str | None] = []
+    k = 0  # observation segments before position i
+    for i, s in enumerate(segs):
+        if s.kind is Kind.OBSERVATION:
+            k += 1
+        elif s.kind is Kind.ACTION and s.tool == tool and s.closed:
+            nxt = segs[i + 1] if i + 1 < len(segs) else None
+            if nxt is not None and nxt.kind is Kind.OBSERVATION:
+                out.append(sources[k] if n_obs == len(sources) else None)
+    return out
+
+
 def tool_failures(traj: Trajectory) -> int:
     """Observations that report a failed tool call (the toolbox's ``[error] <tool> failed: ...``
     and ``[error] <tool> timed out: ...``), not the model's own malformed actions.

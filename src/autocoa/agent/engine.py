@@ -37,7 +37,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -47,6 +47,9 @@ from autocoa.agent.state import Rollout, Row, Status, TagIds
 from autocoa.tags import DEFAULT_TAGS, Tags
 from autocoa.tools.base import Toolbox
 from autocoa.trajectory import encode_prompt, parse
+
+if TYPE_CHECKING:
+    from autocoa.agent.simulators import Simulator
 
 MALFORMED_ACTION = "[error] malformed action: a closing tag without its opening tag"
 BUDGET_SPENT = "[budget] no actions left; answer now"
@@ -94,8 +97,10 @@ class Engine:
         toolbox: Toolbox | None = None,
         tags: Tags | None = None,
         logits_hook: Callable[[list[list[int]], torch.Tensor], torch.Tensor] | None = None,
+        simulator: Simulator | None = None,
     ):
         self.model, self.tokenizer, self.toolbox, self.logits_hook = model, tokenizer, toolbox, logits_hook
+        self.simulator = simulator  # who answers simulated actions besides the world model
         self.tags = tags or (toolbox.tags if toolbox is not None else DEFAULT_TAGS)
         self.tag_ids = TagIds.of(tokenizer, self.tags)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
@@ -166,6 +171,8 @@ class Engine:
                 for j in range(cfg.n):
                     rollouts.append(Rollout(index=i * cfg.n + j, prompt=p, prompt_ids=ids))
                     row = Row(rollouts[-1], self.tag_ids, row_cfg)
+                    if self.simulator is not None and row_cfg.env == "simulated":
+                        row.external = self._takes(cfg.seed)
                     row.pending = list(ids)
                     if new_prefixes is not None:
                         row.replay(new_prefixes[k])
@@ -368,16 +375,46 @@ class Engine:
         lps = logp.gather(-1, toks[:, None]).squeeze(-1)
         return toks.tolist(), lps.tolist()
 
+    def _takes(self, seed: int | None) -> Callable[[Rollout, int], bool]:
+        simulator = self.simulator
+        assert simulator is not None
+        return lambda rollout, action: simulator.takes(seed, rollout.index, action)
+
+    def _run_simulator(self, rows: list[Row]) -> None:
+        """The external simulator's results for ``rows`` (their action's argument), in one call;
+        a row it does not answer, or whose action is malformed, gets the world model's result."""
+        from autocoa.agent.simulators import SimRequest
+
+        asks, targets = [], []
+        for r in rows:
+            call = r.pending_call(self.decode)
+            if call is None:
+                r.simulate()
+            else:
+                asks.append(SimRequest(r.r.prompt, *call))
+                targets.append(r)
+        assert self.simulator is not None
+        for r, text in zip(targets, self.simulator.results(asks) if asks else [], strict=True):
+            if text is None:
+                r.simulate()
+            else:
+                r.observe(text, self.tokenizer, source=self.simulator.name)
+
     def _run_tools(self, waiting: list[Row]) -> None:
         """All waiting calls in one toolbox call; observations are appended as ids."""
+        simulated = [r for r in waiting if r.waiting_simulator]
+        if simulated:
+            self._run_simulator(simulated)
         calls, targets = [], []
         for r in waiting:
+            if any(r is x for x in simulated):
+                continue
             call = r.pending_call(self.decode)
             if r.over_action_budget:
-                r.observe(BUDGET_SPENT, self.tokenizer)
+                r.observe(BUDGET_SPENT, self.tokenizer, source="error")
             elif call is None:
                 self.stats.malformed_actions += 1
-                r.observe(MALFORMED_ACTION, self.tokenizer)
+                r.observe(MALFORMED_ACTION, self.tokenizer, source="error")
             else:
                 calls.append(call)
                 targets.append(r)

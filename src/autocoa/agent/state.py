@@ -12,7 +12,7 @@ with scripted tokens.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -110,6 +110,10 @@ class Rollout:
     kinds: list[Kind] = field(default_factory=list)
     n_actions: int = 0
     n_tool_calls: int = 0  # real tool calls (0 in the simulated environment)
+    # who wrote each observation, in order: "tool" (a real call), "error" (a malformed action or a
+    # spent budget, answered by the engine), "model" (the world model), or an external
+    # simulator's name ("oracle", "endpoint": simulated, never a real call)
+    obs_sources: list[str] = field(default_factory=list)
     forced_answer: bool = False
     finish: str = ""  # answer | eos | budget
     trajectory: Trajectory | None = None
@@ -147,6 +151,10 @@ class Row:
         self.mode_tokens = 0  # tokens written in the current SIM_OBS / ANSWER span
         self.pending: list[int] = []  # pushed but not yet fed to the model
         self._forcing = False
+        # simulated environment: whether an external simulator (not the world model) answers
+        # this rollout's k-th action (:mod:`autocoa.agent.simulators`); None: the model always does
+        self.external: Callable[[Rollout, int], bool] | None = None
+        self.waiting_simulator = False
 
     # -- token intake ------------------------------------------------------------------
     def push(self, token: int, logprob: float = 0.0, sampled: bool = True) -> None:
@@ -206,12 +214,10 @@ class Row:
             self.r.n_actions += 1
             if cfg.env == "real" or self.over_action_budget:
                 self.status = Status.WAITING_TOOL  # over budget: the engine answers with BUDGET_SPENT
+            elif self.external is not None and self.external(self.r, self.r.n_actions):
+                self.status, self.waiting_simulator = Status.WAITING_TOOL, True
             else:
-                # the budget of this result starts here: reset before the opener is pushed, or
-                # the tokens since the previous result's start would close this one empty
-                self.mode, self.mode_tokens = Mode.SIM_OBS, 0
-                self.push_forced([t.open_id(OBSERVATION)])
-                self.mode_tokens = 0
+                self.simulate()
         elif self.mode is Mode.SIM_OBS:
             if token in t.closers and t.closers[token] == OBSERVATION:
                 self.mode = Mode.FREE
@@ -256,6 +262,17 @@ class Row:
         self.pending.clear()
 
     # -- environment -------------------------------------------------------------------
+    def simulate(self) -> None:
+        """The world model writes the result of the action just closed: open ``<result>``
+        and let the model generate until ``</result>`` (closed for it after ``max_obs_tokens``)."""
+        self.status, self.waiting_simulator = Status.GENERATING, False
+        self.r.obs_sources.append("model")
+        # the budget of this result starts here: reset before the opener is pushed, or the
+        # tokens since the previous result's start would close this one empty
+        self.mode, self.mode_tokens = Mode.SIM_OBS, 0
+        self.push_forced([self.t.open_id(OBSERVATION)])
+        self.mode_tokens = 0
+
     def force_answer(self) -> None:
         """The budget is spent: close an open think, append the answer opener, and let the
         model write the answer (closed for it after ``max_answer_tokens``)."""
@@ -278,10 +295,12 @@ class Row:
             return None
         return last.tool, last.text
 
-    def observe(self, text: str, tokenizer: Any) -> None:
-        """Insert a real observation ``<result> text </result>`` (cut at ``max_obs_tokens``)."""
+    def observe(self, text: str, tokenizer: Any, source: str = "tool") -> None:
+        """Insert an observation ``<result> text </result>`` (cut at ``max_obs_tokens``) written
+        by ``source`` (see :attr:`Rollout.obs_sources`)."""
         ids = observation_ids(text, tokenizer, self.t, self.cfg.max_obs_tokens)
-        self.status = Status.GENERATING
+        self.status, self.waiting_simulator = Status.GENERATING, False
+        self.r.obs_sources.append(source)
         outer, self._forcing = self._forcing, True
         try:
             self.push_forced(ids)

@@ -37,6 +37,22 @@ def rl_cmd(
     heldout_index: Annotated[
         Path | None, typer.Option(help="search index of the held-out evaluation (default: --index)")
     ] = None,
+    simulator: Annotated[
+        str | None,
+        typer.Option(
+            help="who writes the simulated steps' results: model (the policy's world model), oracle (the "
+            "searched hop's true document with probability --simulator-fidelity; needs --index and gold "
+            "chains or supporting facts), endpoint (an LLM at --simulator-url)"
+        ),
+    ] = None,
+    simulator_fidelity: Annotated[float | None, typer.Option(help="oracle: probability of the true document")] = None,
+    simulator_url: Annotated[
+        str | None, typer.Option(help="endpoint: OpenAI-compatible base URL (key: $AUTOCOA_SIMULATOR_API_KEY)")
+    ] = None,
+    simulator_model: Annotated[str | None, typer.Option(help="endpoint: the model name it serves")] = None,
+    simulator_gold: Annotated[
+        bool | None, typer.Option(help="endpoint: show it the question's gold answer (ZeroSearch)")
+    ] = None,
 ) -> None:
     """GRPO with the agent loop: --env simulated|real --steps N for one stage, or
     --sim-steps A --real-steps B for RL-stage1 then RL-stage2 in one run."""
@@ -58,12 +74,26 @@ def rl_cmd(
         sim_steps, real_steps = (n, 0) if env == "simulated" else (0, n)
     elif steps is not None:
         raise CLIError("--steps needs --env")
-    cfg = RLConfig.load(config, sim_steps=sim_steps, real_steps=real_steps, lr=lr, prompts_per_step=prompts_per_step)
+    cfg = RLConfig.load(
+        config,
+        sim_steps=sim_steps,
+        real_steps=real_steps,
+        lr=lr,
+        prompts_per_step=prompts_per_step,
+        simulator=simulator,
+        simulator_fidelity=simulator_fidelity,
+        simulator_url=simulator_url,
+        simulator_model=simulator_model,
+        simulator_gold=simulator_gold,
+    )
     if heldout is not None and not cfg.heldout_every:
         cfg = cfg.model_copy(update={"heldout_every": 5})
     if cfg.heldout_every and heldout is None:
         raise CLIError("heldout_every needs --heldout FILE (held-out questions)")
-    retrieval = retrieval_option(index, retriever, "the real environment (real_steps > 0)" if cfg.real_steps else None)
+    needs = "the real environment (real_steps > 0)" if cfg.real_steps else None
+    if cfg.simulator == "oracle" and cfg.sim_steps:
+        needs = needs or "the oracle simulator (its gold chains' documents)"
+    retrieval = retrieval_option(index, retriever, needs)
     curve = toolbox = None
     if heldout is not None:
         from autocoa.eval.heldout import heldout_curve

@@ -130,15 +130,33 @@ def from_r1searcher(r: _Row) -> QARecord:
     return QARecord(r.id("id", "idx"), r.text("question"), r.answers("answer"), meta=r.rest("question", "answer"))
 
 
+def supporting_docs(row: dict[str, Any]) -> list[dict[str, str]]:
+    """The documents a HotpotQA/2Wiki row names as its supporting facts: ``{"title", "text"}``
+    per title of ``supporting_facts``, its text the ``context`` paragraph of that title (the
+    oracle simulator's evidence on real data); none when the row lacks either field.
+
+    >>> row = {"supporting_facts": [["A", 0]], "context": [["A", ["A is a city.", " In Osk."]], ["B", ["x"]]]}
+    >>> supporting_docs(row)
+    [{'title': 'A', 'text': 'A is a city. In Osk.'}]
+    """
+    facts, context = row.get("supporting_facts"), row.get("context")
+    if not isinstance(facts, list) or not isinstance(context, list):
+        return []
+    paragraphs = {c[0]: c[1] for c in context if isinstance(c, list | tuple) and len(c) == 2}
+    titles = list(dict.fromkeys(f[0] for f in facts if isinstance(f, list | tuple) and f))
+    return [
+        {"title": t, "text": " ".join(" ".join(s.strip() for s in paragraphs[t]).split())}
+        for t in titles
+        if isinstance(paragraphs.get(t), list)
+    ]
+
+
 def _hotpot_like(r: _Row, dataset: str, hops: int | None) -> QARecord:
-    return QARecord(
-        r.id("_id", "id"),
-        r.text("question"),
-        r.answers("answer"),
-        dataset=dataset,
-        hops=hops,
-        meta={k: r.data[k] for k in ("type", "level") if k in r.data},
-    )
+    meta = {k: r.data[k] for k in ("type", "level") if k in r.data}
+    support = supporting_docs(r.data)
+    if support:
+        meta["supporting"] = support
+    return QARecord(r.id("_id", "id"), r.text("question"), r.answers("answer"), dataset=dataset, hops=hops, meta=meta)
 
 
 def from_hotpotqa(r: _Row) -> QARecord:

@@ -271,6 +271,21 @@ def sft_stage(
     return Stage(dst, root / dst, run, config, deps=(reads or src, "data"))
 
 
+def unused_simulator_fields(rl_cfg: Any) -> set[str]:
+    """The simulator fields an RL stage's fingerprint leaves out: all of them with the world model
+    (the default), so that directories from before the option keep their fingerprints; the
+    oracle's its fidelity only.
+
+    >>> from autocoa.train.rl_config import RLConfig
+    >>> len(unused_simulator_fields(RLConfig())), sorted(unused_simulator_fields(RLConfig(simulator="oracle")))
+    (5, ['simulator_gold', 'simulator_model', 'simulator_url'])
+    """
+    fields = {"simulator", "simulator_fidelity", "simulator_url", "simulator_model", "simulator_gold"}
+    if rl_cfg.simulator == "model":
+        return fields
+    return fields - {"simulator", "simulator_fidelity"} if rl_cfg.simulator == "oracle" else {"simulator_fidelity"}
+
+
 def rl_stage(dst: str, cfg: RecipeConfig, root: Path, src: str, sim_steps: int, real_steps: int) -> Stage:
     """RL from checkpoint directory ``src`` into ``dst`` (the stage's name): ``sim_steps``
     simulated then ``real_steps`` real GRPO steps."""
@@ -307,7 +322,7 @@ def rl_stage(dst: str, cfg: RecipeConfig, root: Path, src: str, sim_steps: int, 
         )
         return {k: s.get(k) for k in keys}
 
-    config = {"rl": rl_cfg.model_dump(mode="json"), "questions": questions}
+    config = {"rl": rl_cfg.model_dump(mode="json", exclude=unused_simulator_fields(rl_cfg)), "questions": questions}
     # RL's final weights stay fp32 whatever weights_on_disk says: a few GRPO steps at lr 1e-5 move
     # a weight by ~1e-4, under half a bf16 step for most of SmolLM2's weights. Measured: rounded to
     # bf16, 95% of them were back at their SFT-1&2&3 values and test EM was SFT-1&2&3's (0.29 vs

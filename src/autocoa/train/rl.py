@@ -122,13 +122,14 @@ HELDOUT = "heldout.jsonl"  # the held-out curve (cfg.heldout_every)
 
 def schedule_means(metrics_path: Path) -> dict[str, float | None]:
     """What a run's steps had to learn from, from its ``metrics.jsonl``: the mean reward of the
-    simulated and of the real steps, the mean ``rl/obs_fact`` of the simulated steps (the world
-    model's fidelity during RL-stage1), the share of GRPO groups with no reward spread in each
-    kind of step (``frac_reward_zero_std``: such a group's advantages are all zero, so it
-    teaches nothing) and the KL to the reference at the last step."""
+    simulated and of the real steps, the mean ``rl/obs_fact`` of the simulated steps (the
+    environment's fidelity during RL-stage1) and ``rl/obs_fact_model`` (over the results the
+    world model wrote: they differ where an external simulator wrote some), the share of GRPO
+    groups with no reward spread in each kind of step (``frac_reward_zero_std``: such a group's
+    advantages are all zero, so it teaches nothing) and the KL to the reference at the last step."""
     from autocoa.jsonl import read_jsonl
 
-    sim, real, fid, flat_sim, flat_real, kl = [], [], [], [], [], None
+    sim, real, fid, fid_model, flat_sim, flat_real, kl = [], [], [], [], [], [], None
     if metrics_path.exists():
         for _, row in read_jsonl(metrics_path):
             if "reward" not in row or "rl/env_real" not in row:
@@ -139,6 +140,8 @@ def schedule_means(metrics_path: Path) -> dict[str, float | None]:
                 (flat_real if is_real else flat_sim).append(row["frac_reward_zero_std"])
             if not is_real and "rl/obs_fact" in row:
                 fid.append(row["rl/obs_fact"])
+            if not is_real and "rl/obs_fact_model" in row:
+                fid_model.append(row["rl/obs_fact_model"])
             kl = row.get("kl", kl)
 
     def mean(xs: list[float]) -> float | None:
@@ -148,6 +151,7 @@ def schedule_means(metrics_path: Path) -> dict[str, float | None]:
         "reward_sim": mean(sim),
         "reward_real": mean(real),
         "fidelity_sim": mean(fid),
+        "fidelity_sim_model": mean(fid_model),
         "zero_spread_sim": mean(flat_sim),
         "zero_spread_real": mean(flat_real),
         "kl_last": None if kl is None else round(kl, 6),
@@ -215,8 +219,19 @@ def train_rl(
         (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     dist.wait_for_everyone()
 
+    simulator = make_simulator(cfg, rows, retrieval, out_dir)
     trainer = build_trainer(
-        model, tok, rows, cfg, out_dir, toolbox, state, dist.num_processes, progress=progress, logits_hook=logits_hook
+        model,
+        tok,
+        rows,
+        cfg,
+        out_dir,
+        toolbox,
+        state,
+        dist.num_processes,
+        progress=progress,
+        logits_hook=logits_hook,
+        simulator=simulator,
     )
     if cfg.heldout_every:
         trainer.add_callback(heldout_monitor(cfg, heldout, state, out_dir / HELDOUT))
@@ -236,6 +251,45 @@ def train_rl(
         mark_done(out_dir, summary)
     dist.wait_for_everyone()
     return summary
+
+
+def make_simulator(cfg: RLConfig, rows: list[dict[str, Any]], retrieval: Retrieval | None, out_dir: Path) -> Any:
+    """The external simulator of the simulated steps (:mod:`autocoa.agent.simulators`); None for
+    the world model (``simulator: model``) or a run without simulated steps. The oracle reads
+    each question's gold chain (its hops' documents from ``retrieval``'s local index) or its
+    supporting documents; the endpoint caches its replies in ``out_dir/simulator_cache.jsonl``."""
+    from autocoa.agent.simulators import EndpointSimulator, OracleSimulator, world_evidence
+
+    if cfg.simulator == "model" or cfg.sim_steps == 0:
+        return None
+    if cfg.simulator == "endpoint":
+        import os
+
+        golds = {r["prompt"]: r["golden_answers"] for r in rows} if cfg.simulator_gold else None
+        questions = {r["prompt"]: r.get("question", "") for r in rows}
+        return EndpointSimulator(
+            str(cfg.simulator_url),
+            cfg.simulator_model,
+            out_dir / "simulator_cache.jsonl",
+            golds=golds,
+            questions=questions,
+            api_key=os.environ.get("AUTOCOA_SIMULATOR_API_KEY"),
+        )
+    docs = {}
+    if any(r.get("chain") for r in rows):
+        if retrieval is None or retrieval.index is None:
+            raise ValueError("simulator: oracle reads the gold chains' documents from a local index (--index)")
+        from autocoa.tools.index import DocStore
+
+        wanted = {h["subject_id"] for r in rows for h in r.get("chain") or ()}
+        docs = {d.id: d for d in DocStore(Path(retrieval.index)) if d.id in wanted}
+    evidence = world_evidence(rows, docs)
+    if not evidence:
+        raise ValueError(
+            "simulator: oracle needs questions with a gold chain (the synthetic world's) or supporting "
+            "documents (HotpotQA/2Wiki rows with supporting_facts and context)"
+        )
+    return OracleSimulator(evidence, cfg.simulator_fidelity)
 
 
 def _summary(
@@ -371,6 +425,7 @@ def build_trainer(
     num_processes: int = 1,
     progress: bool = False,
     logits_hook: Any = None,
+    simulator: Any = None,
 ):
     """The configured :class:`AgentGRPOTrainer` (without training it)."""
     from datasets import Dataset
@@ -422,7 +477,7 @@ def build_trainer(
         disable_dropout=True,
         log_completions=False,
     )
-    rollout_func = AgentRollouts(tokenizer, cfg, toolbox, golds, out_dir, state, logits_hook, chains)
+    rollout_func = AgentRollouts(tokenizer, cfg, toolbox, golds, out_dir, state, logits_hook, chains, simulator)
     trainer = _trainer_class()(
         model=model,
         reward_funcs=[rollout_func.reward, accuracy],  # the reward the rollouts log is the one trained on

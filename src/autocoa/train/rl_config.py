@@ -34,6 +34,21 @@ class RLConfig(Config):
     real_steps: int = Field(16, ge=0, description="RL-stage2: GRPO steps in the real environment (run after)")
     prompts_per_step: int = Field(8, ge=1, description="questions per GRPO step (paper: 48)")
     num_generations: int = Field(5, ge=2, description="group size: rollouts per question (paper: 5)")
+    # who writes the simulated steps' search results (autocoa.agent.simulators)
+    simulator: Literal["model", "oracle", "endpoint"] = Field(
+        "model",
+        description="simulated steps' results: model = the policy's own world model (the paper); oracle = with "
+        "probability simulator_fidelity the searched hop's true document (gold chain or a dataset's supporting "
+        "facts), else the world model; endpoint = an external LLM at simulator_url (ZeroSearch style)",
+    )
+    simulator_fidelity: float = Field(
+        1.0, ge=0, le=1, description="oracle: the probability that an action's result is the true document"
+    )
+    simulator_url: str | None = Field(
+        None, description="endpoint: the OpenAI-compatible base URL (e.g. http://127.0.0.1:8000/v1)"
+    )
+    simulator_model: str = Field("default", description="endpoint: the model name sent with each request")
+    simulator_gold: bool = Field(False, description="endpoint: show the simulator the question and its gold answer")
     # GRPO loss
     lr: float = Field(1e-4, gt=0, description="AdamW learning rate, constant (paper: 7e-7 for a 7B model)")
     warmup_steps: int = Field(0, ge=0, description="linear warm-up steps")
@@ -97,6 +112,8 @@ class RLConfig(Config):
         from autocoa.agent.config import MIN_TEMPERATURE, check_answer_room
 
         check_answer_room(self.max_new_tokens, self.max_answer_tokens)
+        if self.simulator == "endpoint" and not self.simulator_url:
+            raise ValueError("simulator: endpoint needs simulator_url (an OpenAI-compatible base URL)")
         if self.temperature < MIN_TEMPERATURE:  # the rollouts' AgentConfig would refuse it mid-run
             raise ValueError(f"temperature must be at least {MIN_TEMPERATURE:g} (GRPO samples)")
         return self

@@ -25,11 +25,13 @@ class AgentRollouts:
         state: RunState,
         logits_hook: Any = None,
         chains: dict[str, list[dict]] | None = None,
+        simulator: Any = None,
     ):
         from autocoa.train.rewards import make_reward
 
         self.tokenizer, self.cfg, self.toolbox, self.golds, self.out_dir = tokenizer, cfg, toolbox, golds, out_dir
         self.state, self.logits_hook, self.chains = state, logits_hook, chains or {}
+        self.simulator = simulator  # who answers simulated actions besides the world model
         self.reward = make_reward(cfg.reward_metric, cfg.require_well_formed, cfg.format_weight)
 
     def __call__(self, prompts: list[str], trainer: Any) -> dict[str, list]:
@@ -42,11 +44,14 @@ class AgentRollouts:
         acc = trainer.accelerator
         model = acc.unwrap_model(trainer.model)
         toolbox = self.toolbox if env == "real" else None
-        engine = Engine(model, self.tokenizer, toolbox, tags=self._tags(), logits_hook=self.logits_hook)
+        simulator = self.simulator if env == "simulated" else None
+        engine = Engine(
+            model, self.tokenizer, toolbox, tags=self._tags(), logits_hook=self.logits_hook, simulator=simulator
+        )
         seed = self.cfg.seed * 1_000_003 + step * 101 + acc.process_index
         rollouts = engine.generate(list(prompts), self.cfg.agent_config(env, seed))
         cap = answer_deadline(self.cfg.max_new_tokens, self.cfg.max_answer_tokens)
-        checked, fact, chained, past = self._observation_check(rollouts)
+        checked, fact, chained, past, checked_model, fact_model = self._observation_check(rollouts)
         local = torch.tensor(
             [
                 len(rollouts),
@@ -59,13 +64,17 @@ class AgentRollouts:
                 fact,
                 chained,
                 past,
+                checked_model,
+                fact_model,
+                sum(s == "model" for r in rollouts for s in r.obs_sources),
+                sum(s not in ("model", "tool", "error") for r in rollouts for s in r.obs_sources),
             ],
             dtype=torch.float64,
             device=acc.device,
         )
-        n, calls, actions, forced, capped, tokens, checked, fact, chained, past = acc.reduce(
-            local, reduction="sum"
-        ).tolist()
+        reduced = acc.reduce(local, reduction="sum").tolist()
+        n, calls, actions, forced, capped, tokens, checked, fact, chained, past = reduced[:10]
+        checked_model, fact_model, by_model, by_simulator = reduced[10:]
         self.state.real_calls_total += int(calls)
         metrics = [
             ("rl/real_calls", calls),
@@ -75,8 +84,12 @@ class AgentRollouts:
             ("rl/response_tokens", tokens / n),
             ("rl/env_real", float(env == "real")),
         ]
+        if env == "simulated":  # results per rollout written by the world model and by an external simulator
+            metrics += [("rl/sim_model", by_model / n), ("rl/sim_external", by_simulator / n)]
         if self.chains:
             metrics += [("rl/obs_checked", checked)] + ([("rl/obs_fact", fact / checked)] if checked else [])
+            if env == "simulated" and checked_model:  # the world model's own fidelity
+                metrics += [("rl/obs_fact_model", fact_model / checked_model)]
             metrics += [("rl/past_last_hop", past / chained)] if chained else []
             for h, sig in self._hop_signal(rollouts, acc).items():
                 metrics += [(f"rl/reward_{h}hop", sig["reward"]), (f"rl/zero_spread_{h}hop", sig["zero_spread"])]
@@ -91,22 +104,26 @@ class AgentRollouts:
             "env_mask": [r.mask for r in rollouts],
         }
 
-    def _observation_check(self, rollouts: list) -> tuple[int, int, int, int]:
+    def _observation_check(self, rollouts: list) -> tuple[int, int, int, int, int, int]:
         """(search results matched to a hop, of those stating its true object, rollouts whose
-        question has a gold chain, of those going past its last hop) (:func:`autocoa.analysis.check_observations`,
-        :func:`autocoa.analysis.past_last_hop`)."""
-        from autocoa.analysis import check_observations, past_last_hop
+        question has a gold chain, of those going past its last hop, and the first two over the
+        results the world model wrote) (:func:`autocoa.analysis.check_observations`,
+        :func:`autocoa.analysis.past_last_hop`, :func:`autocoa.analysis.search_observation_sources`)."""
+        from autocoa.analysis import check_observations, past_last_hop, search_observation_sources
 
-        checked = fact = chained = past = 0
+        checked = fact = chained = past = checked_model = fact_model = 0
         for r in rollouts:
             chain = self.chains.get(r.prompt)
             if chain and r.trajectory is not None:
                 chained += 1
                 past += past_last_hop(r.trajectory, chain)
-                for c in check_observations(r.trajectory, chain):
+                sources = search_observation_sources(r.trajectory, r.obs_sources)
+                for c, source in zip(check_observations(r.trajectory, chain), sources, strict=True):
                     checked += c["hop"] is not None
                     fact += bool(c["states_fact"])
-        return checked, fact, chained, past
+                    checked_model += c["hop"] is not None and source == "model"
+                    fact_model += bool(c["states_fact"]) and source == "model"
+        return checked, fact, chained, past, checked_model, fact_model
 
     def _hop_signal(self, rollouts: list, acc: Any) -> dict[int, dict[str, float]]:
         """The step's reward and zero-spread groups by hop count, over every process's rollouts
@@ -177,8 +194,14 @@ def load_questions(path: str | Path, tokenizer: Any, max_questions: int | None =
         raise ValueError(f"{path}: no questions")
     rows = []
     for r in records:
-        row = {"prompt": format_prompt(r.question, tokenizer), "golden_answers": list(r.golden_answers)}
+        row = {
+            "prompt": format_prompt(r.question, tokenizer),
+            "question": r.question,
+            "golden_answers": list(r.golden_answers),
+        }
         if isinstance(r.meta.get("chain"), list):
             row["chain"] = r.meta["chain"]
+        if isinstance(r.meta.get("supporting"), list):  # a dataset's supporting documents (the oracle's)
+            row["supporting"] = r.meta["supporting"]
         rows.append(row)
     return rows
