@@ -133,7 +133,10 @@ def demo_cmd(
 
 @app.command("study")
 def study_cmd(
-    name: Annotated[Literal["demo", "ablations", "frontier", "fidelity"], typer.Argument(help="which grid")],
+    name: Annotated[
+        Literal["demo", "ablations", "frontier", "fidelity", "fidelity-curve"],
+        typer.Argument(help="which grid (docs/studies.md)"),
+    ],
     out: Annotated[Path, typer.Option(help="studies root: seed<s>/ (shared stages) and <name>/ (the report)")] = Path(
         "runs/study"
     ),

@@ -14,6 +14,10 @@ Studies (``--seeds 0,1,2`` by default; each seed is a world seed and the trainin
 - ``frontier`` — the sim:real frontier: at the recipe's total GRPO steps, all-real, 3:1, 5:1,
   7:1 and all-simulated schedules from the same SFT-1&2&3 checkpoint -> held-out EM against real
   tool calls spent in training.
+- ``fidelity-curve`` — the simulator's fidelity against what the simulated steps buy: the paper's
+  5:1 schedule with its simulated results written by the oracle simulator at fidelity 0 (the
+  world model), 0.25, 0.5, 0.75 and 1, paired by seed against the same real steps alone and
+  against all-real RL; the break-even fidelity where the simulated steps start to pay.
 - ``fidelity`` — the world model's fidelity / performance trade-off: SFT-3 with several RL-pool
   budgets (``pool_repeats``) -> fidelity on the RL pool, on unseen training questions and on
   held-out questions, and held-out EM after the recipe's schedule.
@@ -48,7 +52,7 @@ from autocoa.recipe.stages import (
     sft_stage,
 )
 
-STUDIES = ("demo", "ablations", "frontier", "fidelity")
+STUDIES = ("demo", "ablations", "frontier", "fidelity", "fidelity-curve")
 FRONTIER_RATIOS: tuple[tuple[str, float | None], ...] = (
     ("all-real", 0.0),
     ("3:1", 3.0),
@@ -234,11 +238,65 @@ def fidelity_grid(cfg: RecipeConfig, root: Path) -> Grid:
     return Grid(stages, rows)
 
 
+FIDELITIES = (0.0, 0.25, 0.5, 0.75, 1.0)  # the oracle simulator's fidelities on the curve
+WORLD_MODEL = "world model (= oracle p=0)"
+REAL_ALONE = "the schedule's real steps alone"
+ALL_REAL = "all real"
+ENDPOINT = "endpoint simulator"
+
+
+def oracle_row_name(p: float) -> str:
+    """The fidelity curve's row of the oracle at fidelity ``p``.
+
+    >>> oracle_row_name(0.25), oracle_row_name(1.0), oracle_row_name(0.0)
+    ('oracle p=0.25', 'oracle p=1', 'world model (= oracle p=0)')
+    """
+    return WORLD_MODEL if p == 0 else f"oracle p={p:g}"
+
+
+def _with_simulator(cfg: RecipeConfig, **fields: Any) -> RecipeConfig:
+    return cfg.model_copy(update={"rl": cfg.rl.model_copy(update=fields)})
+
+
+def fidelity_curve_grid(cfg: RecipeConfig, root: Path) -> Grid:
+    """The paper's 5:1 schedule at the preset's total RL steps, its simulated steps written by the
+    oracle simulator at each fidelity of :data:`FIDELITIES` (p = 0 is the world model itself:
+    bit-exact, so its stage is the ablations study's), against the same real steps alone and all
+    real steps; with ``rl.simulator: endpoint`` (``rl.simulator_url``) the endpoint simulator too."""
+    total = cfg.rl.sim_steps + cfg.rl.real_steps
+    if total < 2:
+        raise ValueError(f"the fidelity curve needs simulated and real steps: the preset has {total} RL step")
+    sim = min(split_steps(total, PAPER_RATIO)[0], total - 1)  # at least one real step (short runs)
+    real = total - sim
+    model_cfg = _with_simulator(cfg, simulator="model")
+    runs: list[tuple[str, Stage, dict[str, Any]]] = []
+    for p in FIDELITIES:
+        if p == 0:
+            st = _rl(model_cfg, root, "sft123", sim, real)
+        else:
+            oracle = _with_simulator(cfg, simulator="oracle", simulator_fidelity=p)
+            st = rl_stage(f"rl_sft123_s{sim}_r{real}_oracle{round(p * 100)}", oracle, root, "sft123", sim, real)
+        runs.append((oracle_row_name(p), st, {"fidelity": p, "sim": sim, "real": real}))
+    if cfg.rl.simulator == "endpoint":
+        st = rl_stage(f"rl_sft123_s{sim}_r{real}_endpoint", cfg, root, "sft123", sim, real)
+        runs.append((ENDPOINT, st, {"fidelity": None, "sim": sim, "real": real}))
+    runs.append((REAL_ALONE, _rl(model_cfg, root, "sft123", 0, real), {"fidelity": None, "sim": 0, "real": real}))
+    runs.append((ALL_REAL, _rl(model_cfg, root, "sft123", 0, total), {"fidelity": None, "sim": 0, "real": total}))
+    own = [st for _, st, _ in runs if st.name != "rl"]  # ``rl`` is the seed's own stage
+    specs = [EvalSpec("sft123", "sft123"), *(run_spec(st.name) for st in own)]
+    deps = ["sft123", "rl", *(st.name for st in own)]
+    rows = [Row("SFT-1&2&3 (no RL)", "sft123", params={"fidelity": None, "sim": 0, "real": 0})]
+    rows += [Row(name, st.name, rl=st.name, params=params) for name, st, params in runs]
+    stages = [*own, eval_stage("study_fidelity_curve", cfg, root, specs, deps=list(dict.fromkeys(deps)))]
+    return Grid(stages, rows)
+
+
 GRIDS: dict[str, Callable[[RecipeConfig, Path], Grid]] = {
     "demo": demo_grid,
     "ablations": ablations_grid,
     "frontier": frontier_grid,
     "fidelity": fidelity_grid,
+    "fidelity-curve": fidelity_curve_grid,
 }
 
 
@@ -306,6 +364,7 @@ def row_values(root: Path, row: Row) -> dict[str, Any]:
         out["reward_sim"] = s.get("reward_sim")
         out["reward_real"] = s.get("reward_real")
         out["fidelity_in_rl"] = s.get("fidelity_sim")
+        out["fidelity_model_in_rl"] = s.get("fidelity_sim_model")
         # read from the run's metrics.jsonl, so that runs from before rl.json carried them have them too
         sig = schedule_means(root / row.rl / "metrics.jsonl")
         out.update({k: sig[k] for k in ("zero_spread_sim", "zero_spread_real", "kl_last")})

@@ -72,6 +72,16 @@ COLUMNS = {
         ("reward real", "reward_real", 3),
         ("fidelity in RL", "fidelity_in_rl", 3),
     ],
+    "fidelity-curve": [  # what the simulated steps had, and what they bought (paired below)
+        ("EM avg", "em", 3),
+        ("4", "em_4hop", 3),
+        ("RL real calls", "real_calls", 0),
+        ("fidelity in RL", "fidelity_in_rl", 3),
+        ("world model's", "fidelity_model_in_rl", 3),
+        ("reward sim", "reward_sim", 3),
+        ("no spread, sim", "zero_spread_sim", 2),
+        ("missed/q", "missed", 2),
+    ],
     "fidelity": [
         ("fidelity pool", "fidelity_pool", 3),
         ("fid. pool rare", "fidelity_rare_pool", 3),
@@ -107,6 +117,73 @@ PAIRS = {
         ("SFT-1&2 + RL-2 (all real)", "SFT-1&2"),
     ],
 }
+
+
+def _curve_pairs() -> list[tuple[str, str]]:
+    from autocoa.recipe.study import ALL_REAL, ENDPOINT, FIDELITIES, REAL_ALONE, oracle_row_name
+
+    simulated = [*(oracle_row_name(p) for p in FIDELITIES), ENDPOINT]
+    return [(r, REAL_ALONE) for r in simulated] + [(r, ALL_REAL) for r in simulated] + [(ALL_REAL, REAL_ALONE)]
+
+
+PAIRS["fidelity-curve"] = _curve_pairs()
+
+
+def break_even(points: Sequence[tuple[float, float]]) -> float | None:
+    """The fidelity at which the simulated steps' paired gain crosses zero going up: linear
+    between the last point below zero and the next at or above it, over the points sorted by
+    fidelity; the first fidelity when every gain is >= 0; None when none is.
+
+    >>> break_even([(0.0, -0.05), (0.5, -0.01), (1.0, 0.03)])
+    0.625
+    >>> break_even([(0.1, 0.01), (0.9, 0.02)]), break_even([(0.0, -0.1), (1.0, -0.02)])
+    (0.1, None)
+    """
+    pts = sorted(points)
+    if not pts or pts[-1][1] < 0:
+        return None
+    below = [i for i, (_, g) in enumerate(pts) if g < 0]
+    if not below:
+        return pts[0][0]
+    i = below[-1]
+    (x0, y0), (x1, y1) = pts[i], pts[i + 1]
+    return round(x0 + (0 - y0) * (x1 - x0) / (y1 - y0), 4)
+
+
+def curve_points(rows: Sequence[dict[str, Any]], diffs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The fidelity curve's points: per simulated row, the fidelity measured during its simulated
+    steps (``fidelity_in_rl``) and its paired gain over the same real steps alone."""
+    from autocoa.recipe.study import REAL_ALONE
+
+    gain = {d["row"]: d for d in diffs if d["baseline"] == REAL_ALONE}
+    out = []
+    for r in rows:
+        if r["name"] in gain and r.get("fidelity_in_rl"):
+            out.append({"name": r["name"], "fidelity": r["fidelity_in_rl"], "gain": gain[r["name"]]})
+    return out
+
+
+def plot_fidelity_curve(points: Sequence[dict[str, Any]], all_real: dict[str, Any] | None, path: Path) -> Path | None:
+    """Paired gain of the simulated steps over their real steps alone against the fidelity
+    measured during them (means, bars min-max over seeds), all-real RL's gain as a line."""
+    if not points:
+        return None
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    for p in points:
+        f, g = p["fidelity"], p["gain"]
+        ax.errorbar([f["mean"]], [g["mean"]], xerr=_err(f), yerr=_err(g), fmt="o", capsize=3, color="#3b6ea5")
+        ax.annotate(p["name"], (f["mean"], g["mean"]), xytext=(6, 4), textcoords="offset points", fontsize=7)
+    ax.axhline(0.0, color="0.3", lw=0.8)
+    if all_real is not None:
+        ax.axhline(all_real["mean"], color="#b5543c", lw=0.8, ls="--", label="all-real RL over the real steps alone")
+        ax.legend(fontsize=7, loc="lower right")
+    ax.set_xlabel("fidelity during the simulated steps (results stating the hop's fact)")
+    ax.set_ylabel("held-out EM gain over the real steps alone (paired)")
+    ax.set_title("what simulated RL steps buy, by the simulator's fidelity", fontsize=10)
+    ax.set_xlim(-0.05, 1.05)
+    ax.grid(alpha=0.3)
+    return save_figure(fig, path)
 
 
 def paired(rows: Sequence[dict[str, Any]], pairs: Sequence[tuple[str, str]], key: str = "em") -> list[dict[str, Any]]:
@@ -400,11 +477,43 @@ def study_plots(study: str, rows: Sequence[dict[str, Any]], out: Path, rl_runs: 
         if study == "frontier"
         else None,
         "fidelity": plot_fidelity(rows, out / "fidelity.png") if study == "fidelity" else None,
+        "fidelity_curve": _fidelity_curve_plot(rows, out) if study == "fidelity-curve" else None,
         "rows": plot_rows(rows, out / f"{study}_rows.png"),
         "cost": plot_cost(rows, out / "accuracy_vs_train_calls.png", "accuracy vs real calls spent in training"),
         "rl": plot_rl_curves(list(rl_runs.values()), out / "rl_curves.png", list(rl_runs)) if rl_runs else None,
     }
     return {k: v for k, v in plots.items() if v is not None}
+
+
+def _fidelity_curve_plot(rows: Sequence[dict[str, Any]], out: Path) -> Path | None:
+    from autocoa.recipe.study import ALL_REAL, REAL_ALONE
+
+    diffs = paired(rows, PAIRS["fidelity-curve"])
+    all_real = next((d for d in diffs if d["row"] == ALL_REAL and d["baseline"] == REAL_ALONE), None)
+    return plot_fidelity_curve(curve_points(rows, diffs), all_real, out / "fidelity_curve.png")
+
+
+def curve_summary(rows: Sequence[dict[str, Any]], diffs: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
+    """The fidelity curve's points and its break-even fidelity (on the mean gains), for results.json
+    and the report; None outside that study."""
+    points = curve_points(rows, diffs)
+    if not points:
+        return None
+    be = break_even([(p["fidelity"]["mean"], p["gain"]["mean"]) for p in points])
+    return {"points": points, "break_even": be}
+
+
+def curve_note(curve: dict[str, Any]) -> str:
+    be = curve["break_even"]
+    where = (
+        f"at a measured fidelity of {be:.3f}"
+        if be is not None
+        else "nowhere on the curve (every mean gain is negative)"
+    )
+    return (
+        "The simulated steps break even against their real steps alone (mean paired gain crosses 0) "
+        f"{where}: linear between the two measured points around the crossing."
+    )
 
 
 def shared_sections(
@@ -478,6 +587,9 @@ def write_study_report(
     curves = {label: c for label, d in rl_runs.items() if (c := heldout_rows(d))}
     paths = study_plots(study, rows, out, rl_runs if curves else {})
     diffs = paired(rows, PAIRS.get(study, []))
+    curve = curve_summary(rows, diffs) if study == "fidelity-curve" else None
+    if curve is not None:
+        notes = f"{curve_note(curve)}\n\n{notes}" if notes else curve_note(curve)
     (out / "results.json").write_text(
         json.dumps(
             {
@@ -490,6 +602,7 @@ def write_study_report(
                 "collapse": list(collapse),
                 "heldout": curves,
                 "timings": timings,
+                **({"fidelity_curve": curve} if curve is not None else {}),
             },
             indent=2,
         )
