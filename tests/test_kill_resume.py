@@ -39,9 +39,20 @@ ENV = {
 }
 AUTOCOA = [sys.executable, "-m", "autocoa"]
 KILLS = 5
-# what differs between two runs of one computation: wall time, and transformers' end-of-training
-# summary (``train_loss`` averages only the steps the resumed process ran)
-VARYING = ("time", "seconds", "latency", "runtime", "per_second", "train_loss", "skipped", "resumed_from_step")
+# what differs between two runs of one computation: wall time (a study's ``timings``: the stages'
+# minutes, which "time" does not match), and transformers' end-of-training summary
+# (``train_loss`` averages only the steps the resumed process ran)
+VARYING = (
+    "time",
+    "timings",
+    "seconds",
+    "latency",
+    "runtime",
+    "per_second",
+    "train_loss",
+    "skipped",
+    "resumed_from_step",
+)
 
 pytestmark = pytest.mark.slow
 
@@ -84,7 +95,11 @@ def kill_points(name: str, first: float, total: float, n: int = KILLS) -> list[f
 
 
 def steady(value):
-    """``value`` without what legitimately varies between runs (see VARYING)."""
+    """``value`` without what legitimately varies between runs (see VARYING).
+
+    >>> steady({"em": 0.5, "timings": {"stages": {"rl": {"mean": 1.2}}}, "train_seconds": 3})
+    {'em': 0.5}
+    """
     if isinstance(value, dict):
         return {k: steady(v) for k, v in value.items() if not any(w in k for w in VARYING)}
     if isinstance(value, list):
@@ -152,7 +167,7 @@ def stage_command(stage: str, demo: Path, cfg_dir: Path):
             args += ["--data", str(data / "pairs.jsonl")]
         else:
             args += ["--data", str(data / "coa.jsonl"), "--cot-data", str(data / "cot.jsonl")]
-        if stage == "sft3":
+        if stage == "sft3" and recipe["sft3"]["pool_repeats"]:  # as the recipe runs it (stages.run_sft)
             args += ["--pool-data", str(data / "rl_pool.jsonl"), "--pool-repeats", str(recipe["sft3"]["pool_repeats"])]
     else:
         assert stage == "rl"
