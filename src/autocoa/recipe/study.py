@@ -283,7 +283,8 @@ def fidelity_curve_grid(cfg: RecipeConfig, root: Path) -> Grid:
     runs.append((REAL_ALONE, _rl(model_cfg, root, "sft123", 0, real), {"fidelity": None, "sim": 0, "real": real}))
     runs.append((ALL_REAL, _rl(model_cfg, root, "sft123", 0, total), {"fidelity": None, "sim": 0, "real": total}))
     own = [st for _, st, _ in runs if st.name != "rl"]  # ``rl`` is the seed's own stage
-    specs = [EvalSpec("sft123", "sft123"), *(run_spec(st.name) for st in own)]
+    used = list(dict.fromkeys(st.name for _, st, _ in runs))  # ``rl`` too: its evaluation is the demo's
+    specs = [EvalSpec("sft123", "sft123"), *(run_spec(name) for name in used)]
     deps = ["sft123", "rl", *(st.name for st in own)]
     rows = [Row("SFT-1&2&3 (no RL)", "sft123", params={"fidelity": None, "sim": 0, "real": 0})]
     rows += [Row(name, st.name, rl=st.name, params=params) for name, st, params in runs]
