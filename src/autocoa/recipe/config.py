@@ -4,7 +4,7 @@
 model of the paper's setting (:func:`scale_preset`); ``short`` is it with SFT-2 half as long (the
 previous default, ~12-13 minutes, undertrained); ``legacy`` is the world before
 it (rare facts only in the corpus, copying learned in SFT-2, the world model trained on 20 copies
-of the RL pool); ``fast`` runs every stage on a tiny world and model in about a minute (tests; its
+of the RL pool); ``fast`` runs every stage for a few steps on a tiny world and model (tests; its
 accuracy means nothing).
 ``pretrained`` (``autocoa demo --model NAME|DIR``) starts from a real pretrained chat model instead
 of the from-scratch tokenizer and base model, with sizes for a 135M-parameter model on 2 CPU cores;
