@@ -49,3 +49,11 @@ def test_the_paper_values():
         10,
     )
     assert AgentConfig.load(PAPER / "eval.yaml").max_actions == rl.max_actions
+
+
+@pytest.mark.parametrize("name", sorted(CLASSES))
+def test_one_gpu_config_loads(name):
+    """configs/gpu/ (docs/gpu.md: a 1.5-3B model on one GPU): each file one of ours, fields valid."""
+    gpu = PAPER.parent / "gpu"
+    assert {p.stem for p in gpu.glob("*.yaml")} == set(CLASSES)
+    assert CLASSES[name].load(gpu / f"{name}.yaml") is not None

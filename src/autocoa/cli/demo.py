@@ -12,7 +12,9 @@ import typer
 from autocoa.cli.app import CLIError, app
 
 ConfigFile = Annotated[Path | None, typer.Option(help="recipe YAML (fields of DemoConfig); overrides the preset's")]
-Fast = Annotated[bool, typer.Option(help="tiny world and model (~1-2 min a seed; for smoke tests, not accuracy)")]
+Fast = Annotated[
+    bool, typer.Option(help="tiny world and model, a few steps a stage (a smoke test: its accuracy means nothing)")
+]
 Verbose = Annotated[bool, typer.Option(help="the libraries' own bars and every log line instead of the live display")]
 FromScratch = Annotated[
     bool,

@@ -72,7 +72,13 @@ def serve_cmd(
     env: Annotated[
         str, typer.Option(help="default environment of requests: real (tools) or simulated (no tools needed)")
     ] = "real",
-    host: Annotated[str, typer.Option(help="address to bind; the server has no authentication")] = "127.0.0.1",
+    host: Annotated[
+        str,
+        typer.Option(
+            help="address to bind; beyond loopback, set --api-key "
+            "(without it anyone who can reach the port can use the model)"
+        ),
+    ] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port")] = 8000,
     served_model_name: Annotated[
         str | None, typer.Option(help="the model name clients send (default: the model directory's name)")

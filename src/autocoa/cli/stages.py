@@ -23,7 +23,8 @@ def pretrain_cmd(
         str, typer.Option(help="the recipe preset whose model and tokenizer to start from: default, legacy, fast")
     ] = "default",
 ) -> None:
-    """Train the BPE tokenizer and a tiny Llama on the world's common facts; report how many it knows."""
+    """Train the BPE tokenizer and a tiny Llama on the world's pretrain.txt (common facts, the long tail of rare ones,
+    reading passages); probe what it recalls (knowledge.jsonl)."""
     from autocoa.train.common import OutputExistsError, check_out_dir
     from autocoa.train.pretrain import PretrainConfig, pretrain
 

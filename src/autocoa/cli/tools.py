@@ -64,7 +64,12 @@ def index_cmd(
 @app.command("serve-retriever")
 def serve_retriever(
     index: Annotated[Path, typer.Option(help="index directory written by `autocoa index`")],
-    host: Annotated[str, typer.Option(help="address to bind; the server has no authentication")] = "127.0.0.1",
+    host: Annotated[
+        str,
+        typer.Option(
+            help="address to bind; beyond loopback, set --api-key (without it anyone who can reach the port can query)"
+        ),
+    ] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port")] = 8000,
     topk: Annotated[int, typer.Option(help="documents per query when a request gives no topk")] = 3,
     max_topk: Annotated[int, typer.Option(help="largest topk a request may ask for")] = 100,

@@ -52,7 +52,7 @@ class LocalChat:
             raise NotAChatModel(
                 f"{name or 'this checkpoint'} has no chat template, so it cannot follow a prompted workflow "
                 "(the tiny default is trained on bare prompts): use a chat model, e.g. smollm2-135m-instruct, "
-                "or an endpoint (--llm-url)"
+                "or an endpoint (--llm-url; see docs/troubleshooting.md#chat-template)"
             )
         self.model, self.tokenizer = model, tokenizer
         self.max_new_tokens, self.batch_size = max_new_tokens, batch_size

@@ -267,7 +267,7 @@ def evaluate(
         if rate > TOOL_ERROR_WARN:
             warnings.warn(
                 f"eval {method}: {rate:.0%} of the tool calls failed (see run.tool_stats): its accuracy is not "
-                "the model's",
+                "the model's (see docs/troubleshooting.md#retriever)",
                 stacklevel=2,
             )
         metrics["run"]["info"][method] = info

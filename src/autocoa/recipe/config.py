@@ -4,7 +4,7 @@
 model of the paper's setting (:func:`scale_preset`); ``short`` is it with SFT-2 half as long (the
 previous default, ~12-13 minutes, undertrained); ``legacy`` is the world before
 it (rare facts only in the corpus, copying learned in SFT-2, the world model trained on 20 copies
-of the RL pool); ``fast`` runs every stage on a tiny world and model in about a minute (tests; its
+of the RL pool); ``fast`` runs every stage for a few steps on a tiny world and model (tests; its
 accuracy means nothing).
 ``pretrained`` (``autocoa demo --model NAME|DIR``) starts from a real pretrained chat model instead
 of the from-scratch tokenizer and base model, with sizes for a 135M-parameter model on 2 CPU cores;
@@ -479,7 +479,8 @@ def check_seeds(cfg: RecipeConfig, seed: int, sections: tuple[str, ...], option:
         if f"{section}.seed" in cfg._file_fields and getattr(cfg, section).seed != seed:
             raise ConfigError(
                 f"{cfg._file_fields[f'{section}.seed']}: {section}.seed is {getattr(cfg, section).seed}, but "
-                f"{option} is {seed}: give the seed once (remove {section}.seed from the file, or use its value)"
+                f"{option} is {seed}: give the seed once (remove {section}.seed from the file, or use its value; "
+                "see docs/troubleshooting.md#config)"
             )
 
 
@@ -496,7 +497,8 @@ def load_recipe(size: str, path: str | None = None) -> RecipeConfig:
         section, name = dotted.split(".")
         if isinstance(loaded.get(section), dict) and name in loaded[section]:
             raise ConfigError(
-                f"{path}: {dotted}: set by the recipe from its {owner}, so that the stages agree; set {owner}"
+                f"{path}: {dotted}: set by the recipe from its {owner}, so that the stages agree; set {owner} "
+                "(see docs/troubleshooting.md#config)"
             )
     merged = cfg.model_dump()
     for key, value in loaded.items():

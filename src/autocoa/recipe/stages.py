@@ -102,7 +102,8 @@ def run_stages(
         if prior is not None:
             raise StageMismatchError(
                 f"{st.out} holds stage {st.name!r} done with another configuration or other inputs "
-                f"(fingerprint {prior.get('fingerprint')} vs {st.fingerprint}); use another --out, or delete it"
+                f"(fingerprint {prior.get('fingerprint')} vs {st.fingerprint}); use another --out, or delete it "
+                "(see docs/troubleshooting.md#fingerprint)"
             )
         if on_start is not None:
             on_start(st)

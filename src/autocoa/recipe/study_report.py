@@ -217,10 +217,21 @@ def paired_table(diffs: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def markdown_table(study: str, rows: Sequence[dict[str, Any]]) -> str:
+def markdown_table(study: str, rows: Sequence[dict[str, Any]], keys: Sequence[str] | None = None) -> str:
     """The study's :data:`COLUMNS` that any row has a value for (a study run before a column
-    existed keeps its table), one line per row."""
-    cols = [c for c in COLUMNS[study] if any(r.get(c[1]) for r in rows)]
+    existed keeps its table), one line per row; ``keys``: only the columns of these result keys
+    (a narrow table; a key that is not one of the study's columns is an error).
+
+    >>> rows = [{"name": "a", "em": {"mean": 0.5, "min": 0.5, "max": 0.5}, "missed": {"mean": 1, "min": 1, "max": 1}}]
+    >>> print(markdown_table("ablations", rows, keys=["em"]))
+    | row | EM avg |
+    |---|---:|
+    | a | 0.500 |
+    """
+    known = [c[1] for c in COLUMNS[study]]
+    if keys is not None and (unknown := [k for k in keys if k not in known]):
+        raise ValueError(f"columns {unknown} are not columns of the {study!r} table: {', '.join(known)}")
+    cols = [c for c in COLUMNS[study] if any(r.get(c[1]) for r in rows) and (keys is None or c[1] in keys)]
     lines = ["| row | " + " | ".join(c[0] for c in cols) + " |", "|---|" + "---:|" * len(cols)]
     for r in rows:
         lines.append(f"| {r['name']} | " + " | ".join(fmt(r.get(k), d) for _, k, d in cols) + " |")
@@ -667,26 +678,66 @@ def run_study(study: str, cfg: Any, out: Path, seeds: Sequence[int], console: An
 
 # A README or docs page shows a study's table between these markers; the block is rendered from
 # the named results file (its rows, seeds and commit), so the page cannot drift from the file.
-_BLOCK = re.compile(r"(<!-- results: (?P<path>[^ ]+) -->\n)(?P<body>.*?)(<!-- /results -->)", re.S)
+# Options after the path narrow it: ``columns=em,em_1hop,...`` (result keys of the study's
+# :data:`COLUMNS`) and ``sections=paired,heldout,timings`` (which sections follow the table).
+_BLOCK = re.compile(
+    r"(<!-- results: (?P<path>[^ ]+)(?P<opts>(?: [a-z]+=[^ ]+)*) -->\n)(?P<body>.*?)(<!-- /results -->)", re.S
+)
+SECTIONS = ("paired", "heldout", "timings")
 
 
-def results_block(results_path: Path, shown: str | None = None) -> str:
+def block_options(opts: str) -> dict[str, list[str]]:
+    """A block marker's options: ``columns`` and ``sections``, each a comma-separated list.
+
+    >>> block_options(" columns=em,calls_per_q sections=paired")
+    {'columns': ['em', 'calls_per_q'], 'sections': ['paired']}
+    >>> block_options("")
+    {}
+    """
+    out = {}
+    for opt in opts.split():
+        name, _, value = opt.partition("=")
+        if name not in ("columns", "sections"):
+            raise ValueError(f"results block: unknown option {name!r} (columns=..., sections=...)")
+        out[name] = value.split(",")
+    if unknown := [s for s in out.get("sections", []) if s not in SECTIONS]:
+        raise ValueError(f"results block: unknown sections {unknown}: {', '.join(SECTIONS)}")
+    return out
+
+
+def results_block(
+    results_path: Path,
+    shown: str | None = None,
+    columns: Sequence[str] | None = None,
+    sections: Sequence[str] = SECTIONS,
+) -> str:
     """The Markdown a results block holds: the study's table and where its numbers come from
-    (``shown``: the file's path as the page names it)."""
+    (``shown``: the file's path as the page names it); ``columns``: only these result keys'
+    columns; ``sections``: which of the paired differences, held-out curves and stage times follow."""
     data = json.loads(Path(results_path).read_text(encoding="utf-8"))
     seeds = data.get("seeds", [])
     commit = data.get("commit") or "unrecorded"
-    diffs = data.get("paired") or []
-    sections = shared_sections(diffs, data.get("heldout"), data.get("timings"), seeds)
+    diffs = (data.get("paired") or []) if "paired" in sections else []
+    curves = data.get("heldout") if "heldout" in sections else None
+    timings = data.get("timings") if "timings" in sections else None
+    parts = shared_sections(diffs, curves, timings, seeds)
     return (
-        markdown_table(data["study"], data["rows"])
+        markdown_table(data["study"], data["rows"], columns)
         + f"\n\nSeeds {', '.join(map(str, seeds))} ({seed_scope(data.get('config'))}); "
         + f"each cell mean (min-max) over them; code {commit}; "
         + f"rendered from `{shown or results_path}`.\n"
-        + "".join(f"\n{section}\n" for section in sections)
+        + "".join(f"\n{section}\n" for section in parts)
     )
 
 
 def render_results_blocks(text: str, root: Path) -> str:
     """``text`` with every results block re-rendered from its file (paths relative to ``root``)."""
-    return _BLOCK.sub(lambda m: m.group(1) + results_block(root / m.group("path"), m.group("path")) + m.group(4), text)
+
+    def render(m: re.Match) -> str:
+        opts = block_options(m.group("opts"))
+        block = results_block(
+            root / m.group("path"), m.group("path"), opts.get("columns"), opts.get("sections", SECTIONS)
+        )
+        return m.group(1) + block + m.group(5)
+
+    return _BLOCK.sub(render, text)

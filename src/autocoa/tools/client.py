@@ -123,13 +123,16 @@ class RemoteRetriever:
                 last = RetrievalUnavailable(f"{self.url}: server error {r.status_code}: {r.text[:200]}")
                 continue
             if r.status_code >= 400:
-                raise RetrievalError(f"{self.url}: request refused ({r.status_code}): {_message(r)}")
+                raise RetrievalError(
+                    f"{self.url}: request refused ({r.status_code}): {_message(r)} "
+                    "(see docs/troubleshooting.md#retriever)"
+                )
             try:
                 return r.json()
             except ValueError:
                 raise RetrievalError(f"{self.url}: answer is not JSON: {r.text[:200]!r}") from None
         assert last is not None
-        raise type(last)(f"{last} [after {self.retries + 1} attempts]")
+        raise type(last)(f"{last} [after {self.retries + 1} attempts; see docs/troubleshooting.md#retriever]")
 
     def search(self, queries: Sequence[str], k: int = 3) -> list[list[Hit]]:
         queries = list(queries)

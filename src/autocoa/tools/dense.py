@@ -33,7 +33,8 @@ def _require():
         from sentence_transformers import SentenceTransformer
     except ImportError as e:
         raise ImportError(
-            f"dense retrieval needs the optional extra: pip install 'autocoa[dense]' ({e.name} is missing)"
+            f"dense retrieval needs the optional extra: pip install 'autocoa[dense]' ({e.name} is missing; "
+            "see docs/troubleshooting.md#missing-package)"
         ) from None
     return faiss, SentenceTransformer
 

@@ -130,7 +130,8 @@ def check_resumable(out_dir: Path, manifest: dict[str, Any]) -> bool:
     if diff:
         raise RunMismatchError(
             f"{out_dir} holds an unfinished run with a different {', '.join(diff)}; "
-            "rerun with the same inputs to resume, or pass --overwrite to start over"
+            "rerun with the same inputs to resume, or pass --overwrite to start over "
+            "(see docs/troubleshooting.md#resume-mismatch)"
         )
     return True
 

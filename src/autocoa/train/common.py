@@ -28,7 +28,8 @@ def check_out_dir(out_dir: Path, overwrite: bool = False) -> None:
     """Refuse to write over a finished run (one whose directory holds the DONE marker)."""
     if (out_dir / DONE_MARKER).exists() and not overwrite:
         raise OutputExistsError(
-            f"{out_dir} holds a finished run; choose another --out or pass --overwrite to replace it"
+            f"{out_dir} holds a finished run; choose another --out or pass --overwrite to replace it "
+            "(see docs/troubleshooting.md#overwrite)"
         )
     out_dir.mkdir(parents=True, exist_ok=True)
 

@@ -359,7 +359,10 @@ def _prepare_out_dir(out_dir: Path, cfg: RLConfig, manifest: dict[str, Any], ove
     resumable = last_checkpoint(out_dir, "trainer", (RUN_STATE,)) is not None
     # something to resume: only the same run (questions hashed); runs from before the manifest: same config
     if resumable and not check_resumable(out_dir, manifest) and saved_cfg.exists() and RLConfig.load(saved_cfg) != cfg:
-        raise ValueError(f"{out_dir} holds a run with another config ({saved_cfg}); use another --out or --overwrite")
+        raise ValueError(
+            f"{out_dir} holds a run with another config ({saved_cfg}); use another --out or --overwrite "
+            "(see docs/troubleshooting.md#resume-mismatch)"
+        )
 
 
 def _real_toolbox(cfg: RLConfig, toolbox: Any, retrieval: Retrieval | None) -> Any:
