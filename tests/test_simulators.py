@@ -242,3 +242,22 @@ def test_the_cli_runs_the_oracle_and_refuses_it_without_an_index(tokenizer, tmp_
     saved = (tmp_path / "o" / "rl_config.yaml").read_text()
     assert "simulator: oracle" in saved and "simulator_fidelity: 0.5" in saved
     assert [r["rl/real_calls"] for r in read_metrics(tmp_path / "o")] == [0]
+
+
+@pytest.mark.parametrize("name", ["hotpotqa_dev.json", "2wiki_dev.json"])
+def test_hotpotqa_and_2wiki_rows_carry_their_supporting_documents_to_the_oracle(tokenizer, name):
+    from pathlib import Path
+
+    from autocoa.train.rl_rollouts import load_questions
+
+    rows = load_questions(Path(__file__).parent / "fixtures" / name, tokenizer)
+    assert all(r["supporting"] for r in rows)
+    evidence = world_evidence(rows, {})
+    first = rows[0]
+    title, doc = evidence[first["prompt"]][0]
+    assert title == first["supporting"][0]["title"] and doc.text == first["supporting"][0]["text"] and doc.text
+    oracle = OracleSimulator(evidence, fidelity=1.0)
+    from autocoa.agent.simulators import SimRequest
+
+    (text,) = oracle.results([SimRequest(first["prompt"], "search", f"what is {title}")])
+    assert text.startswith(f"Doc 1 (Title: {title}) ")
