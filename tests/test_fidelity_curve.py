@@ -91,5 +91,7 @@ def test_the_report_pairs_each_fidelity_with_the_real_steps_alone_and_names_the_
     assert curve["break_even"] == pytest.approx(0.51 + 0.01 * 0.45 / 0.05, abs=1e-3)
     md = paths["report"].read_text()
     assert "break even" in md and f"{curve['break_even']:.3f}" in md
+    assert curve["positive_on_every_seed_from"] == pytest.approx(0.96)  # p=1 alone gains on both seeds
+    assert "positive on every seed is 0.960" in md
     assert paths["fidelity_curve"].stat().st_size > 1000
     assert "| world model's |" not in md.splitlines()[4]  # a column no row has is left out

@@ -365,10 +365,10 @@ def row_values(root: Path, row: Row) -> dict[str, Any]:
         out["reward_sim"] = s.get("reward_sim")
         out["reward_real"] = s.get("reward_real")
         out["fidelity_in_rl"] = s.get("fidelity_sim")
-        out["fidelity_model_in_rl"] = s.get("fidelity_sim_model")
         # read from the run's metrics.jsonl, so that runs from before rl.json carried them have them too
         sig = schedule_means(root / row.rl / "metrics.jsonl")
         out.update({k: sig[k] for k in ("zero_spread_sim", "zero_spread_real", "kl_last")})
+        out["fidelity_model_in_rl"] = sig["fidelity_sim_model"]
     else:
         out["real_calls"] = 0 if row.label != "base" else None
     start = row.params.get("start")

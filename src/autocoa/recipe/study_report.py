@@ -181,7 +181,7 @@ def plot_fidelity_curve(points: Sequence[dict[str, Any]], all_real: dict[str, An
     ax.set_xlabel("fidelity during the simulated steps (results stating the hop's fact)")
     ax.set_ylabel("held-out EM gain over the real steps alone (paired)")
     ax.set_title("what simulated RL steps buy, by the simulator's fidelity", fontsize=10)
-    ax.set_xlim(-0.05, 1.05)
+    ax.set_xlim(-0.05, 1.2)
     ax.grid(alpha=0.3)
     return save_figure(fig, path)
 
@@ -511,7 +511,8 @@ def curve_summary(rows: Sequence[dict[str, Any]], diffs: Sequence[dict[str, Any]
     if not points:
         return None
     be = break_even([(p["fidelity"]["mean"], p["gain"]["mean"]) for p in points])
-    return {"points": points, "break_even": be}
+    every = [p["fidelity"]["mean"] for p in points if p["gain"]["min"] > 0]
+    return {"points": points, "break_even": be, "positive_on_every_seed_from": min(every) if every else None}
 
 
 def curve_note(curve: dict[str, Any]) -> str:
@@ -521,9 +522,15 @@ def curve_note(curve: dict[str, Any]) -> str:
         if be is not None
         else "nowhere on the curve (every mean gain is negative)"
     )
+    every = curve.get("positive_on_every_seed_from")
+    seeds = (
+        f"; the lowest measured fidelity whose gain is positive on every seed is {every:.3f}"
+        if every is not None
+        else "; no fidelity's gain is positive on every seed"
+    )
     return (
         "The simulated steps break even against their real steps alone (mean paired gain crosses 0) "
-        f"{where}: linear between the two measured points around the crossing."
+        f"{where}: linear between the two measured points around the crossing{seeds}."
     )
 
 
