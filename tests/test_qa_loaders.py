@@ -60,13 +60,17 @@ def test_hotpotqa_official_json():
     recs = load_qa(FIXTURES / "hotpotqa_dev.json")
     assert [r.id for r in recs] == ["5a8b57f25542995d1e6f1371", "5a8c7595554299585d9e36b6"]
     assert recs[0].golden_answers == ["yes"] and recs[0].dataset == "hotpotqa" and recs[0].hops == 2
+    support = recs[1].meta.pop("supporting")  # the oracle simulator's evidence (supporting_facts' paragraphs)
     assert recs[1].meta == {"type": "bridge", "level": "hard"}
+    assert [s["title"] for s in support] == ["Kiss and Tell (1945 film)"] and "Corliss Archer" in support[0]["text"]
 
 
 def test_2wiki_official_json():
     recs = load_qa(FIXTURES / "2wiki_dev.json")
     assert recs[0].dataset == "2wikimultihopqa" and recs[0].golden_answers == ["Małgorzata Braunek"]
+    support = recs[0].meta.pop("supporting")
     assert recs[0].hops == 2 and recs[0].meta == {"type": "compositional"}
+    assert [s["title"] for s in support] == ["Polish-Russian War (film)", "Xawery Żuławski"]
     assert recs[1].question.startswith("Which film came out first")
 
 

@@ -245,7 +245,10 @@ def test_rollouts_past_the_last_hop_are_counted_for_the_step_metrics(tokenizer, 
     stop = Trajectory("Q", (*read, answer("Rifo Group")))
     roll = AgentRollouts(tokenizer, RLConfig(), None, {}, tmp_path, RunState(), chains={"a": chain})
     pairs = (("a", past), ("a", stop), ("a", past), ("b", past))
-    rollouts = [SimpleNamespace(prompt=p, trajectory=t) for p, t in pairs]
-    checked, fact, chained, n_past = roll._observation_check(rollouts)
+    rollouts = [SimpleNamespace(prompt=p, trajectory=t, obs_sources=["tool"] * 2) for p, t in pairs]
+    checked, fact, chained, n_past, checked_model, fact_model = roll._observation_check(rollouts)
     assert (chained, n_past) == (3, 2)
     assert (checked, fact) == (3, 3)  # the query about Rifo Group names no hop's subject: unmatched
+    assert (checked_model, fact_model) == (0, 0)  # the tool wrote every result, not the world model
+    rollouts[0].obs_sources = ["model", "tool"]
+    assert roll._observation_check(rollouts)[4:] == (1, 1)

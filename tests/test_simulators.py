@@ -261,3 +261,13 @@ def test_hotpotqa_and_2wiki_rows_carry_their_supporting_documents_to_the_oracle(
 
     (text,) = oracle.results([SimRequest(first["prompt"], "search", f"what is {title}")])
     assert text.startswith(f"Doc 1 (Title: {title}) ")
+
+
+def test_a_simulators_setting_under_another_simulator_is_refused_not_ignored():
+    with pytest.raises(ValueError, match="simulator_fidelity is the oracle's"):
+        RLConfig(simulator_fidelity=0.5)
+    with pytest.raises(ValueError, match="are the endpoint's"):
+        RLConfig(simulator="oracle", simulator_url="http://127.0.0.1:8000/v1")
+    with pytest.raises(ValueError, match="are the endpoint's"):
+        RLConfig(simulator_gold=True)
+    assert RLConfig(simulator="endpoint", simulator_url="http://x/v1", simulator_gold=True).simulator_gold

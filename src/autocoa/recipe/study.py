@@ -268,7 +268,8 @@ def fidelity_curve_grid(cfg: RecipeConfig, root: Path) -> Grid:
         raise ValueError(f"the fidelity curve needs simulated and real steps: the preset has {total} RL step")
     sim = min(split_steps(total, PAPER_RATIO)[0], total - 1)  # at least one real step (short runs)
     real = total - sim
-    model_cfg = _with_simulator(cfg, simulator="model")
+    defaults = {"simulator_fidelity": 1.0, "simulator_url": None, "simulator_model": "default", "simulator_gold": False}
+    model_cfg = _with_simulator(cfg, simulator="model", **defaults)
     runs: list[tuple[str, Stage, dict[str, Any]]] = []
     for p in FIDELITIES:
         if p == 0:

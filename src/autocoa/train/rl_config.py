@@ -114,6 +114,14 @@ class RLConfig(Config):
         check_answer_room(self.max_new_tokens, self.max_answer_tokens)
         if self.simulator == "endpoint" and not self.simulator_url:
             raise ValueError("simulator: endpoint needs simulator_url (an OpenAI-compatible base URL)")
+        # a simulator's setting under another simulator would be silently ignored: refused instead
+        if self.simulator != "oracle" and self.simulator_fidelity != 1.0:
+            raise ValueError("simulator_fidelity is the oracle's: set simulator: oracle")
+        endpoint_set = self.simulator_url or self.simulator_gold or self.simulator_model != "default"
+        if self.simulator != "endpoint" and endpoint_set:
+            raise ValueError(
+                "simulator_url, simulator_model and simulator_gold are the endpoint's: set simulator: endpoint"
+            )
         if self.temperature < MIN_TEMPERATURE:  # the rollouts' AgentConfig would refuse it mid-run
             raise ValueError(f"temperature must be at least {MIN_TEMPERATURE:g} (GRPO samples)")
         return self

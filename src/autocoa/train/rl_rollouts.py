@@ -34,6 +34,7 @@ class AgentRollouts:
         self.simulator = simulator  # who answers simulated actions besides the world model
         self.reward = make_reward(cfg.reward_metric, cfg.require_well_formed, cfg.format_weight)
 
+    # long: one TRL rollout step in order: engine, rollouts, the step's counters reduced over processes, metrics, dump
     def __call__(self, prompts: list[str], trainer: Any) -> dict[str, list]:
         import torch
 
