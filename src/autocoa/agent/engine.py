@@ -403,12 +403,11 @@ class Engine:
     def _run_tools(self, waiting: list[Row]) -> None:
         """All waiting calls in one toolbox call; observations are appended as ids."""
         simulated = [r for r in waiting if r.waiting_simulator]
+        tools = [r for r in waiting if not r.waiting_simulator]  # before the simulator's rows stop waiting
         if simulated:
             self._run_simulator(simulated)
         calls, targets = [], []
-        for r in waiting:
-            if any(r is x for x in simulated):
-                continue
+        for r in tools:
             call = r.pending_call(self.decode)
             if r.over_action_budget:
                 r.observe(BUDGET_SPENT, self.tokenizer, source="error")

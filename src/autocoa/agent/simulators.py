@@ -31,8 +31,6 @@ from autocoa.analysis import names
 from autocoa.data.corpus import Doc
 from autocoa.tools.search import format_doc
 
-SIMULATORS = ("model", "oracle", "endpoint")
-
 
 @dataclass(frozen=True)
 class SimRequest:
@@ -78,10 +76,10 @@ class OracleSimulator:
 
     name = "oracle"
 
-    def __init__(self, evidence: Mapping[str, Sequence[tuple[str, Doc]]], fidelity: float, doc_chars: int = 0):
+    def __init__(self, evidence: Mapping[str, Sequence[tuple[str, Doc]]], fidelity: float):
         if not 0.0 <= fidelity <= 1.0:
             raise ValueError(f"simulator_fidelity must be in [0, 1], got {fidelity}")
-        self.evidence, self.fidelity, self.doc_chars = evidence, fidelity, doc_chars
+        self.evidence, self.fidelity = evidence, fidelity
         self.answered = self.unmatched = 0
 
     def takes(self, seed: int | None, index: int, action: int) -> bool:
@@ -93,7 +91,7 @@ class OracleSimulator:
             found = [doc for key, doc in self.evidence.get(req.prompt, ()) if names(req.query, key)]
             if found:
                 self.answered += 1
-                out.append(format_doc(1, found[-1], self.doc_chars))
+                out.append(format_doc(1, found[-1]))
             else:
                 self.unmatched += 1
                 out.append(None)
@@ -158,14 +156,13 @@ class EndpointSimulator:
         timeout: float = 60.0,
     ):
         from autocoa.coa.llm import EndpointChat
+        from autocoa.jsonl import read_jsonl, trim_jsonl
 
         self.chat = EndpointChat(url, model, api_key=api_key, max_tokens=max_tokens, timeout=timeout)
         self.model, self.cache_path = model, Path(cache)
         self.golds, self.questions = golds, questions or {}
         self.cache: dict[str, str] = {}
         self.hits = self.calls = 0
-        from autocoa.jsonl import read_jsonl, trim_jsonl
-
         if self.cache_path.exists():
             trim_jsonl(self.cache_path, lambda row: "key" in row)  # a line torn by a kill: asked again
             for n, row in read_jsonl(self.cache_path):

@@ -274,14 +274,16 @@ def sft_stage(
 
 def unused_simulator_fields(rl_cfg: Any) -> set[str]:
     """The simulator fields an RL stage's fingerprint leaves out: all of them with the world model
-    (the default) or without simulated steps, so that directories from before the option keep their fingerprints; the
-    oracle's its fidelity only.
+    (the default) or without simulated steps, so that directories from before the option keep
+    their fingerprints; the oracle's its fidelity only.
 
     >>> from autocoa.train.rl_config import RLConfig
     >>> len(unused_simulator_fields(RLConfig())), sorted(unused_simulator_fields(RLConfig(simulator="oracle")))
     (5, ['simulator_gold', 'simulator_model', 'simulator_url'])
     """
-    fields = {"simulator", "simulator_fidelity", "simulator_url", "simulator_model", "simulator_gold"}
+    from autocoa.train.rl_config import SIMULATOR_FIELDS
+
+    fields = set(SIMULATOR_FIELDS)
     if rl_cfg.simulator == "model" or not rl_cfg.sim_steps:  # no simulated step: no simulator runs
         return fields
     return fields - {"simulator", "simulator_fidelity"} if rl_cfg.simulator == "oracle" else {"simulator_fidelity"}

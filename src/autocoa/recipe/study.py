@@ -268,8 +268,10 @@ def fidelity_curve_grid(cfg: RecipeConfig, root: Path) -> Grid:
         raise ValueError(f"the fidelity curve needs simulated and real steps: the preset has {total} RL step")
     sim = min(split_steps(total, PAPER_RATIO)[0], total - 1)  # at least one real step (short runs)
     real = total - sim
-    defaults = {"simulator_fidelity": 1.0, "simulator_url": None, "simulator_model": "default", "simulator_gold": False}
-    model_cfg = _with_simulator(cfg, simulator="model", **defaults)
+    from autocoa.train.rl_config import SIMULATOR_FIELDS, RLConfig
+
+    # the world model with every simulator field at its default (a recipe's endpoint settings dropped)
+    model_cfg = _with_simulator(cfg, **{k: RLConfig.model_fields[k].default for k in SIMULATOR_FIELDS})
     runs: list[tuple[str, Stage, dict[str, Any]]] = []
     for p in FIDELITIES:
         if p == 0:

@@ -14,6 +14,8 @@ from autocoa.train.stage_config import LM_HEAD_HELP
 from autocoa.train.tracking import REPORT_TO_HELP
 
 Env = Literal["simulated", "real"]
+# the fields that choose and set the simulated steps' simulator (autocoa.agent.simulators)
+SIMULATOR_FIELDS = ("simulator", "simulator_fidelity", "simulator_url", "simulator_model", "simulator_gold")
 # The rollouts' budget and sampling fields are AgentConfig's (constraints and help texts declared
 # there, once); RL only sets its own defaults. Sampling must be stochastic in GRPO: temperature > 0.
 ROLLOUT_FIELDS = ("max_actions", "max_new_tokens", "max_obs_tokens", "max_answer_tokens", "temperature", "top_p")
