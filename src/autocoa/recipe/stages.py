@@ -236,6 +236,15 @@ def synth_stage(cfg: RecipeConfig, root: Path) -> Stage:
     return Stage("data", root / "data", run, synth_cfg.model_dump(mode="json"), deps=deps)
 
 
+NEWER_SFT_FIELDS = {
+    "batches": "random",
+    "compile": False,
+    "optimizer": "adamw",
+    "padding_free": False,
+    "padding_mask": "kept",
+}
+
+
 def sft_stage(
     stage: str, src: str, dst: str, stage_cfg: Any, root: Path, pool: bool = False, reads: str | None = None
 ) -> Stage:
@@ -266,8 +275,9 @@ def sft_stage(
     # fingerprint when off, so that directories from before the option keep theirs
     replay = bool(getattr(stage_cfg, "replay_ratio", 0))
     unused = set() if replay else {"replay_ratio", "replay_block"}
-    if getattr(stage_cfg, "batches", "random") == "random":  # as before the field: the same fingerprint
-        unused.add("batches")
+    # fields newer than the studies' directories, at the value that means "as before the field":
+    # left out, so that those directories keep their fingerprints
+    unused |= {f for f, before in NEWER_SFT_FIELDS.items() if getattr(stage_cfg, f, before) == before}
     config = {"stage": stage, "cfg": stage_cfg.model_dump(mode="json", exclude=unused), "pool": pool}
     return Stage(dst, root / dst, run, config, deps=(reads or src, "data"))
 

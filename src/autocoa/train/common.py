@@ -103,7 +103,22 @@ def trainer_args(cfg: SFTConfig, out_dir: Path, progress: bool) -> dict[str, Any
         dataloader_num_workers=0,
         ddp_find_unused_parameters=False,  # every parameter gets a gradient; skips a graph traversal per step
         disable_tqdm=not progress,
+        optim="adamw_torch_fused" if cfg.optimizer == "adamw_fused" else "adamw_torch",
+        torch_compile=cfg.compile and can_compile(),
     )
+
+
+def can_compile() -> bool:
+    """Whether ``torch.compile``'s CPU backend can build here (it needs a C++ compiler); when it
+    cannot, say so in one line and train eager."""
+    import shutil
+
+    import torch
+
+    if torch.cuda.is_available() or any(shutil.which(c) for c in ("c++", "g++", "clang++")):
+        return True
+    warnings.warn("compile: no C++ compiler (c++, g++ or clang++) on PATH; training eager", stacklevel=3)
+    return False
 
 
 def quiet_libraries(progress: bool) -> None:
@@ -215,3 +230,31 @@ def lm_head_positions(which: str) -> Iterator[None]:
         yield
     finally:
         trl_utils._use_triton = original
+
+
+def right_padded(mask: Any) -> bool:
+    """Whether every row of a 2-D attention mask is ones then zeros (padding on the right only).
+
+    >>> import torch
+    >>> right_padded(torch.tensor([[1, 1, 0], [1, 1, 1]])), right_padded(torch.tensor([[0, 1, 1]]))
+    (True, False)
+    """
+    return bool((mask[:, 1:] <= mask[:, :-1]).all())
+
+
+def causal_padding(backbone: Any) -> Any:
+    """Let ``backbone`` (a decoder's stack, as the LM head calls it) drop the attention mask of a
+    right-padded batch, so attention runs causal-only (SDPA's ``is_causal`` path, no mask tensor).
+
+    The same result at every real position: a real token attends only to the tokens before it,
+    all real when the padding is on the right, and position ids count from 0 either way. Padded
+    positions compute something else, but carry no label, so no loss and no gradient. A batch
+    padded elsewhere (left, or packed) keeps its mask. Returns the hook's handle."""
+
+    def drop_right_padding_mask(module: Any, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+        mask = kwargs.get("attention_mask")
+        if mask is not None and mask.dim() == 2 and kwargs.get("position_ids") is None and right_padded(mask):
+            kwargs = {**kwargs, "attention_mask": None}
+        return args, kwargs
+
+    return backbone.register_forward_pre_hook(drop_right_padding_mask, with_kwargs=True)

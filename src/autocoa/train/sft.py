@@ -29,11 +29,12 @@ from __future__ import annotations
 import json
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from autocoa.runlock import holds_lock
-from autocoa.train.common import lm_head_positions, quiet_libraries, quiet_trainer, trainer_args
+from autocoa.train.common import causal_padding, lm_head_positions, quiet_libraries, quiet_trainer, trainer_args
 from autocoa.train.examples import check_rows, masked_example, mix_rows, read_rows, replay_examples, trajectory_of
 from autocoa.train.stage_config import SFTConfig, config_for
 
@@ -108,20 +109,27 @@ def build_sft_trainer(
     from trl import SFTConfig as TRLSFTConfig
     from trl import SFTTrainer
 
+    padding_free = getattr(cfg, "padding_free", False)
     sampling = "group_by_length" if getattr(cfg, "batches", "random") == "by_length" else "random"
     args = TRLSFTConfig(
         **trainer_args(cfg, out_dir, progress),
-        max_length=cfg.max_length,
+        # examples are truncated to max_length when tokenized (masked_example); TRL refuses padding-free
+        # rows with a max_length it would not enforce
+        max_length=None if padding_free else cfg.max_length,
         packing=False,
+        padding_free=padding_free,
         train_sampling_strategy=sampling,
     )
-    return SFTTrainer(
+    trainer = SFTTrainer(
         model=model,
         args=args,
         train_dataset=Dataset.from_list(examples),
         processing_class=tokenizer,
         callbacks=callbacks,
     )
+    if getattr(cfg, "padding_mask", "kept") == "causal":
+        causal_padding(trainer.model.get_decoder())
+    return trainer
 
 
 # long: the runner of the three SFT stages in order: inputs checked, resume, trainer, train, save, summary
@@ -137,13 +145,15 @@ def train_sft(
     progress: bool = True,
     pool_path: str | Path | None = None,
     replay_path: str | Path | None = None,
+    instrument: Callable[[Any], None] | None = None,
 ) -> dict:
     """Train one SFT stage (``sft1``, ``sft2`` or ``sft3``) from ``model_path`` on ``data_path``.
 
     Saves the model and tokenizer to ``out_dir`` with ``sft_config.yaml``, ``sft.json`` (the
     summary, also returned) and the DONE marker. An unfinished run in ``out_dir`` is resumed from
     its last complete checkpoint; a finished one is refused unless ``overwrite``. Works the same
-    under ``accelerate launch`` (every process calls it; rank 0 writes).
+    under ``accelerate launch`` (every process calls it; rank 0 writes). ``instrument`` is called
+    with the trainer before it trains (bench/bench_train.py times its steps' parts through it).
     """
     from accelerate import PartialState
 
@@ -192,6 +202,8 @@ def train_sft(
     quiet_trainer(trainer, progress)
     restore_token_count(trainer, out_dir / "metrics.jsonl", ckpt)
     prepare_seconds = time.perf_counter() - t0
+    if instrument is not None:
+        instrument(trainer)
 
     t1 = time.perf_counter()
     with lm_head_positions(getattr(cfg, "lm_head", "all")):  # SFT-1's CPO trainer has no fused head

@@ -50,6 +50,16 @@ class SFTConfig(Config):
         description="LoRA (peft) of this rank on every linear layer, plus the tag tokens' embedding rows, merged "
         "into the saved model; 0 = full fine-tuning",
     )
+    compile: bool = Field(
+        False,
+        description="torch.compile the model (inductor; the compile time counts in the stage's); without a C++ "
+        "compiler the stage runs eager, with a one-line notice (docs/benchmarks.md#training)",
+    )
+    optimizer: Literal["adamw", "adamw_fused"] = Field(
+        "adamw",
+        description="AdamW's update: adamw = a loop over the parameters (torch's choice off a GPU), adamw_fused = one "
+        "fused kernel for all of them (the same update; docs/benchmarks.md#training)",
+    )
     prompt: Literal["system", "short"] | None = Field(
         None,
         description="a chat model's prompt from this stage on, saved with the checkpoint: system (a system "
@@ -87,6 +97,17 @@ class MaskedSFTConfig(SFTConfig):
     """SFT-stage2 (observations masked) and -stage3 (observations trained)."""
 
     lm_head: Literal["all", "trained"] = Field("all", description=LM_HEAD_HELP)
+    padding_mask: Literal["kept", "causal"] = Field(
+        "kept",
+        description="a right-padded batch's attention: kept = SDPA with the padding mask; causal = the mask dropped "
+        "(causal-only attention: the same result at every real position, since padding follows them; "
+        "docs/benchmarks.md#training)",
+    )
+    padding_free: bool = Field(
+        False,
+        description="a batch's examples concatenated into one row without padding, each attending only to itself "
+        "(position ids restart per example: the same loss as padded rows; docs/benchmarks.md#training)",
+    )
 
     cot_ratio: float = Field(
         0.2,
