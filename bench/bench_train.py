@@ -42,9 +42,11 @@ LEVERS = {
     "adamw_fused": {"optimizer": "adamw_fused"},
     "padding_mask=causal": {"padding_mask": "causal"},
     "padding_free": {"padding_free": True},
+    "batch_splits=2": {"batch_splits": 2},
+    "batch_splits=3": {"batch_splits": 3},
     "compile": {"compile": True},
 }
-DEFAULT_ARMS = ("default", *LEVERS, "lm_head=trained+adamw_fused+padding_mask=causal+compile")
+DEFAULT_ARMS = ("default", *LEVERS, "batch_splits=3+compile")
 
 
 def arm_config(name: str) -> dict[str, Any]:
@@ -57,9 +59,13 @@ def arm_config(name: str) -> dict[str, Any]:
         return {}
     update: dict[str, Any] = {}
     for lever in name.split("+"):
-        if lever not in LEVERS:
-            raise SystemExit(f"--arms: unknown lever {lever!r}; levers: {', '.join(LEVERS)} (or default)")
-        update |= LEVERS[lever]
+        if lever in LEVERS:
+            update |= LEVERS[lever]
+        elif "=" in lever:  # any SFT-2 field: batch_splits=4
+            key, value = lever.split("=", 1)
+            update[key] = int(value) if value.isdigit() else value
+        else:
+            raise SystemExit(f"--arms: unknown lever {lever!r}; levers: {', '.join(LEVERS)}, FIELD=VALUE (or default)")
     return update
 
 
@@ -99,7 +105,7 @@ class StepClock:
             for b in batches:
                 mask = b.get("attention_mask")
                 clock.current["tokens"] += int(mask.sum()) if mask is not None else b["input_ids"].numel()
-                clock.current["padded_tokens"] += b["input_ids"].numel()
+                clock.current["fetched"] += 1
             return batches, n
 
         trainer.get_batch_samples = get_batch_samples
@@ -136,6 +142,8 @@ class StepClock:
     def _hook_forward(self, module: Any, part: str) -> None:
         def pre(mod, args, kwargs):
             self._t_fwd = getattr(self, "_t_fwd", {}) | {part: time.perf_counter()}
+            if part == "model_forward":  # the tokens the forward computes, padding included
+                self.current["computed_tokens"] += kwargs["input_ids"].numel()
 
         def post(mod, args, kwargs, out):
             self.current[part] += time.perf_counter() - self._t_fwd[part]
@@ -145,7 +153,7 @@ class StepClock:
 
     def close(self) -> None:
         now = time.perf_counter()
-        if not self.current.get("padded_tokens"):  # the epoch's closing log, after the last step
+        if not self.current.get("fetched"):  # the epoch's closing log, after the last step
             self.current, self.step_start = defaultdict(float), now
             return
         c = dict(self.current)
@@ -172,7 +180,7 @@ class StepClock:
         return {
             "tokens_per_s": round(sum(s["tokens"] for s in steady) / total, 1),
             "s_per_step": round(per_step, 4),
-            "padding": round(1 - sum(s["tokens"] for s in steady) / sum(s["padded_tokens"] for s in steady), 3),
+            "padding": round(1 - sum(s["tokens"] for s in steady) / sum(s["computed_tokens"] for s in steady), 3),
             "one_off_s": round(sum(s["total"] for s in self.steps[:warmup]) - warmup * per_step, 1),
             "parts": parts,
         }

@@ -127,3 +127,58 @@ def test_compile_without_a_cxx_compiler_trains_eager_with_a_notice(tmp_path, mon
     assert trainer_args(MaskedSFTConfig(), tmp_path, progress=False)["torch_compile"] is False
     monkeypatch.setattr(shutil, "which", lambda name: "/usr/bin/" + name)
     assert trainer_args(MaskedSFTConfig(compile=True), tmp_path, progress=False)["torch_compile"] is True
+
+
+def _one_step(tokenizer, tmp_path, examples, **cfg):
+    """One trainer step as the training loop runs it (training_step with num_items_in_batch):
+    the loss it returns, the gradients, and the entropy and accuracy it logs."""
+    model = tiny_llama(tokenizer, seed=0)
+    trainer = build_sft_trainer(
+        model, tokenizer, examples, MaskedSFTConfig(**FAST, batch_size=len(examples), **cfg), tmp_path, progress=False
+    )
+    trainer.create_optimizer()
+    batch = trainer.data_collator(examples)
+    n_items = (batch["labels"][:, 1:] != -100).sum()
+    loss = trainer.training_step(trainer.model, batch, num_items_in_batch=n_items).item()
+    metrics = {k: list(v) for k, v in trainer._metrics["train"].items()}
+    return loss, {n: p.grad.clone() for n, p in trainer.model.named_parameters()}, metrics
+
+
+def test_a_batch_split_by_length_has_the_whole_batchs_loss_gradients_and_metrics(tokenizer, tmp_path, monkeypatch):
+    """batch_splits: the same step as the whole batch (loss, every gradient, the logged entropy,
+    accuracy and token count), run as groups padded less (the forward sees fewer padded tokens)."""
+    from autocoa.train import batch_split
+
+    examples = [masked_example(coa_traj(*p), tokenizer, True, 4096) for p in PEOPLE[:4]]
+    examples[1] = {k: v[: len(v) // 2] for k, v in examples[1].items()}
+    examples[3] = {k: v[: len(v) // 2 + 3] for k, v in examples[3].items()}
+    loss, grads, metrics = _one_step(tokenizer, tmp_path / "a", examples)
+    seen = []
+    rows_of = batch_split.rows_of
+    monkeypatch.setattr(batch_split, "rows_of", lambda inputs, rows: seen.append(rows_of(inputs, rows)) or seen[-1])
+    loss_split, grads_split, metrics_split = _one_step(tokenizer, tmp_path / "b", examples, batch_splits=2)
+    assert len(seen) == 2 and sorted(r for part in seen for r in part["input_ids"].shape[:1]) == [2, 2]
+    lengths = sorted(len(e["input_ids"]) for e in examples)
+    assert sum(p["input_ids"].numel() for p in seen) < 4 * lengths[-1]  # less padding than the whole batch
+    assert loss_split == pytest.approx(loss, rel=1e-5)
+    for name, g in grads.items():
+        torch.testing.assert_close(grads_split[name], g, rtol=1e-4, atol=1e-6, msg=name)
+    for key in ("entropy", "mean_token_accuracy"):
+        assert len(metrics_split[key]) == 1 and metrics_split[key][0] == pytest.approx(metrics[key][0], rel=1e-5)
+    assert metrics_split["num_tokens"] == metrics["num_tokens"]
+
+
+def test_length_groups_pad_least():
+    from autocoa.train.batch_split import length_groups
+
+    lengths = [30, 100, 31, 99, 60, 29]
+    groups = length_groups(lengths, 3)
+    assert sorted(i for g in groups for i in g) == list(range(6))
+    area = sum(len(g) * max(lengths[i] for i in g) for g in groups)
+    assert area == 3 * 31 + 60 + 2 * 100  # the three clusters
+    assert length_groups(lengths, 1) == [sorted(range(6), key=lambda i: lengths[i])]
+
+
+def test_padding_free_and_batch_splits_are_one_choice():
+    with pytest.raises(ValueError, match="choose one"):
+        MaskedSFTConfig(padding_free=True, batch_splits=2)

@@ -260,6 +260,9 @@ def scale_preset() -> RecipeConfig:
         # (batches: by_length) halves SFT-2's step time but took seed 0's SFT-1&2&3 from 0.730 to
         # 0.387 (missed searches 0.08 -> 0.29 a question: the short, search-free CoT rows fill
         # whole batches)
+        # batch_splits: each batch of 8 runs as up to 3 groups sorted by length (the same examples,
+        # loss and gradient; 44% of a whole batch's tokens were padding): SFT-2 1.49-1.58x the real
+        # tokens/s (bench/bench_train.py, docs/benchmarks.md#training)
         sft2=MaskedSFTConfig(
             max_steps=SFT2_STEPS,
             batch_size=8,
@@ -268,6 +271,7 @@ def scale_preset() -> RecipeConfig:
             save_steps=100,
             logging_steps=25,
             warmup_ratio=0.02,
+            batch_splits=3,
         ),
         sft3=MaskedSFTConfig(
             epochs=1.0,
@@ -278,6 +282,7 @@ def scale_preset() -> RecipeConfig:
             save_steps=50,
             logging_steps=25,
             observations_in="all",
+            batch_splits=3,
         ),
         # RL in the real environment only, at a learning rate that moves the policy. Measured from
         # seeds 0-2's SFT-1&2&3 (docs/scale-model.md): the paper's 15 simulated + 3 real steps at

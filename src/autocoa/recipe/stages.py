@@ -242,6 +242,7 @@ NEWER_SFT_FIELDS = {
     "optimizer": "adamw",
     "padding_free": False,
     "padding_mask": "kept",
+    "batch_splits": 1,
 }
 
 

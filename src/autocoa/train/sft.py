@@ -107,7 +107,8 @@ def build_sft_trainer(
     """TRL ``SFTTrainer`` over pre-tokenized ``{"input_ids", "labels"}`` examples."""
     from datasets import Dataset
     from trl import SFTConfig as TRLSFTConfig
-    from trl import SFTTrainer
+
+    from autocoa.train.batch_split import sft_trainer_class
 
     padding_free = getattr(cfg, "padding_free", False)
     sampling = "group_by_length" if getattr(cfg, "batches", "random") == "by_length" else "random"
@@ -120,7 +121,7 @@ def build_sft_trainer(
         padding_free=padding_free,
         train_sampling_strategy=sampling,
     )
-    trainer = SFTTrainer(
+    trainer = sft_trainer_class(getattr(cfg, "batch_splits", 1))(
         model=model,
         args=args,
         train_dataset=Dataset.from_list(examples),

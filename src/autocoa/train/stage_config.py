@@ -97,6 +97,14 @@ class MaskedSFTConfig(SFTConfig):
     """SFT-stage2 (observations masked) and -stage3 (observations trained)."""
 
     lm_head: Literal["all", "trained"] = Field("all", description=LM_HEAD_HELP)
+    batch_splits: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="each batch run as up to this many groups of its examples sorted by length, each padded only to "
+        "its own longest: the same examples, loss and gradient, less padding (autocoa.train.batch_split; "
+        "docs/benchmarks.md#training); 1 = the batch whole",
+    )
     padding_mask: Literal["kept", "causal"] = Field(
         "kept",
         description="a right-padded batch's attention: kept = SDPA with the padding mask; causal = the mask dropped "
@@ -146,6 +154,12 @@ class MaskedSFTConfig(SFTConfig):
         "the --pool-data rows (the others keep them masked, as in sft2: a world model trained to state facts it "
         "cannot know learns only to invent them)",
     )
+
+    @model_validator(mode="after")
+    def _one_way_to_drop_padding(self) -> MaskedSFTConfig:
+        if self.padding_free and self.batch_splits > 1:
+            raise ValueError("padding_free and batch_splits > 1 each remove the padding; choose one")
+        return self
 
 
 class ContrastiveConfig(SFTConfig):
