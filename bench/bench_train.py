@@ -2,7 +2,8 @@
 
 Times ``autocoa train sft2`` as the recipe runs it (TRL's SFTTrainer, the default recipe's SFT-2
 settings, the CoT mix) for ``--steps`` optimizer steps, once per *arm* (the default, then each
-speed lever of docs/benchmarks.md#training on its own, then all of them), against a bare loop
+speed lever of docs/benchmarks.md#training on top of it, and ``batch_splits=1``: the default
+before its batches were split), against a bare loop
 over the same model: the same examples' tokens packed into rows with no padding, a plain
 ``model(input_ids, labels=input_ids)`` loss, AdamW and gradient clipping, eager and
 ``torch.compile``d. Both count real tokens only (no padding), over the steady steps (after
@@ -41,12 +42,11 @@ LEVERS = {
     "lm_head=trained": {"lm_head": "trained"},
     "adamw_fused": {"optimizer": "adamw_fused"},
     "padding_mask=causal": {"padding_mask": "causal"},
-    "padding_free": {"padding_free": True},
-    "batch_splits=2": {"batch_splits": 2},
-    "batch_splits=3": {"batch_splits": 3},
+    "padding_free": {"padding_free": True, "batch_splits": 1},  # the other way to drop padding
     "compile": {"compile": True},
 }
-DEFAULT_ARMS = ("default", *LEVERS, "batch_splits=3+compile")
+# the default preset as it is (batch_splits 3), as it was before batch_splits, then each lever
+DEFAULT_ARMS = ("default", "batch_splits=1", *LEVERS)
 
 
 def arm_config(name: str) -> dict[str, Any]:
@@ -125,9 +125,6 @@ class StepClock:
             def on_optimizer_step(self, args, state, control, **kwargs):
                 clock.current["optimizer"] += time.perf_counter() - clock.t_opt
 
-            def on_step_end(self, args, state, control, **kwargs):
-                clock.t_end = time.perf_counter()
-
         trainer.add_callback(Steps())
         # a step ends after its logging and checkpointing: close it there
         log_save = trainer._maybe_log_save_evaluate
@@ -186,21 +183,33 @@ class StepClock:
         }
 
 
-def run_arm(model: Path, data: Path, cot: Path | None, steps: int, update: dict, out: Path, warmup: int) -> dict:
-    """One arm: the default recipe's SFT-2 for ``steps`` steps with ``update`` applied, timed."""
+def run_arm(
+    model: Path, data: Path, cot: Path | None, steps: int, update: dict, out: Path, warmup: int
+) -> tuple[dict, list[list[int]]]:
+    """One arm: the default recipe's SFT-2 for ``steps`` steps with ``update`` applied, timed;
+    and the token ids of the examples its trainer saw (the bare loop packs them)."""
     from autocoa.recipe.config import preset
     from autocoa.train.sft import train_sft
 
     base = preset("default").sft2
-    cfg = base.model_copy(update={"max_steps": steps, **update})
-    if cot is None:
-        cfg = cfg.model_copy(update={"cot_ratio": 0.0})
-    clock = StepClock()
-    summary = train_sft("sft2", model, data, out, cfg, cot_path=cot, progress=False, instrument=clock.attach)
-    return {**clock.summary(warmup), "train_seconds": summary["train_seconds"], "loss_last": summary["last"]}
+    # validated: an arm that sets a field wrongly, or two that exclude each other, is refused by name
+    cfg = type(base).model_validate(
+        {**base.model_dump(), "max_steps": steps, **update, **({"cot_ratio": 0.0} if cot is None else {})}
+    )
+    clock, seen = StepClock(), []
+
+    def instrument(trainer: Any) -> None:
+        clock.attach(trainer)
+        seen.extend(trainer.train_dataset["input_ids"])
+
+    summary = train_sft("sft2", model, data, out, cfg, cot_path=cot, progress=False, instrument=instrument)
+    timed = {**clock.summary(warmup), "train_seconds": summary["train_seconds"], "loss_last": summary["last"]}
+    return timed, seen
 
 
-def bare_loop(model_dir: Path, examples: list[dict], steps: int, batch: int, row_len: int, compiled: bool, warmup: int):
+def bare_loop(
+    model_dir: Path, examples: list[list[int]], steps: int, batch: int, row_len: int, compiled: bool, warmup: int
+):
     """The ceiling: the same model trained on the same tokens packed ``batch`` x ``row_len`` with
     no padding, a plain full-logits loss, AdamW (the recipe's peak lr) and clipping; real tokens/s
     over the steady steps."""
@@ -210,7 +219,7 @@ def bare_loop(model_dir: Path, examples: list[dict], steps: int, batch: int, row
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32)
     model.train()
-    stream = torch.tensor([t for e in examples for t in e["input_ids"]])
+    stream = torch.tensor([t for ids in examples for t in ids])
     n_rows = len(stream) // row_len
     rows = stream[: n_rows * row_len].view(n_rows, row_len)
     opt = torch.optim.AdamW(model.parameters(), lr=2e-3)
@@ -242,17 +251,6 @@ def default_inputs(root: Path) -> tuple[Path, Path, Path]:
     cfg = for_seed(preset("default"), 0)
     run_stages([s for s in recipe_stages(cfg, root) if s.name in ("world", "index", "base", "data")])
     return root / "base", root / "data" / "coa.jsonl", root / "data" / "cot.jsonl"
-
-
-def examples_of(model: Path, data: Path, cot: Path | None) -> list[dict]:
-    """The SFT-2 examples the trainer sees (the bare loop packs their tokens)."""
-    from autocoa.models import load_model
-    from autocoa.recipe.config import preset
-    from autocoa.train.sft import sft_examples
-
-    _, tok = load_model(model, device="cpu", dtype="fp32", for_training=True)
-    cfg = preset("default").sft2 if cot is not None else preset("default").sft2.model_copy(update={"cot_ratio": 0.0})
-    return sft_examples(data, tok, cfg, mask_observations=True, cot_path=cot)[0]
 
 
 def table(results: dict[str, dict], ceiling: float) -> str:
@@ -292,11 +290,12 @@ def main() -> None:
         model = args.model or model
         results: dict[str, dict] = {}
         for name, update in arms.items():
-            results[name] = run_arm(model, data, cot, args.steps, update, root / name.replace("+", "_"), args.warmup)
+            results[name], examples = run_arm(
+                model, data, cot, args.steps, update, root / name.replace("+", "_"), args.warmup
+            )
             print(f"{name}: {results[name]['tokens_per_s']:,.0f} real tokens/s", flush=True)
-        examples = examples_of(model, data, cot)
         batch = preset_batch()
-        row_len = round(sum(len(e["input_ids"]) for e in examples) / len(examples))
+        row_len = round(sum(len(ids) for ids in examples) / len(examples))
         for compiled in (False, True):
             name = f"bare loop ({'compiled' if compiled else 'eager'}, {batch} x {row_len})"
             results[name] = bare_loop(model, examples, args.steps, batch, row_len, compiled, args.warmup)

@@ -16,6 +16,7 @@ which examples share a step (``group_by_length``) or concatenate the batch into 
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 
@@ -81,10 +82,8 @@ def sft_trainer_class(splits: int) -> type:
             for n, rows in enumerate(groups):
                 part = rows_of(inputs, rows)
                 counts.append(self.accelerator.gather_for_metrics((part["labels"][:, 1:] != -100).sum()).sum())
-                if n < len(groups) - 1:  # gradients synchronised once, after the last group
-                    with self.accelerator.no_sync(model):
-                        loss = loss + super().training_step(model, part, num_items_in_batch)
-                else:
+                last = n == len(groups) - 1  # gradients synchronised once, after the last group
+                with contextlib.nullcontext() if last else self.accelerator.no_sync(model):
                     loss = loss + super().training_step(model, part, num_items_in_batch)
             # the batch's entropy and accuracy as one batch would log them: weighted by trained tokens
             total = sum(counts)
